@@ -1,0 +1,336 @@
+//! The REST surface for resources: maps method + URL to store operations, decodes bodies
+//! (JSON, YAML), encodes answers, and turns every failure into a Status.
+
+use std::sync::Arc;
+
+use api::ResourceDef;
+use api::registry::Subresource;
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode, header};
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult, success_status};
+use crate::patch::{self, PatchType};
+use crate::request::{ListOptions, Query, parse_resource_path};
+use crate::store::{Store, list_body};
+use crate::write::DeleteOptions;
+
+/// JSON response with a status code.
+pub fn json_response(code: StatusCode, value: &Value) -> Response {
+    (
+        code,
+        [(header::CONTENT_TYPE, "application/json")],
+        serde_json::to_vec(value).unwrap_or_default(),
+    )
+        .into_response()
+}
+
+/// Decodes a request body by its Content-Type.
+pub fn decode_body(headers: &HeaderMap, body: &[u8]) -> ApiResult<Value> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    let media = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request("the body of the request was empty"));
+    }
+    match media.as_str() {
+        "application/json" | "" | "*/*" | "text/plain" => serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("the body of the request could not be decoded as JSON: {e}"))),
+        "application/yaml" | "application/x-yaml" | "text/yaml" => {
+            let text =
+                std::str::from_utf8(body).map_err(|_| ApiError::bad_request("the YAML body is not valid UTF-8"))?;
+            serde_saphyr::from_str::<Value>(text).map_err(|e| {
+                ApiError::bad_request(format!("the body of the request could not be decoded as YAML: {e}"))
+            })
+        }
+        other => Err(ApiError::unsupported_media_type(other)),
+    }
+}
+
+/// Rejects an Accept header we cannot satisfy (we answer JSON).
+fn check_accept(headers: &HeaderMap) -> ApiResult<()> {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return Ok(());
+    };
+    let acceptable = accept.split(',').any(|part| {
+        let media = part.split(';').next().unwrap_or("").trim();
+        matches!(
+            media,
+            "application/json" | "*/*" | "application/*" | "" | "application/yaml"
+        )
+    });
+    if acceptable {
+        Ok(())
+    } else {
+        Err(ApiError::not_acceptable())
+    }
+}
+
+/// Entry point for `/api/...` and `/apis/...` resource URLs.
+pub async fn serve_resource(
+    state: Arc<AppState>,
+    core: bool,
+    method: Method,
+    path: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Response {
+    match route(state, core, method, path, query, headers, body).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn route(
+    state: Arc<AppState>,
+    core: bool,
+    method: Method,
+    path: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let request = parse_resource_path(core, &segments)?;
+    let query = Query::parse(query)?;
+    check_accept(headers)?;
+    let store = state.store.clone();
+    let def = request.def;
+    let ns = request.namespace.as_deref();
+    if def.namespaced && request.name.is_some() && ns.is_none() {
+        // A namespaced object addressed without its namespace.
+        return Err(ApiError::path_not_found());
+    }
+    if request.legacy_watch && method != Method::GET {
+        return Err(ApiError::method_not_allowed());
+    }
+    match (&method, request.name.as_deref(), request.subresource) {
+        (&Method::GET, None, None) => {
+            let mut options = ListOptions::from_query(def, &query)?;
+            options.watch |= request.legacy_watch;
+            if options.watch {
+                let stream = crate::watch::watch(store, def, request.namespace.clone(), options).await?;
+                return Ok(Response::builder()
+                    .status(StatusCode::OK)
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .header(header::CACHE_CONTROL, "no-cache, private")
+                    .body(Body::from_stream(stream))
+                    .unwrap_or_else(|_| ApiError::internal("building the watch response").into_response()));
+            }
+            let result = store.list(def, ns, &options).await?;
+            Ok(json_response(StatusCode::OK, &list_body(def, &result)))
+        }
+        (&Method::GET, Some(name), sub) => {
+            let mut options = ListOptions::from_query(def, &query)?;
+            if request.legacy_watch || options.watch {
+                // Watch of one object: a watch with a metadata.name field selector.
+                options.field_selector = Some(
+                    api::selector::FieldSelector::parse(&format!("metadata.name={name}"))
+                        .map_err(|e| ApiError::bad_request(e.to_string()))?,
+                );
+                options.watch = true;
+                let stream = crate::watch::watch(store, def, request.namespace.clone(), options).await?;
+                return Ok(Response::builder()
+                    .status(StatusCode::OK)
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Body::from_stream(stream))
+                    .unwrap_or_else(|_| ApiError::internal("building the watch response").into_response()));
+            }
+            let object = store
+                .get(def, ns, name, query.get("resourceVersion").filter(|s| !s.is_empty()))
+                .await?;
+            match sub {
+                Some(Subresource::Scale) => Ok(json_response(StatusCode::OK, &scale_of(def, &object))),
+                Some(Subresource::Binding) | Some(Subresource::Eviction) | Some(Subresource::Finalize) => {
+                    Err(ApiError::method_not_allowed())
+                }
+                _ => Ok(json_response(StatusCode::OK, &object)),
+            }
+        }
+        (&Method::POST, None, None) => {
+            let object = decode_body(headers, &body)?;
+            let created = store.create(def, ns, object, query.dry_run()?).await?;
+            Ok(json_response(StatusCode::CREATED, &created))
+        }
+        (&Method::POST, Some(name), Some(Subresource::Binding)) => {
+            let binding = decode_body(headers, &body)?;
+            store
+                .bind(ns.unwrap_or_default(), name, &binding, query.dry_run()?)
+                .await?;
+            Ok(json_response(
+                StatusCode::CREATED,
+                &success_status("", "pods", name, None),
+            ))
+        }
+        (&Method::POST, Some(name), Some(Subresource::Eviction)) => {
+            let eviction = decode_body(headers, &body)?;
+            let delete_body = eviction.get("deleteOptions").cloned().unwrap_or(Value::Null);
+            let mut options = DeleteOptions::parse(&delete_body, &query)?;
+            options.dry_run |= query.dry_run()?;
+            store.delete(def, ns, name, &options).await?;
+            Ok(json_response(
+                StatusCode::CREATED,
+                &success_status("", "pods", name, None),
+            ))
+        }
+        (&Method::PUT, Some(name), sub @ (None | Some(Subresource::Status) | Some(Subresource::Finalize))) => {
+            let object = decode_body(headers, &body)?;
+            let updated = store
+                .update(def, ns, name, sub, query.dry_run()?, |_| Ok(object.clone()))
+                .await?;
+            Ok(json_response(StatusCode::OK, &updated))
+        }
+        (&Method::PUT, Some(name), Some(Subresource::Scale)) => {
+            let scale = decode_body(headers, &body)?;
+            let updated = update_scale(&store, def, ns, name, query.dry_run()?, |_| Ok(scale.clone())).await?;
+            Ok(json_response(StatusCode::OK, &updated))
+        }
+        (&Method::PATCH, Some(name), sub @ (None | Some(Subresource::Status) | Some(Subresource::Scale))) => {
+            let content_type = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let kind = PatchType::from_content_type(content_type)?;
+            let dry_run = query.dry_run()?;
+            if sub == Some(Subresource::Scale) {
+                let updated = update_scale(&store, def, ns, name, dry_run, |current| {
+                    patch::apply(kind, current, &body)
+                })
+                .await?;
+                return Ok(json_response(StatusCode::OK, &updated));
+            }
+            let updated = store
+                .update(def, ns, name, sub, dry_run, |current| {
+                    patch::apply(kind, current, &body)
+                })
+                .await?;
+            Ok(json_response(StatusCode::OK, &updated))
+        }
+        (&Method::DELETE, Some(name), None) => {
+            let body_value = if body.iter().all(u8::is_ascii_whitespace) {
+                Value::Null
+            } else {
+                decode_body(headers, &body)?
+            };
+            let options = DeleteOptions::parse(&body_value, &query)?;
+            let deleted = store.delete(def, ns, name, &options).await?;
+            if !deleted.removed || returns_deleted_object(def) {
+                return Ok(json_response(StatusCode::OK, &deleted.object));
+            }
+            let uid = deleted.object["metadata"]["uid"].as_str();
+            Ok(json_response(
+                StatusCode::OK,
+                &success_status(def.group, def.plural, name, uid),
+            ))
+        }
+        (&Method::DELETE, None, None) if def.delete_collection => {
+            let body_value = if body.iter().all(u8::is_ascii_whitespace) {
+                Value::Null
+            } else {
+                decode_body(headers, &body)?
+            };
+            let options = DeleteOptions::parse(&body_value, &query)?;
+            let list_options = ListOptions::from_query(def, &query)?;
+            let listed = store.list(def, ns, &list_options).await?;
+            let mut items = Vec::new();
+            for object in &listed.items {
+                let name = object["metadata"]["name"].as_str().unwrap_or_default();
+                let object_ns = object["metadata"]["namespace"].as_str();
+                match store.delete(def, object_ns, name, &options).await {
+                    Ok(deleted) => items.push(deleted.object),
+                    Err(e) if e.code == 404 => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            let revision = store.revisions.current().await?;
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({"kind": def.list_kind(), "apiVersion": def.api_version(), "metadata": {"resourceVersion": revision.to_string()}, "items": items}),
+            ))
+        }
+        _ => Err(ApiError::method_not_allowed()),
+    }
+}
+
+/// Resources whose DELETE answers with the deleted object (upstream's ReturnDeletedObject);
+/// the others answer with a Success Status.
+fn returns_deleted_object(def: &ResourceDef) -> bool {
+    def.group.is_empty()
+        && matches!(
+            def.plural,
+            "pods" | "services" | "namespaces" | "nodes" | "persistentvolumes" | "persistentvolumeclaims"
+        )
+}
+
+/// The autoscaling/v1 Scale view of a scalable object.
+pub fn scale_of(def: &ResourceDef, object: &Value) -> Value {
+    let meta = &object["metadata"];
+    let selector = object["spec"]
+        .get("selector")
+        .and_then(|s| {
+            serde_json::from_value::<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>(s.clone()).ok()
+        })
+        .and_then(|s| api::selector::LabelSelector::from_label_selector(&s).ok())
+        .map(|s| s.to_string())
+        .unwrap_or_default();
+    let mut metadata = json!({
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "resourceVersion": meta["resourceVersion"],
+        "creationTimestamp": meta["creationTimestamp"],
+    });
+    if def.namespaced {
+        metadata["namespace"] = meta["namespace"].clone();
+    }
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": metadata,
+        "spec": {"replicas": object["spec"]["replicas"].as_i64().unwrap_or(0)},
+        "status": {"replicas": object["status"]["replicas"].as_i64().unwrap_or(0), "selector": selector},
+    })
+}
+
+/// Writes a Scale (PUT or PATCH result) through to the parent's `spec.replicas`.
+async fn update_scale(
+    store: &Store,
+    def: &ResourceDef,
+    ns: Option<&str>,
+    name: &str,
+    dry_run: bool,
+    produce: impl Fn(&Value) -> ApiResult<Value>,
+) -> ApiResult<Value> {
+    let updated = store
+        .update(def, ns, name, None, dry_run, |parent| {
+            let current_scale = scale_of(def, parent);
+            let scale = produce(&current_scale)?;
+            if let Some(kind) = scale["kind"].as_str().filter(|k| !k.is_empty() && *k != "Scale") {
+                return Err(ApiError::bad_request(format!("expected a Scale, got {kind}")));
+            }
+            let parent_rv = parent["metadata"]["resourceVersion"].as_str().unwrap_or_default();
+            if let Some(rv) = scale["metadata"]["resourceVersion"]
+                .as_str()
+                .filter(|rv| !rv.is_empty())
+                && rv != parent_rv
+            {
+                return Err(ApiError::modified(def, name));
+            }
+            let replicas = match &scale["spec"]["replicas"] {
+                Value::Null => 0,
+                v => v
+                    .as_i64()
+                    .ok_or_else(|| ApiError::bad_request("spec.replicas must be an integer"))?,
+            };
+            let mut new = parent.clone();
+            new["spec"]["replicas"] = Value::from(replicas);
+            Ok(new)
+        })
+        .await?;
+    Ok(scale_of(def, &updated))
+}

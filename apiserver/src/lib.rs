@@ -1,0 +1,182 @@
+//! kube-apiserver: the Kubernetes REST API over etcd.
+//!
+//! A request goes `server` (TLS, authentication, metrics) → `handlers` (URL → resource,
+//! decoding, Status errors) → `store` (reads from the watch caches in `cache`) or `write`
+//! (read-modify-write with compare-and-swap on `storage`). What differs between kinds comes
+//! from the `api` crate's registry and strategies.
+
+pub mod auth;
+pub mod cache;
+pub mod discovery;
+pub mod error;
+pub mod handlers;
+pub mod metrics;
+pub mod patch;
+pub mod pki;
+pub mod request;
+pub mod server;
+pub mod services;
+pub mod store;
+pub mod watch;
+pub mod write;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use serde_json::json;
+use storage::Storage;
+use tokio_util::sync::CancellationToken;
+
+use crate::services::{Allocators, Cidr, parse_port_range};
+use crate::store::Store;
+
+/// Command-line flags (upstream's names).
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "kube-apiserver", about = "kaji's Kubernetes API server", version)]
+pub struct Options {
+    /// etcd endpoints, comma-separated (e.g. http://127.0.0.1:2379).
+    #[arg(long, value_delimiter = ',')]
+    pub etcd_servers: Vec<String>,
+    /// Directory for the cluster PKI and the admin kubeconfig.
+    #[arg(long, default_value = "/var/lib/kaji/apiserver")]
+    pub data_dir: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub bind_address: IpAddr,
+    /// HTTPS port.
+    #[arg(long, default_value_t = 6443)]
+    pub secure_port: u16,
+    /// Address advertised to clients (added to the serving certificate).
+    #[arg(long)]
+    pub advertise_address: Option<IpAddr>,
+    /// CSV file of static bearer tokens: token,user,uid[,"group1,group2"].
+    #[arg(long)]
+    pub token_auth_file: Option<PathBuf>,
+    /// CIDR from which Service cluster IPs are allocated.
+    #[arg(long, default_value = "10.96.0.0/12")]
+    pub service_cluster_ip_range: String,
+    /// Port range from which Service node ports are allocated.
+    #[arg(long, default_value = "30000-32767")]
+    pub service_node_port_range: String,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, default_value_t = 3 * 1024 * 1024)]
+    pub max_request_bytes: usize,
+}
+
+/// What every request handler shares.
+pub struct AppState {
+    pub store: Arc<Store>,
+    pub metrics: metrics::Metrics,
+    pub tokens: auth::TokenAuth,
+    pub max_request_bytes: usize,
+    pub server_address: String,
+    pub ready: AtomicBool,
+}
+
+/// The namespaces that exist from the first start on.
+const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+async fn bootstrap(store: &Store) -> Result<()> {
+    let ns_def = api::registry::find("", "v1", "namespaces").context("namespaces are registered")?;
+    for name in SYSTEM_NAMESPACES {
+        let object = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+        match store.create(ns_def, None, object, false).await {
+            Ok(_) => tracing::info!(namespace = name, "created system namespace"),
+            Err(e) if e.code == 409 => {}
+            Err(e) => bail!("creating namespace {name}: {}", e.message),
+        }
+    }
+    Ok(())
+}
+
+/// Runs the apiserver until `cancel` fires.
+pub async fn run(options: Options, cancel: CancellationToken) -> Result<()> {
+    let cluster_ip_range = Cidr::parse(&options.service_cluster_ip_range)
+        .map_err(|e| anyhow::anyhow!("--service-cluster-ip-range: {e}"))?;
+    let node_port_range = parse_port_range(&options.service_node_port_range)
+        .map_err(|e| anyhow::anyhow!("--service-node-port-range: {e}"))?;
+    if options.etcd_servers.is_empty() {
+        bail!("--etcd-servers is required (for example --etcd-servers http://127.0.0.1:2379)");
+    }
+    let tokens = match &options.token_auth_file {
+        Some(path) => auth::TokenAuth::load(path).context("--token-auth-file")?,
+        None => auth::TokenAuth::default(),
+    };
+    std::fs::create_dir_all(&options.data_dir)
+        .with_context(|| format!("creating --data-dir {}", options.data_dir.display()))?;
+
+    let storage: Arc<dyn Storage> = Arc::new(
+        storage::etcd::EtcdStorage::connect(&options.etcd_servers)
+            .await
+            .with_context(|| format!("connecting to etcd at {}", options.etcd_servers.join(",")))?,
+    );
+
+    let first_service_ip = IpAddr::V4(cluster_ip_range.host(1));
+    let sans = pki::serving_sans(options.bind_address, options.advertise_address, Some(first_service_ip));
+    let pki = pki::load_or_create(&options.data_dir, &sans)?;
+    let tls = server::tls_config(&pki)?;
+
+    let listener = tokio::net::TcpListener::bind(SocketAddr::new(options.bind_address, options.secure_port))
+        .await
+        .with_context(|| format!("listening on {}:{}", options.bind_address, options.secure_port))?;
+    let port = listener.local_addr()?.port();
+    let host = match (options.advertise_address, options.bind_address) {
+        (Some(ip), _) => ip,
+        (None, ip) if ip.is_unspecified() => IpAddr::from([127, 0, 0, 1]),
+        (None, ip) => ip,
+    };
+    let server_address = SocketAddr::new(host, port).to_string();
+
+    let allocators = Allocators::new(storage.clone(), cluster_ip_range, node_port_range);
+    let store = Arc::new(Store::new(storage, allocators, &cancel));
+    let state = Arc::new(AppState {
+        store: store.clone(),
+        metrics: metrics::Metrics::new(),
+        tokens,
+        max_request_bytes: options.max_request_bytes,
+        server_address: server_address.clone(),
+        ready: AtomicBool::new(false),
+    });
+    let serving = tokio::spawn(server::serve(
+        listener,
+        tls,
+        server::router(state.clone()),
+        cancel.clone(),
+    ));
+    tracing::info!(address = %server_address, "serving");
+
+    // Ready once the caches are filled, the system namespaces exist and the kubeconfig is
+    // written, in that order (the kubeconfig's existence is part of the readiness contract).
+    loop {
+        if store.all_ready() {
+            break;
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+        }
+    }
+    loop {
+        match bootstrap(&store).await {
+            Ok(()) => break,
+            Err(error) => {
+                tracing::warn!(%error, "bootstrap failed; retrying");
+                tokio::select! {
+                    _ = cancel.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    }
+    let kubeconfig = pki::admin_kubeconfig(&pki, &format!("https://{server_address}"));
+    pki::write_atomic(&options.data_dir.join("admin.kubeconfig"), kubeconfig.as_bytes())?;
+    state.ready.store(true, Ordering::Release);
+    tracing::info!(kubeconfig = %options.data_dir.join("admin.kubeconfig").display(), "ready");
+
+    serving.await.context("server task")??;
+    Ok(())
+}

@@ -1,0 +1,182 @@
+//! Watch streams served from the watch cache: chunked JSON, one `{"type":…,"object":…}` per
+//! line, with upstream's start semantics (state first for an unset or `0` resourceVersion,
+//! replay after a given one, WatchList's initial events closed by a bookmark), filtered
+//! watches that turn objects leaving the filter into DELETED, periodic bookmarks, and 410 as an
+//! ERROR event when the requested revision has left the cache's window.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use api::ResourceDef;
+use bytes::{BufMut, Bytes, BytesMut};
+use serde_json::json;
+use storage::Revision;
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::cache::{Broadcast, CachedEvent, CachedObject, EventType, WatchStart};
+use crate::error::{ApiError, ApiResult};
+use crate::request::{ListOptions, parse_rv};
+use crate::store::{Filter, Store};
+
+const BOOKMARK_INTERVAL: Duration = Duration::from_secs(30);
+
+fn frame(event_type: &str, object: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(object.len() + 32);
+    out.put_slice(b"{\"type\":\"");
+    out.put_slice(event_type.as_bytes());
+    out.put_slice(b"\",\"object\":");
+    out.put_slice(object);
+    out.put_slice(b"}\n");
+    out.freeze()
+}
+
+fn object_bytes(def: &ResourceDef, object: &CachedObject) -> Bytes {
+    match def.conversion {
+        None => object.json.clone(),
+        Some(_) => Bytes::from(serde_json::to_vec(&Store::served(def, object)).unwrap_or_default()),
+    }
+}
+
+fn bookmark(def: &ResourceDef, revision: Revision, initial_events_end: bool) -> Bytes {
+    let mut metadata = json!({"resourceVersion": revision.to_string()});
+    if initial_events_end {
+        metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+    }
+    let object = json!({"kind": def.kind, "apiVersion": def.api_version(), "metadata": metadata});
+    frame("BOOKMARK", object.to_string().as_bytes())
+}
+
+/// The frames an event produces for a watcher with `filter` (zero or one).
+fn filtered(def: &ResourceDef, filter: &Filter<'_>, event: &CachedEvent) -> Option<Bytes> {
+    let now = filter.matches(&event.object);
+    let before = event.prev.as_ref().is_some_and(|p| filter.matches(p));
+    match event.event_type {
+        EventType::Added if now => Some(frame("ADDED", &object_bytes(def, &event.object))),
+        EventType::Modified if now && before => Some(frame("MODIFIED", &object_bytes(def, &event.object))),
+        EventType::Modified if now => Some(frame("ADDED", &object_bytes(def, &event.object))),
+        EventType::Modified if before => {
+            // Left the filter: the watcher sees its last matching state go, at this revision.
+            let prev = event.prev.as_ref()?;
+            let gone = CachedObject::new(prev.key.clone(), prev.value.clone(), event.revision);
+            Some(frame("DELETED", &object_bytes(def, &gone)))
+        }
+        EventType::Deleted if before || now => Some(frame("DELETED", &object_bytes(def, &event.object))),
+        _ => None,
+    }
+}
+
+/// An ERROR event carrying a Status.
+pub fn error_frame(error: &ApiError) -> Bytes {
+    frame("ERROR", error.status().to_string().as_bytes())
+}
+
+/// Starts a watch and returns its byte stream.
+pub async fn watch(
+    store: Arc<Store>,
+    def: &'static ResourceDef,
+    namespace: Option<String>,
+    options: ListOptions,
+) -> ApiResult<ReceiverStream<Result<Bytes, std::convert::Infallible>>> {
+    let prefix = Store::scope_prefix(def, namespace.as_deref());
+    let rv = options.resource_version.clone();
+    let send_initial = options.send_initial_events;
+    // Where the stream starts: the current state (as ADDED events) or after a revision.
+    let after = match (send_initial, rv.as_deref()) {
+        (Some(true), _) | (None, None) | (None, Some("0")) => {
+            store.fresh_enough(def, rv.as_deref()).await?;
+            None
+        }
+        (Some(false), None) | (Some(false), Some("0")) => {
+            store.fresh_enough(def, rv.as_deref()).await?;
+            Some(store.cache(def).revision())
+        }
+        (_, Some(rv)) => {
+            let revision = parse_rv(rv)?;
+            store.fresh_enough(def, Some(rv)).await?;
+            Some(revision)
+        }
+    };
+    let cache = store.cache(def);
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::convert::Infallible>>(64);
+    let started = cache.watch(&prefix, after);
+    let timeout = Duration::from_secs(match options.timeout_seconds {
+        Some(t) if t > 0 => t as u64,
+        // Upstream: --min-request-timeout (1800 s) times a random factor in [1, 2).
+        _ => 1800 + rand::random_range(0..1800),
+    });
+    tokio::spawn(async move {
+        let (start, mut events) = match started {
+            Ok(started) => started,
+            Err(error) => {
+                let _ = tx.send(Ok(error_frame(&error))).await;
+                return;
+            }
+        };
+        let filter = Filter::new(def, namespace.as_deref(), &options);
+        let mut last: Revision;
+        match start {
+            WatchStart::State { objects, revision } => {
+                for object in objects.iter().filter(|o| filter.matches(o)) {
+                    if tx.send(Ok(frame("ADDED", &object_bytes(def, object)))).await.is_err() {
+                        return;
+                    }
+                }
+                last = revision;
+                if send_initial == Some(true) && tx.send(Ok(bookmark(def, last, true))).await.is_err() {
+                    return;
+                }
+            }
+            WatchStart::Replay {
+                events: replay,
+                revision,
+            } => {
+                for event in &replay {
+                    if let Some(bytes) = filtered(def, &filter, event)
+                        && tx.send(Ok(bytes)).await.is_err()
+                    {
+                        return;
+                    }
+                }
+                last = revision;
+            }
+        }
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        let mut bookmarks = tokio::time::interval(BOOKMARK_INTERVAL);
+        bookmarks.tick().await;
+        loop {
+            tokio::select! {
+                _ = &mut deadline => return,
+                _ = tx.closed() => return,
+                _ = bookmarks.tick(), if options.allow_bookmarks => {
+                    if tx.send(Ok(bookmark(def, last, false))).await.is_err() {
+                        return;
+                    }
+                }
+                received = events.recv() => match received {
+                    Ok(Broadcast::Event(event)) => {
+                        if event.revision <= last {
+                            continue;
+                        }
+                        last = event.revision;
+                        if !event.object.key.starts_with(&prefix) {
+                            continue;
+                        }
+                        if let Some(bytes) = filtered(def, &filter, &event)
+                            && tx.send(Ok(bytes)).await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                    Ok(Broadcast::Progress(revision)) => last = last.max(revision),
+                    // The watcher fell behind or the cache was rebuilt: end the stream; the
+                    // client resumes from the last revision it saw.
+                    Ok(Broadcast::Reset) | Err(broadcast::error::RecvError::Lagged(_)) => return,
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        }
+    });
+    Ok(ReceiverStream::new(rx))
+}

@@ -1,0 +1,5 @@
+//! Validation helpers shared by the kinds: names, labels, metadata, quantities.
+
+pub mod meta;
+pub mod names;
+pub mod quantity;
