@@ -65,6 +65,72 @@ pub struct Options {
     /// Largest accepted request body, in bytes.
     #[arg(long, default_value_t = 3 * 1024 * 1024)]
     pub max_request_bytes: usize,
+    /// How often storage history is compacted (Go duration: 5m, 300s; 0 disables). Each pass
+    /// compacts to the revision seen one interval earlier, so watches can resume from any
+    /// revision younger than the interval.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub etcd_compaction_interval: Duration,
+}
+
+/// Parses a Go-style duration (`1h2m3s`, `500ms`, `300s`, `0`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    if rest.is_empty() {
+        return Err("empty duration".into());
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(rest.len());
+        let number: f64 = rest[..digits].parse().map_err(|_| format!("invalid duration {text:?}"))?;
+        rest = &rest[digits..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let seconds = match &rest[..unit_len] {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 0.001,
+            "us" | "µs" => 0.000_001,
+            "ns" => 0.000_000_001,
+            _ => return Err(format!("invalid duration {text:?}: unknown unit")),
+        };
+        rest = &rest[unit_len..];
+        total += Duration::from_secs_f64(number * seconds);
+    }
+    Ok(total)
+}
+
+/// Compacts storage history every `interval`, to the revision observed one interval before,
+/// as upstream's compactor does.
+async fn compact_periodically(storage: Arc<dyn Storage>, interval: Duration, cancel: CancellationToken) {
+    if interval.is_zero() {
+        return;
+    }
+    let mut previous: Option<storage::Revision> = None;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+        let current = match storage.current_revision().await {
+            Ok(current) => current,
+            Err(error) => {
+                tracing::warn!(%error, "compaction: cannot read the current revision");
+                continue;
+            }
+        };
+        if let Some(revision) = previous {
+            match storage.compact(revision).await {
+                Ok(()) => tracing::info!(revision, "compacted storage history"),
+                // Another apiserver may have compacted past it already.
+                Err(storage::StorageError::Compacted { .. }) => {}
+                Err(error) => tracing::warn!(%error, revision, "compaction failed"),
+            }
+        }
+        previous = Some(current);
+    }
 }
 
 /// What every request handler shares.
@@ -131,6 +197,7 @@ pub async fn run(options: Options, cancel: CancellationToken) -> Result<()> {
     };
     let server_address = SocketAddr::new(host, port).to_string();
 
+    tokio::spawn(compact_periodically(storage.clone(), options.etcd_compaction_interval, cancel.clone()));
     let allocators = Allocators::new(storage.clone(), cluster_ip_range, node_port_range);
     let store = Arc::new(Store::new(storage, allocators, &cancel));
     let state = Arc::new(AppState {
@@ -179,4 +246,19 @@ pub async fn run(options: Options, cancel: CancellationToken) -> Result<()> {
 
     serving.await.context("server task")??;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("1h2m3s").unwrap(), Duration::from_secs(3723));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
+        assert!(parse_duration("5x").is_err());
+        assert!(parse_duration("").is_err());
+    }
 }

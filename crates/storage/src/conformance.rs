@@ -25,21 +25,39 @@ pub const WATCH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs every behaviour, the store-wide compaction ones last.
 pub async fn run_all(storage: &dyn Storage, prefix: &str) {
-    create_and_get(storage, prefix).await;
-    revisions(storage, prefix).await;
-    update_compare_and_swap(storage, prefix).await;
-    delete_semantics(storage, prefix).await;
-    list_ordering_and_prefix_isolation(storage, prefix).await;
-    list_pagination(storage, prefix).await;
-    list_past_revision(storage, prefix).await;
-    list_future_revision(storage, prefix).await;
-    watch_replay(storage, prefix).await;
-    watch_live(storage, prefix).await;
-    watch_progress(storage, prefix).await;
-    concurrent_watchers(storage, prefix).await;
-    concurrent_compare_and_swap(storage, prefix).await;
-    list_compacted(storage, prefix).await;
-    watch_compacted(storage, prefix).await;
+    run_all_except(storage, prefix, &[]).await;
+}
+
+/// [`run_all`] without the behaviours named in `skip` (function names), for a backend with a
+/// documented deviation such as an etcd server bug; see the etcd tests.
+pub async fn run_all_except(storage: &dyn Storage, prefix: &str, skip: &[&str]) {
+    macro_rules! run {
+        ($($behaviour:ident),* $(,)?) => {
+            $(
+                if !skip.contains(&stringify!($behaviour)) {
+                    $behaviour(storage, prefix).await;
+                }
+            )*
+        };
+    }
+    run!(
+        create_and_get,
+        revisions,
+        update_compare_and_swap,
+        delete_semantics,
+        list_ordering_and_prefix_isolation,
+        list_pagination,
+        list_past_revision,
+        list_future_revision,
+        watch_replay,
+        watch_live,
+        watch_progress,
+        watch_progress_after_replay,
+        concurrent_watchers,
+        concurrent_compare_and_swap,
+        list_compacted,
+        watch_compacted,
+    );
 }
 
 /// Create returns the stored key with create = mod revision; get returns it; a second create
@@ -442,6 +460,40 @@ pub async fn watch_progress(storage: &dyn Storage, prefix: &str) {
             WatchItem::Progress(_) => {}
         }
     }
+}
+
+/// A progress request made while a watch is still replaying history is answered only after the
+/// replay: every change up to the reported revision comes first. (etcd before 3.4.31 / 3.5.13
+/// answers immediately, etcd-io/etcd#15220 and #17507.)
+pub async fn watch_progress_after_replay(storage: &dyn Storage, prefix: &str) {
+    const KEYS: usize = 50;
+    let base = format!("{prefix}progress-replay/");
+    let start = ok(storage.current_revision().await, "current_revision");
+    let mut expected = Vec::with_capacity(KEYS);
+    for i in 0..KEYS {
+        let kv = ok(storage.create(&format!("{base}k{i:02}"), bytes("x")).await, "create");
+        expected.push(Event::Put { kv, prev: None });
+    }
+    let last = expected.last().map_or(start, Event::revision);
+    let mut watch = ok(storage.watch(&base, start).await, "watch from the past");
+    ok(watch.request_progress().await, "request_progress");
+    let mut events = Vec::with_capacity(KEYS);
+    loop {
+        match next_item(&mut *watch, "replay then progress").await {
+            WatchItem::Event(event) => events.push(event),
+            WatchItem::Progress(revision) => {
+                assert!(
+                    events.len() == KEYS || revision < last,
+                    "Progress({revision}) after only {} of {KEYS} replayed events up to {last}",
+                    events.len()
+                );
+                if revision >= last {
+                    break;
+                }
+            }
+        }
+    }
+    assert_eq!(events, expected, "replayed events");
 }
 
 /// Two watchers on the same prefix each see every change, in order.

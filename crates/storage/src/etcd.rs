@@ -51,7 +51,23 @@ impl EtcdStorage {
                     "etcd at {endpoints:?} did not answer within {CONNECT_TIMEOUT:?}"
                 ))
             })??;
+        if let Ok(version) = storage.server_version().await
+            && !progress_is_ordered(&version)
+        {
+            tracing::warn!(
+                %version,
+                "etcd before 3.4.31 / 3.5.13 may answer a watch progress request before \
+                 delivering the events it covers (etcd-io/etcd#15220, #17507)"
+            );
+        }
         Ok(storage)
+    }
+
+    /// The version of the etcd server answering our requests, e.g. `3.4.23`.
+    pub async fn server_version(&self) -> Result<String> {
+        let mut maintenance = self.client.maintenance_client();
+        let status = bounded(REQUEST_TIMEOUT, maintenance.status()).await?;
+        Ok(status.version().to_owned())
     }
 
     async fn txn(&self, txn: Txn) -> Result<TxnResponse> {
@@ -455,6 +471,24 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     vec![0]
 }
 
+/// Whether an etcd of `version` orders requested progress notifications after the events they
+/// cover, as [`WatchStream::request_progress`] promises: fixed in 3.4.31 and 3.5.13
+/// (etcd-io/etcd#15237, #17557). Unparseable versions are assumed fixed.
+pub fn progress_is_ordered(version: &str) -> bool {
+    let mut parts = version
+        .trim_start_matches('v')
+        .split(['.', '-', '+'])
+        .map(|part| part.parse::<u64>().ok());
+    let (Some(Some(major)), Some(Some(minor)), Some(Some(patch))) = (parts.next(), parts.next(), parts.next()) else {
+        return true;
+    };
+    match (major, minor) {
+        (3, 4) => patch >= 31,
+        (3, 5) => patch >= 13,
+        (major, minor) => (major, minor) > (3, 5),
+    }
+}
+
 enum RevisionError {
     Compacted,
     Future,
@@ -517,6 +551,17 @@ async fn bounded<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn progress_ordering_versions() {
+        assert!(!progress_is_ordered("3.4.23"));
+        assert!(progress_is_ordered("3.4.31"));
+        assert!(!progress_is_ordered("3.5.12"));
+        assert!(progress_is_ordered("3.5.13"));
+        assert!(progress_is_ordered("3.6.0"));
+        assert!(!progress_is_ordered("3.3.27"));
+        assert!(progress_is_ordered("garbage"));
+    }
 
     #[test]
     fn prefix_end_increments_the_last_byte() {

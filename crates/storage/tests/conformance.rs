@@ -4,7 +4,7 @@
 
 use storage::Storage;
 use storage::conformance;
-use storage::etcd::EtcdStorage;
+use storage::etcd::{EtcdStorage, progress_is_ordered};
 use storage::memory::MemoryStorage;
 use testkit::etcd::EtcdServer;
 
@@ -18,6 +18,24 @@ async fn etcd() -> (EtcdServer, EtcdStorage) {
         Ok(storage) => (server, storage),
         Err(error) => panic!("connecting to {}: {error}", server.endpoint),
     }
+}
+
+/// Behaviours the given etcd server is known to get wrong because of a server bug (so that a
+/// Debian 12 etcd 3.4.23 still checks everything else). Newer servers run everything.
+async fn server_bugs(storage: &EtcdStorage) -> Vec<&'static str> {
+    let version = match storage.server_version().await {
+        Ok(version) => version,
+        Err(error) => panic!("etcd server version: {error}"),
+    };
+    if progress_is_ordered(&version) {
+        return Vec::new();
+    }
+    eprintln!(
+        "etcd {version} sends requested progress notifications before replayed events \
+         (etcd-io/etcd#15220, #17507; fixed in 3.4.31 / 3.5.13): skipping \
+         watch_progress_after_replay"
+    );
+    vec!["watch_progress_after_replay"]
 }
 
 /// One test per behaviour and backend, each with its own store and a unique prefix.
@@ -40,6 +58,9 @@ macro_rules! behaviours {
                 #[tokio::test]
                 async fn $name() {
                     let (_server, storage) = etcd().await;
+                    if server_bugs(&storage).await.contains(&stringify!($name)) {
+                        return;
+                    }
                     conformance::$name(&storage, concat!("/conformance/", stringify!($name), "/"))
                         .await;
                 }
@@ -60,6 +81,7 @@ behaviours!(
     watch_replay,
     watch_live,
     watch_progress,
+    watch_progress_after_replay,
     concurrent_watchers,
     concurrent_compare_and_swap,
     list_compacted,
@@ -78,12 +100,10 @@ async fn memory_run_all() {
 #[tokio::test]
 async fn etcd_run_all() {
     let (_server, storage) = etcd().await;
-    conformance::run_all(&storage, "/conformance/run-all/").await;
+    let skip = server_bugs(&storage).await;
+    conformance::run_all_except(&storage, "/conformance/run-all/", &skip).await;
     let revision = storage.current_revision().await;
-    assert!(
-        matches!(revision, Ok(r) if r > 1),
-        "current revision {revision:?}"
-    );
+    assert!(matches!(revision, Ok(r) if r > 1), "current revision {revision:?}");
 }
 
 /// A multi-threaded runtime, where watchers and writers really run in parallel.

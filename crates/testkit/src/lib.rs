@@ -1,6 +1,7 @@
 //! Test fixtures shared by the workspace's tests (dev-only): real processes on free loopback
 //! ports, cleaned up on drop.
 
+pub mod apiserver;
 pub mod etcd;
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.

@@ -1,0 +1,131 @@
+//! A real `kube-apiserver` process on a free loopback port, stopped on drop.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+/// A running apiserver and its data directory.
+pub struct ApiServer {
+    binary: PathBuf,
+    args: Vec<String>,
+    data_dir: tempfile::TempDir,
+    child: Option<Child>,
+    pub port: u16,
+    pub etcd_endpoint: String,
+}
+
+impl ApiServer {
+    /// Starts `binary` (the test's `env!("CARGO_BIN_EXE_kube-apiserver")`) against etcd at
+    /// `etcd_endpoint`, with `extra_args`, and waits until it is ready.
+    pub fn start(binary: &Path, etcd_endpoint: &str, extra_args: &[&str]) -> Result<Self> {
+        let data_dir = tempfile::Builder::new().prefix("kaji-apiserver-").tempdir()?;
+        let mut server = Self {
+            binary: binary.to_path_buf(),
+            args: extra_args.iter().map(|s| s.to_string()).collect(),
+            data_dir,
+            child: None,
+            port: crate::free_port(),
+            etcd_endpoint: etcd_endpoint.to_string(),
+        };
+        server.launch()?;
+        Ok(server)
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.data_dir.path()
+    }
+
+    /// The admin kubeconfig the apiserver wrote.
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.data_dir.path().join("admin.kubeconfig")
+    }
+
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.data_dir.path().join("apiserver.log")
+    }
+
+    /// The end of the apiserver's log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+        let start = text.len().saturating_sub(4000);
+        text.get(start..).unwrap_or_default().to_string()
+    }
+
+    fn launch(&mut self) -> Result<()> {
+        // The kubeconfig is (re)written just before the server reports ready: wait for a fresh one.
+        let _ = std::fs::remove_file(self.kubeconfig());
+        let log = std::fs::File::create(self.log_path())?;
+        let child = Command::new(&self.binary)
+            .arg("--etcd-servers")
+            .arg(&self.etcd_endpoint)
+            .arg("--data-dir")
+            .arg(self.data_dir.path())
+            .arg("--bind-address")
+            .arg("127.0.0.1")
+            .arg("--secure-port")
+            .arg(self.port.to_string())
+            .args(&self.args)
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", self.binary.display()))?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(child) = self.child.as_mut()
+                && let Some(status) = child.try_wait()?
+            {
+                bail!("kube-apiserver exited with {status}:\n{}", self.log_tail());
+            }
+            if self.kubeconfig().exists() {
+                std::thread::sleep(Duration::from_millis(50));
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!("kube-apiserver did not become ready in 30 s:\n{}", self.log_tail())
+    }
+
+    /// Stops the process (SIGTERM, then SIGKILL after 5 s).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if let Ok(pid) = i32::try_from(child.id()) {
+                // SAFETY: signalling a child process we spawned and have not yet reaped.
+                unsafe {
+                    libc::kill(pid, libc::SIGTERM);
+                }
+            }
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops and starts the process again with the same data directory and port.
+    pub fn restart(&mut self) -> Result<()> {
+        self.stop();
+        self.launch()
+    }
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

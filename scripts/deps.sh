@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs the Debian and Python packages kaji needs to build, run and test.
+# Idempotent; used by scripts/test.sh and scripts/dev-cluster.sh.
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+debs=(
+  build-essential pkg-config
+  protobuf-compiler   # etcd-client compiles etcd's protos
+  libseccomp-dev      # the kubelet's runtime (libcontainer) links libseccomp
+  etcd-server         # the store the apiserver runs against, and the tests' etcd
+  python3 python3-pip # the official python client drives integration tests
+)
+missing=()
+for pkg in "${debs[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+fi
+
+# The etcd package starts a system-wide etcd; kaji's scripts and tests run their own.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet etcd 2>/dev/null; then
+  $SUDO systemctl stop etcd || true
+fi
+
+py_missing=()
+python3 -c 'import kubernetes' 2>/dev/null || py_missing+=(kubernetes)
+if [ "${#py_missing[@]}" -gt 0 ]; then
+  python3 -m pip install -q "${py_missing[@]}" 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages "${py_missing[@]}"
+fi
