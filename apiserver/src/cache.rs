@@ -123,7 +123,11 @@ pub enum Broadcast {
 
 struct Inner {
     objects: BTreeMap<String, Arc<CachedObject>>,
+    /// Every change up to this revision is reflected (from events, progress, or proof).
     revision: Revision,
+    /// The revision of the last event applied. Events are applied in order and deduplicated
+    /// by this, never by `revision`: an early progress notification must not hide an event.
+    last_event: Revision,
     history: VecDeque<Arc<CachedEvent>>,
     /// Every event with a revision above this one is in `history`.
     oldest: Revision,
@@ -147,6 +151,8 @@ pub enum WatchStart {
 /// The watch cache of one storage segment.
 pub struct WatchCache {
     prefix: String,
+    /// Progress notifications from storage may be trusted (see `Storage::progress_is_reliable`).
+    progress_reliable: bool,
     inner: RwLock<Inner>,
     tx: broadcast::Sender<Broadcast>,
     revision: watch::Sender<Revision>,
@@ -161,9 +167,11 @@ impl WatchCache {
         let (progress, progress_rx) = mpsc::channel(1);
         let cache = Arc::new(Self {
             prefix,
+            progress_reliable: storage.progress_is_reliable(),
             inner: RwLock::new(Inner {
                 objects: BTreeMap::new(),
                 revision: 0,
+                last_event: 0,
                 history: VecDeque::new(),
                 oldest: 0,
                 ready: false,
@@ -207,7 +215,9 @@ impl WatchCache {
         if *rx.borrow_and_update() >= at_least && self.is_ready() {
             return true;
         }
-        let _ = self.progress.try_send(());
+        if self.progress_reliable {
+            let _ = self.progress.try_send(());
+        }
         let wait = async {
             loop {
                 if *rx.borrow_and_update() >= at_least && self.is_ready() {
@@ -292,6 +302,7 @@ impl WatchCache {
             .map(|o| (o.key.clone(), Arc::new(o)))
             .collect();
         inner.revision = revision;
+        inner.last_event = revision;
         inner.history.clear();
         inner.oldest = revision;
         inner.ready = true;
@@ -305,9 +316,10 @@ impl WatchCache {
     fn apply(&self, event: Event) {
         let revision = event.revision();
         let mut inner = self.write();
-        if revision <= inner.revision {
+        if revision <= inner.last_event {
             return;
         }
+        inner.last_event = revision;
         let cached = match event {
             Event::Put { kv, .. } => {
                 let Some(object) = CachedObject::from_kv(&kv) else {
@@ -329,7 +341,7 @@ impl WatchCache {
             }
             Event::Delete { prev, revision } => {
                 let Some(last) = inner.objects.remove(&prev.key) else {
-                    inner.revision = revision;
+                    inner.revision = inner.revision.max(revision);
                     return;
                 };
                 // Watchers receive the last state with the deletion's revision, as upstream.
@@ -343,7 +355,7 @@ impl WatchCache {
             }
         };
         let cached = Arc::new(cached);
-        inner.revision = revision;
+        inner.revision = inner.revision.max(revision);
         inner.history.push_back(cached.clone());
         while inner.history.len() > HISTORY_CAPACITY {
             if let Some(dropped) = inner.history.pop_front() {
@@ -351,8 +363,32 @@ impl WatchCache {
             }
         }
         let _ = self.tx.send(Broadcast::Event(cached));
+        let current = inner.revision;
         drop(inner);
-        self.revision.send_replace(revision);
+        self.revision.send_replace(current);
+    }
+
+    /// Proves the cache current at `at` by asking storage whether anything under the prefix
+    /// changed since the revision the cache reflects; on success the cache moves to `at`.
+    pub async fn prove_current(&self, storage: &dyn Storage, at: Revision) -> bool {
+        if !self.is_ready() {
+            return false;
+        }
+        let since = self.revision();
+        if since >= at {
+            return true;
+        }
+        match storage.prefix_changed(&self.prefix, since, at).await {
+            Ok(false) => {
+                self.progress_to(at);
+                true
+            }
+            Ok(true) => false,
+            Err(error) => {
+                tracing::debug!(prefix = %self.prefix, %error, "cannot prove the cache current");
+                false
+            }
+        }
     }
 
     fn progress_to(&self, revision: Revision) {
@@ -435,7 +471,8 @@ async fn reflect(
                     }
                     item = stream.next() => match item {
                         Some(Ok(WatchItem::Event(event))) => cache.apply(event),
-                        Some(Ok(WatchItem::Progress(revision))) => cache.progress_to(revision),
+                        Some(Ok(WatchItem::Progress(revision))) if cache.progress_reliable => cache.progress_to(revision),
+                        Some(Ok(WatchItem::Progress(_))) => {}
                         Some(Err(StorageError::Compacted { .. })) => continue 'relist,
                         Some(Err(error)) => {
                             tracing::warn!(prefix = %cache.prefix, %error, "watch cache watch broke; re-watching");
@@ -488,6 +525,66 @@ mod tests {
             }
             WatchStart::State { .. } => panic!("expected a replay"),
         }
+        cancel.cancel();
+    }
+
+    /// A backend whose progress notifications may not be trusted (like etcd 3.4.23).
+    struct UnreliableProgress(MemoryStorage);
+
+    #[async_trait::async_trait]
+    impl Storage for UnreliableProgress {
+        async fn create(&self, key: &str, value: Bytes) -> storage::Result<KeyValue> {
+            self.0.create(key, value).await
+        }
+        async fn get(&self, key: &str) -> storage::Result<Option<KeyValue>> {
+            self.0.get(key).await
+        }
+        async fn list(&self, request: ListRequest) -> storage::Result<storage::ListResponse> {
+            self.0.list(request).await
+        }
+        async fn update(&self, key: &str, expected: Revision, value: Bytes) -> storage::Result<KeyValue> {
+            self.0.update(key, expected, value).await
+        }
+        async fn delete(&self, key: &str, expected: Option<Revision>) -> storage::Result<(KeyValue, Revision)> {
+            self.0.delete(key, expected).await
+        }
+        async fn watch(&self, prefix: &str, after: Revision) -> storage::Result<Box<dyn storage::WatchStream>> {
+            self.0.watch(prefix, after).await
+        }
+        async fn current_revision(&self) -> storage::Result<Revision> {
+            self.0.current_revision().await
+        }
+        async fn compact(&self, revision: Revision) -> storage::Result<()> {
+            self.0.compact(revision).await
+        }
+        async fn prefix_changed(&self, prefix: &str, since: Revision, at: Revision) -> storage::Result<bool> {
+            self.0.prefix_changed(prefix, since, at).await
+        }
+        fn progress_is_reliable(&self) -> bool {
+            false
+        }
+    }
+
+    #[tokio::test]
+    async fn without_trusted_progress_the_cache_proves_itself_current() {
+        let storage: Arc<dyn Storage> = Arc::new(UnreliableProgress(MemoryStorage::new()));
+        let cancel = CancellationToken::new();
+        let cache = WatchCache::start(storage.clone(), "/registry/pods/".into(), cancel.clone());
+        let body = Bytes::from_static(br#"{"metadata":{"name":"x"}}"#);
+        assert!(
+            cache.wait_for(1, Duration::from_secs(5)).await,
+            "the initial list completes"
+        );
+        let foreign = storage.create("/registry/other/x", body.clone()).await.unwrap();
+        // No event for this prefix and no trusted progress: waiting alone does not get there...
+        assert!(!cache.wait_for(foreign.mod_revision, Duration::from_millis(200)).await);
+        // ...but storage can prove nothing under the prefix changed.
+        assert!(cache.prove_current(storage.as_ref(), foreign.mod_revision).await);
+        assert_eq!(cache.revision(), foreign.mod_revision);
+        // A change under the prefix is never proven away: it must arrive as an event.
+        let own = storage.create("/registry/pods/ns/a", body).await.unwrap();
+        assert!(cache.wait_for(own.mod_revision, Duration::from_secs(5)).await);
+        assert_eq!(cache.list("/registry/pods/").0.len(), 1);
         cancel.cancel();
     }
 }

@@ -83,8 +83,12 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         return Err("empty duration".into());
     }
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(rest.len());
-        let number: f64 = rest[..digits].parse().map_err(|_| format!("invalid duration {text:?}"))?;
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(rest.len());
+        let number: f64 = rest[..digits]
+            .parse()
+            .map_err(|_| format!("invalid duration {text:?}"))?;
         rest = &rest[digits..];
         let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
         let seconds = match &rest[..unit_len] {
@@ -146,16 +150,65 @@ pub struct AppState {
 /// The namespaces that exist from the first start on.
 const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
 
-async fn bootstrap(store: &Store) -> Result<()> {
-    let ns_def = api::registry::find("", "v1", "namespaces").context("namespaces are registered")?;
-    for name in SYSTEM_NAMESPACES {
-        let object = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
-        match store.create(ns_def, None, object, false).await {
-            Ok(_) => tracing::info!(namespace = name, "created system namespace"),
-            Err(e) if e.code == 409 => {}
-            Err(e) => bail!("creating namespace {name}: {}", e.message),
-        }
+/// Creates `object` unless it exists.
+async fn ensure(store: &Store, plural: &str, namespace: Option<&str>, object: serde_json::Value) -> Result<()> {
+    let group = if plural == "endpointslices" {
+        "discovery.k8s.io"
+    } else {
+        ""
+    };
+    let def = api::registry::find(group, "v1", plural).with_context(|| format!("{plural} are registered"))?;
+    let name = object["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    match store.create(def, namespace, object, false).await {
+        Ok(_) => tracing::info!(resource = plural, name, "created"),
+        Err(e) if e.code == 409 => {}
+        Err(e) => bail!("creating {plural} {name}: {}", e.message),
     }
+    Ok(())
+}
+
+/// What exists from the first start on: the system namespaces, and the `default/kubernetes`
+/// Service with its Endpoints and EndpointSlice pointing at this apiserver (how pods find it).
+async fn bootstrap(store: &Store, service_ip: IpAddr, endpoint: SocketAddr) -> Result<()> {
+    for name in SYSTEM_NAMESPACES {
+        ensure(
+            store,
+            "namespaces",
+            None,
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}),
+        )
+        .await?;
+    }
+    let labels = json!({"component": "apiserver", "provider": "kubernetes"});
+    ensure(
+        store,
+        "services",
+        Some("default"),
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "kubernetes", "labels": labels},
+            "spec": {"type": "ClusterIP", "clusterIP": service_ip.to_string(), "sessionAffinity": "None",
+                "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": endpoint.port()}]}}),
+    )
+    .await?;
+    ensure(
+        store,
+        "endpoints",
+        Some("default"),
+        json!({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "kubernetes", "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+            "subsets": [{"addresses": [{"ip": endpoint.ip().to_string()}],
+                "ports": [{"name": "https", "port": endpoint.port(), "protocol": "TCP"}]}]}),
+    )
+    .await?;
+    ensure(
+        store,
+        "endpointslices",
+        Some("default"),
+        json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": "kubernetes", "labels": {"kubernetes.io/service-name": "kubernetes"}},
+            "addressType": if endpoint.ip().is_ipv4() { "IPv4" } else { "IPv6" },
+            "endpoints": [{"addresses": [endpoint.ip().to_string()], "conditions": {"ready": true}}],
+            "ports": [{"name": "https", "port": endpoint.port(), "protocol": "TCP"}]}),
+    )
+    .await?;
     Ok(())
 }
 
@@ -197,7 +250,11 @@ pub async fn run(options: Options, cancel: CancellationToken) -> Result<()> {
     };
     let server_address = SocketAddr::new(host, port).to_string();
 
-    tokio::spawn(compact_periodically(storage.clone(), options.etcd_compaction_interval, cancel.clone()));
+    tokio::spawn(compact_periodically(
+        storage.clone(),
+        options.etcd_compaction_interval,
+        cancel.clone(),
+    ));
     let allocators = Allocators::new(storage.clone(), cluster_ip_range, node_port_range);
     let store = Arc::new(Store::new(storage, allocators, &cancel));
     let state = Arc::new(AppState {
@@ -228,7 +285,7 @@ pub async fn run(options: Options, cancel: CancellationToken) -> Result<()> {
         }
     }
     loop {
-        match bootstrap(&store).await {
+        match bootstrap(&store, first_service_ip, SocketAddr::new(host, port)).await {
             Ok(()) => break,
             Err(error) => {
                 tracing::warn!(%error, "bootstrap failed; retrying");

@@ -136,10 +136,29 @@ impl Store {
         self.caches.values().all(|c| c.is_ready())
     }
 
+    /// Brings `def`'s cache to `revision`: events in flight usually land at once; otherwise,
+    /// when storage's progress notifications cannot be trusted, the cache is proven current by
+    /// asking storage whether its prefix changed; else it waits for events or progress.
+    async fn reach(&self, def: &ResourceDef, revision: Revision) -> bool {
+        let cache = self.cache(def);
+        if cache.wait_for(revision, Duration::ZERO).await {
+            return true;
+        }
+        if !self.storage.progress_is_reliable() {
+            if cache.wait_for(revision, Duration::from_millis(2)).await {
+                return true;
+            }
+            if cache.prove_current(self.storage.as_ref(), revision).await {
+                return true;
+            }
+        }
+        cache.wait_for(revision, CACHE_WAIT).await
+    }
+
     /// Waits until `def`'s cache reflects every write completed before this call.
     pub async fn sync_cache(&self, def: &ResourceDef) -> ApiResult<Revision> {
         let revision = self.revisions.current().await?;
-        if self.cache(def).wait_for(revision, CACHE_WAIT).await {
+        if self.reach(def, revision).await {
             Ok(revision)
         } else {
             Err(ApiError::timeout(
@@ -150,8 +169,7 @@ impl Store {
 
     /// Waits until the cache has reached `revision` (a client-given resourceVersion).
     async fn wait_cache(&self, def: &ResourceDef, revision: Revision) -> ApiResult<()> {
-        let cache = self.cache(def);
-        if cache.wait_for(revision, CACHE_WAIT).await {
+        if self.reach(def, revision).await {
             return Ok(());
         }
         let current = self.revisions.current().await?;

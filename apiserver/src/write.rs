@@ -281,6 +281,10 @@ impl Store {
             }
             let key = def.storage_key(namespace, &name);
             let claimed = if is_service(def) {
+                // Report a duplicate name as such, not as its addresses being taken.
+                if self.storage.get(&key).await?.is_some() {
+                    return Err(ApiError::already_exists(def, &name));
+                }
                 Some(self.allocators.claim_for(&mut admitted, None, &key).await?)
             } else {
                 None

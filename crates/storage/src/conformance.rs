@@ -55,8 +55,71 @@ pub async fn run_all_except(storage: &dyn Storage, prefix: &str, skip: &[&str]) 
         watch_progress_after_replay,
         concurrent_watchers,
         concurrent_compare_and_swap,
+        prefix_changed,
         list_compacted,
         watch_compacted,
+    );
+}
+
+/// `prefix_changed` sees creations, modifications and deletions under the prefix in
+/// `(since, at]` and nothing outside that window or outside the prefix.
+pub async fn prefix_changed(storage: &dyn Storage, prefix: &str) {
+    let mine = format!("{prefix}changed/");
+    let sibling = format!("{prefix}changedx/");
+    let a = storage
+        .create(&format!("{mine}a"), Bytes::from_static(b"1"))
+        .await
+        .expect("create a");
+    let quiet_from = a.mod_revision;
+    let other = storage
+        .create(&format!("{sibling}x"), Bytes::from_static(b"1"))
+        .await
+        .expect("create sibling");
+    assert!(
+        !storage
+            .prefix_changed(&mine, quiet_from, other.mod_revision)
+            .await
+            .expect("prefix_changed"),
+        "a write to a sibling prefix is not a change"
+    );
+    assert!(
+        storage
+            .prefix_changed(&mine, quiet_from - 1, other.mod_revision)
+            .await
+            .expect("prefix_changed"),
+        "the creation of a is inside (since, at]"
+    );
+    let modified = storage
+        .update(&format!("{mine}a"), a.mod_revision, Bytes::from_static(b"2"))
+        .await
+        .expect("update");
+    assert!(
+        storage
+            .prefix_changed(&mine, quiet_from, modified.mod_revision)
+            .await
+            .expect("prefix_changed")
+    );
+    assert!(
+        !storage
+            .prefix_changed(&mine, modified.mod_revision, modified.mod_revision)
+            .await
+            .expect("prefix_changed"),
+        "an empty window has no changes"
+    );
+    let (_, deleted) = storage.delete(&format!("{mine}a"), None).await.expect("delete");
+    assert!(
+        storage
+            .prefix_changed(&mine, modified.mod_revision, deleted)
+            .await
+            .expect("prefix_changed"),
+        "a deletion is a change"
+    );
+    assert!(
+        !storage
+            .prefix_changed(&mine, deleted, deleted)
+            .await
+            .expect("prefix_changed"),
+        "nothing happened after the deletion"
     );
 }
 
@@ -577,7 +640,9 @@ pub async fn list_compacted(storage: &dyn Storage, prefix: &str) {
     let base = format!("{prefix}compact-list/");
     let a1 = ok(storage.create(&format!("{base}a"), bytes("1")).await, "create");
     let a2 = ok(storage.update(&a1.key, a1.mod_revision, bytes("2")).await, "update");
-    let compacted = a2.mod_revision;
+    let b1 = ok(storage.create(&format!("{base}b"), bytes("1")).await, "create b");
+    // Two revisions between the read and the compaction, so `compacted` is really reported.
+    let compacted = b1.mod_revision;
     ok(storage.compact(compacted).await, "compact");
 
     let request = ListRequest {
@@ -594,14 +659,13 @@ pub async fn list_compacted(storage: &dyn Storage, prefix: &str) {
         ..list(&base)
     };
     let response = ok(storage.list(request).await, "list at the compaction revision");
-    assert_eq!(response.kvs, vec![a2], "state at the compaction revision");
+    assert_eq!(response.kvs, vec![a2, b1], "state at the compaction revision");
 
-    match storage.compact(compacted).await {
-        Err(StorageError::Compacted { requested, .. }) => {
-            assert_eq!(requested, compacted, "Compacted.requested of a repeated compaction");
-        }
-        other => panic!("compacting twice: expected Compacted, got {other:?}"),
-    }
+    let again = StorageError::Compacted {
+        requested: compacted,
+        compacted,
+    };
+    assert_eq!(storage.compact(compacted).await, Err(again), "compacting twice");
     let current = ok(storage.current_revision().await, "current_revision");
     match storage.compact(current + 1000).await {
         Err(StorageError::FutureRevision { requested, .. }) => {
@@ -639,12 +703,12 @@ pub async fn watch_compacted(storage: &dyn Storage, prefix: &str) {
     let compacted = create_b.revision();
     ok(storage.compact(compacted).await, "compact");
 
-    // `after + 1` is the first revision the watch needs.
+    // `after + 1` is the first revision the watch needs; two revisions below the compaction.
     let expected = StorageError::Compacted {
-        requested: compacted - 1,
+        requested: compacted - 2,
         compacted,
     };
-    expect_compacted(storage, &base, compacted - 2, expected, "from a compacted revision").await;
+    expect_compacted(storage, &base, compacted - 3, expected, "from a compacted revision").await;
 
     let mut watch = ok(storage.watch(&base, compacted - 1).await, "watch at compaction");
     assert_eq!(next_events(&mut *watch, 1).await, [create_b], "replay from compaction");

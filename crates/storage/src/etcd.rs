@@ -32,6 +32,8 @@ const PROBE_KEY: &str = "\0kaji-storage-probe";
 #[derive(Clone)]
 pub struct EtcdStorage {
     client: Client,
+    /// Whether the server orders progress answers after the events they cover.
+    progress_ordered: bool,
 }
 
 impl EtcdStorage {
@@ -43,7 +45,10 @@ impl EtcdStorage {
             .with_keep_alive(Duration::from_secs(10), Duration::from_secs(10))
             .with_keep_alive_while_idle(true);
         let client = bounded(CONNECT_TIMEOUT, Client::connect(endpoints, Some(options))).await?;
-        let storage = EtcdStorage { client };
+        let mut storage = EtcdStorage {
+            client,
+            progress_ordered: true,
+        };
         tokio::time::timeout(CONNECT_TIMEOUT, storage.current_revision())
             .await
             .map_err(|_| {
@@ -54,6 +59,7 @@ impl EtcdStorage {
         if let Ok(version) = storage.server_version().await
             && !progress_is_ordered(&version)
         {
+            storage.progress_ordered = false;
             tracing::warn!(
                 %version,
                 "etcd before 3.4.31 / 3.5.13 may answer a watch progress request before \
@@ -84,7 +90,7 @@ impl EtcdStorage {
             },
             Some(RevisionError::Future) => StorageError::FutureRevision {
                 requested,
-                // etcd does not say; the current revision is at least below `requested`.
+                // etcd's error carries no revision: ask, else fall back to a bound we know.
                 current: self.current_revision().await.unwrap_or(requested - 1),
             },
             None => map_error(error),
@@ -115,6 +121,46 @@ impl EtcdStorage {
 
 #[async_trait::async_trait]
 impl Storage for EtcdStorage {
+    fn progress_is_reliable(&self) -> bool {
+        self.progress_ordered
+    }
+
+    /// Two facts at revision `at` prove the prefix unchanged since `since`: no key was
+    /// modified after `since` (so every key existing at `at` existed unchanged at `since`), and
+    /// the key count is the same as at `since` (so none was deleted). Note that etcd applies
+    /// `min_mod_revision` after reading the whole range.
+    async fn prefix_changed(&self, prefix: &str, since: Revision, at: Revision) -> Result<bool> {
+        let end = prefix_end(prefix.as_bytes());
+        let mut kv = self.client.kv_client();
+        let count_at = |revision: Revision| {
+            GetOptions::new()
+                .with_range(end.clone())
+                .with_count_only()
+                .with_revision(revision)
+        };
+        let before = match bounded_raw(REQUEST_TIMEOUT, kv.get(prefix, Some(count_at(since)))).await? {
+            Ok(response) => response.count(),
+            Err(error) => return Err(self.revision_error(error, since).await),
+        };
+        let after = match bounded_raw(REQUEST_TIMEOUT, kv.get(prefix, Some(count_at(at)))).await? {
+            Ok(response) => response.count(),
+            Err(error) => return Err(self.revision_error(error, at).await),
+        };
+        if before != after {
+            return Ok(true);
+        }
+        let modified = GetOptions::new()
+            .with_range(end)
+            .with_keys_only()
+            .with_revision(at)
+            .with_min_mod_revision(since + 1)
+            .with_limit(1);
+        match bounded_raw(REQUEST_TIMEOUT, kv.get(prefix, Some(modified))).await? {
+            Ok(response) => Ok(!response.kvs().is_empty()),
+            Err(error) => Err(self.revision_error(error, at).await),
+        }
+    }
+
     async fn create(&self, key: &str, value: Bytes) -> Result<KeyValue> {
         let txn = Txn::new()
             .when([Compare::create_revision(key, CompareOp::Equal, 0)])
@@ -246,7 +292,9 @@ impl Storage for EtcdStorage {
 
     /// Fails with [`StorageError::Compacted`] (`requested` = `after + 1`) when `after + 1` is
     /// already compacted at the time of the call; a compaction racing with the watch's creation
-    /// is reported as the stream's first item instead.
+    /// is reported as the stream's first item instead. A modification or deletion made exactly
+    /// at the compaction revision has lost its previous value, which the stream reports as
+    /// `Compacted` too (see `convert_event`).
     async fn watch(&self, prefix: &str, after: Revision) -> Result<Box<dyn WatchStream>> {
         // etcd's start revision is inclusive and 0 means "now", so never go below 1.
         let start = after.saturating_add(1).max(1);
@@ -390,6 +438,9 @@ impl WatchStream for EtcdWatch {
         }
     }
 
+    /// etcd's progress request. Only etcd 3.4.31+ / 3.5.13+ delivers the answer after the events
+    /// it covers; older servers answer at once, even while this watch is still replaying
+    /// history ([`progress_is_ordered`], warned about in [`EtcdStorage::connect`]).
     async fn request_progress(&mut self) -> Result<()> {
         bounded(REQUEST_TIMEOUT, self.stream.request_progress()).await
     }

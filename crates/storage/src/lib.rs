@@ -154,6 +154,17 @@ pub trait Storage: Send + Sync + 'static {
     async fn current_revision(&self) -> Result<Revision>;
     /// Discards history before `revision`.
     async fn compact(&self, revision: Revision) -> Result<()>;
+    /// Whether any key under `prefix` was created, modified or deleted at a revision in
+    /// `(since, at]`. A cache that has applied every change up to `since` uses it to prove itself
+    /// current at `at` without trusting progress notifications (see
+    /// [`Storage::progress_is_reliable`]). [`StorageError::Compacted`] if `since` is compacted.
+    async fn prefix_changed(&self, prefix: &str, since: Revision, at: Revision) -> Result<bool>;
+    /// Whether [`WatchStream::request_progress`] answers arrive after every event they cover.
+    /// etcd before 3.4.31 / 3.5.13 may answer early (etcd-io/etcd#15220, #17507), so a cache
+    /// must not take such an answer as proof that it is current.
+    fn progress_is_reliable(&self) -> bool {
+        true
+    }
 }
 
 /// A boxed stream type backends may find handy for implementing [`WatchStream`].

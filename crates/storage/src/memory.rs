@@ -294,6 +294,20 @@ impl Storage for MemoryStorage {
         Ok(self.lock().revision)
     }
 
+    async fn prefix_changed(&self, prefix: &str, since: Revision, at: Revision) -> Result<bool> {
+        let state = self.lock();
+        if since < state.compacted {
+            return Err(StorageError::Compacted {
+                requested: since,
+                compacted: state.compacted,
+            });
+        }
+        Ok(state
+            .history
+            .iter()
+            .any(|event| event.revision() > since && event.revision() <= at && event.key().starts_with(prefix)))
+    }
+
     /// Like etcd: compacting at or below the last compaction fails with `Compacted`, beyond the
     /// current revision with `FutureRevision`. Revision `revision` itself stays readable.
     async fn compact(&self, revision: Revision) -> Result<()> {

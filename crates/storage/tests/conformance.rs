@@ -84,6 +84,7 @@ behaviours!(
     watch_progress_after_replay,
     concurrent_watchers,
     concurrent_compare_and_swap,
+    prefix_changed,
     list_compacted,
     watch_compacted,
 );
