@@ -208,6 +208,10 @@ impl WatchCache {
         self.read().objects.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.read().objects.is_empty()
+    }
+
     /// Waits until the cache has seen revision `at_least`, asking storage for a progress
     /// notification if it is behind. `false` on timeout.
     pub async fn wait_for(&self, at_least: Revision, timeout: Duration) -> bool {

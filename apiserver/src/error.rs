@@ -20,8 +20,8 @@ pub struct ApiError {
     pub code: u16,
     pub reason: &'static str,
     pub message: String,
-    /// `(group, kind, name)` for `details`.
-    pub details: Option<(String, String, String)>,
+    /// `(group, kind, name)` for `details` (boxed: errors travel in every `Result`).
+    pub details: Option<Box<(String, String, String)>>,
     pub causes: Vec<Cause>,
 }
 
@@ -39,7 +39,7 @@ impl ApiError {
     }
 
     fn with_details(mut self, group: &str, kind: &str, name: &str) -> Self {
-        self.details = Some((group.to_string(), kind.to_string(), name.to_string()));
+        self.details = Some(Box::new((group.to_string(), kind.to_string(), name.to_string())));
         self
     }
 
@@ -189,7 +189,8 @@ impl ApiError {
         });
         if self.details.is_some() || !self.causes.is_empty() {
             let mut details = serde_json::Map::new();
-            if let Some((group, kind, name)) = &self.details {
+            if let Some(details_box) = &self.details {
+                let (group, kind, name) = details_box.as_ref();
                 if !name.is_empty() {
                     details.insert("name".into(), json!(name));
                 }

@@ -136,7 +136,8 @@ async fn authenticate(State(state): State<Arc<AppState>>, mut request: Request, 
             request.extensions_mut().insert(user);
             next.run(request).await
         }
-        None if is_public(request.uri().path()) => next.run(request).await,
+        // Anonymous requests may read the public endpoints; a rejected credential may not.
+        None if !presented_token && is_public(request.uri().path()) => next.run(request).await,
         None => ApiError::unauthorized().into_response(),
     }
 }

@@ -388,47 +388,125 @@ impl Allocators {
     }
 }
 
-/// On update, upstream keeps allocated values a client left out (`patchAllocatedValues`): the
-/// cluster IP(s), and node ports of ports that still exist, matched by port number and
-/// protocol. Node ports are dropped when the type no longer wants them.
-pub fn carry_over_allocations(new: &mut Value, old: &Value) {
-    let external_name = new["spec"]["type"].as_str() == Some("ExternalName");
-    if !external_name && new["spec"]["clusterIP"].as_str().unwrap_or_default().is_empty() {
-        if let Some(ip) = old["spec"].get("clusterIP").cloned() {
+fn needs_cluster_ip(service: &Value) -> bool {
+    service["spec"]["type"].as_str() != Some("ExternalName")
+}
+
+fn is_load_balancer(service: &Value) -> bool {
+    service["spec"]["type"].as_str() == Some("LoadBalancer")
+}
+
+fn needs_health_check_port(service: &Value) -> bool {
+    is_load_balancer(service) && service["spec"]["externalTrafficPolicy"].as_str() == Some("Local")
+}
+
+fn externally_accessible(service: &Value) -> bool {
+    wants_node_ports(service)
+        || (service["spec"]["type"].as_str().unwrap_or("ClusterIP") == "ClusterIP"
+            && service["spec"]["externalIPs"]
+                .as_array()
+                .is_some_and(|ips| !ips.is_empty()))
+}
+
+fn node_ports(service: &Value) -> Vec<Value> {
+    service["spec"]["ports"]
+        .as_array()
+        .map(|ports| {
+            ports
+                .iter()
+                .map(|p| p.get("nodePort").cloned().unwrap_or(Value::Null))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Prepares a Service update as upstream does: first keep the allocated values the client
+/// left out (`patchAllocatedValues`: cluster IPs, node ports of ports that still exist matched
+/// by port and protocol, the health-check node port), then drop the fields that only made sense
+/// for the old type when the client left them as they were (`dropTypeDependentFields`), so that
+/// e.g. switching NodePort → ClusterIP with the object as read just works.
+pub fn prepare_service_update(new: &mut Value, old: &Value) {
+    let spec_str = |v: &Value, f: &str| v["spec"][f].clone();
+    if needs_cluster_ip(old) && needs_cluster_ip(new) {
+        if new["spec"]["clusterIP"].as_str().unwrap_or_default().is_empty()
+            && let Some(ip) = old["spec"].get("clusterIP").cloned()
+        {
             new["spec"]["clusterIP"] = ip;
         }
-        if let Some(ips) = old["spec"].get("clusterIPs").cloned() {
+        if new["spec"]["clusterIPs"].as_array().is_none_or(Vec::is_empty)
+            && let Some(ips) = old["spec"].get("clusterIPs").cloned()
+        {
             new["spec"]["clusterIPs"] = ips;
         }
     }
-    if external_name {
-        if let Some(spec) = new["spec"].as_object_mut() {
-            spec.remove("clusterIP");
-            spec.remove("clusterIPs");
+    if wants_node_ports(old) && wants_node_ports(new) {
+        let old_ports: Vec<Value> = old["spec"]["ports"].as_array().cloned().unwrap_or_default();
+        if let Some(ports) = new["spec"]["ports"].as_array_mut() {
+            for port in ports.iter_mut().filter(|p| p["nodePort"].as_u64().unwrap_or(0) == 0) {
+                let protocol = port["protocol"].as_str().unwrap_or("TCP").to_string();
+                if let Some(np) = old_ports
+                    .iter()
+                    .find(|o| o["port"] == port["port"] && o["protocol"].as_str().unwrap_or("TCP") == protocol)
+                    .and_then(|o| o.get("nodePort"))
+                {
+                    port["nodePort"] = np.clone();
+                }
+            }
         }
     }
-    let wants = wants_node_ports(new);
-    let old_ports: Vec<Value> = old["spec"]["ports"].as_array().cloned().unwrap_or_default();
-    if let Some(ports) = new["spec"]["ports"].as_array_mut() {
-        for port in ports {
-            if !wants {
-                if let Some(p) = port.as_object_mut() {
-                    p.remove("nodePort");
-                }
-                continue;
-            }
-            if port["nodePort"].as_u64().unwrap_or(0) != 0 {
-                continue;
-            }
-            let protocol = port["protocol"].as_str().unwrap_or("TCP");
-            if let Some(previous) = old_ports
-                .iter()
-                .find(|o| o["port"] == port["port"] && o["protocol"].as_str().unwrap_or("TCP") == protocol)
-                && let Some(np) = previous.get("nodePort")
-            {
-                port["nodePort"] = np.clone();
+    if needs_health_check_port(old)
+        && needs_health_check_port(new)
+        && new["spec"]["healthCheckNodePort"].as_u64().unwrap_or(0) == 0
+        && let Some(port) = old["spec"].get("healthCheckNodePort").cloned()
+    {
+        new["spec"]["healthCheckNodePort"] = port;
+    }
+
+    let drop = |new: &mut Value, field: &str| {
+        if let Some(spec) = new["spec"].as_object_mut() {
+            spec.remove(field);
+        }
+    };
+    if needs_cluster_ip(old) && !needs_cluster_ip(new) {
+        for field in ["clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"] {
+            if spec_str(new, field) == spec_str(old, field) {
+                drop(new, field);
             }
         }
+    }
+    if wants_node_ports(old)
+        && !wants_node_ports(new)
+        && node_ports(new) == node_ports(old)
+        && let Some(ports) = new["spec"]["ports"].as_array_mut()
+    {
+        for port in ports.iter_mut().filter_map(Value::as_object_mut) {
+            port.remove("nodePort");
+        }
+    }
+    if needs_health_check_port(old)
+        && !needs_health_check_port(new)
+        && spec_str(new, "healthCheckNodePort") == spec_str(old, "healthCheckNodePort")
+    {
+        drop(new, "healthCheckNodePort");
+    }
+    if is_load_balancer(old) && !is_load_balancer(new) {
+        for field in ["allocateLoadBalancerNodePorts", "loadBalancerClass"] {
+            if spec_str(new, field) == spec_str(old, field) {
+                drop(new, field);
+            }
+        }
+    }
+    if externally_accessible(old)
+        && !externally_accessible(new)
+        && spec_str(new, "externalTrafficPolicy") == spec_str(old, "externalTrafficPolicy")
+    {
+        drop(new, "externalTrafficPolicy");
+    }
+    if needs_cluster_ip(old)
+        && !needs_cluster_ip(new)
+        && spec_str(new, "internalTrafficPolicy") == spec_str(old, "internalTrafficPolicy")
+    {
+        drop(new, "internalTrafficPolicy");
     }
 }
 
@@ -484,12 +562,23 @@ mod tests {
         let old = json!({"spec": {"type": "NodePort", "clusterIP": "10.96.0.9", "clusterIPs": ["10.96.0.9"],
             "ports": [{"port": 80, "protocol": "TCP", "nodePort": 30080}]}});
         let mut new = json!({"spec": {"type": "NodePort", "ports": [{"port": 80, "protocol": "TCP"}, {"port": 81}]}});
-        carry_over_allocations(&mut new, &old);
+        prepare_service_update(&mut new, &old);
         assert_eq!(new["spec"]["clusterIP"], "10.96.0.9");
         assert_eq!(new["spec"]["ports"][0]["nodePort"], 30080);
         assert!(new["spec"]["ports"][1].get("nodePort").is_none());
-        let mut back = json!({"spec": {"type": "ClusterIP", "ports": [{"port": 80, "nodePort": 30080}]}});
-        carry_over_allocations(&mut back, &old);
+        // NodePort → ClusterIP with the object as read: node ports and the external policy go.
+        let mut read = old.clone();
+        read["spec"]["externalTrafficPolicy"] = json!("Cluster");
+        let mut back = read.clone();
+        back["spec"]["type"] = json!("ClusterIP");
+        prepare_service_update(&mut back, &read);
         assert!(back["spec"]["ports"][0].get("nodePort").is_none());
+        assert!(back["spec"].get("externalTrafficPolicy").is_none());
+        assert_eq!(back["spec"]["clusterIP"], "10.96.0.9");
+        // → ExternalName: the cluster IPs go.
+        let mut external = read.clone();
+        external["spec"]["type"] = json!("ExternalName");
+        prepare_service_update(&mut external, &read);
+        assert!(external["spec"].get("clusterIP").is_none());
     }
 }

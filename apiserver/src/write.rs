@@ -12,7 +12,7 @@ use storage::StorageError;
 
 use crate::cache::CachedObject;
 use crate::error::{ApiError, ApiResult};
-use crate::services::carry_over_allocations;
+use crate::services::prepare_service_update;
 use crate::store::Store;
 
 /// How many times a write retries after losing a compare-and-swap race.
@@ -194,7 +194,7 @@ impl Store {
             let mut err = ApiError::forbidden(format!(
                 "unable to create new content in namespace {namespace} because it is being terminated"
             ));
-            err.details = Some((String::new(), "namespaces".into(), namespace.to_string()));
+            err.details = Some(Box::new((String::new(), "namespaces".into(), namespace.to_string())));
             err.causes.push(crate::error::Cause {
                 reason: "NamespaceTerminating".into(),
                 message: format!("namespace {namespace} is being terminated"),
@@ -432,7 +432,7 @@ impl Store {
             let mut err = ApiError::forbidden(format!(
                 "namespaces {name:?} is forbidden: this namespace may not be deleted"
             ));
-            err.details = Some((String::new(), "namespaces".into(), name.to_string()));
+            err.details = Some(Box::new((String::new(), "namespaces".into(), name.to_string())));
             return Err(err);
         }
         let (object, removed) = self
@@ -605,7 +605,7 @@ fn prepare_update(
                 }
             }
             if is_service(def) {
-                carry_over_allocations(&mut new, current);
+                prepare_service_update(&mut new, current);
             }
             if def.plural == "namespaces" && def.group.is_empty() {
                 // spec.finalizers changes only through the finalize subresource.
