@@ -4,8 +4,6 @@ mod common;
 
 use anyhow::{Context, Result, ensure};
 use common::*;
-use futures::StreamExt;
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use std::time::Duration;
 use storage::Storage;
