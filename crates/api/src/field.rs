@@ -211,6 +211,34 @@ pub fn go_string_slice(items: &[String]) -> String {
     format!("[]string{{{}}}", quoted.join(", "))
 }
 
+/// Renders a label selector as Go's `%#v` does, the way upstream prints an immutable selector:
+/// `v1.LabelSelector{MatchLabels:map[string]string{"app":"web"}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}`.
+pub fn go_label_selector(sel: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector) -> String {
+    let expressions = match &sel.match_expressions {
+        None => "[]v1.LabelSelectorRequirement(nil)".to_string(),
+        Some(list) => {
+            let items: Vec<String> = list
+                .iter()
+                .map(|r| {
+                    let values = match &r.values {
+                        None => "[]string(nil)".to_string(),
+                        Some(v) => go_string_slice(v),
+                    };
+                    format!(
+                        "v1.LabelSelectorRequirement{{Key:{:?}, Operator:{:?}, Values:{values}}}",
+                        r.key, r.operator
+                    )
+                })
+                .collect();
+            format!("[]v1.LabelSelectorRequirement{{{}}}", items.join(", "))
+        }
+    };
+    format!(
+        "v1.LabelSelector{{MatchLabels:{}, MatchExpressions:{expressions}}}",
+        go_string_map(sel.match_labels.as_ref())
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

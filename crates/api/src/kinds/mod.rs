@@ -5,3 +5,6 @@ pub mod batch;
 pub mod core;
 pub mod other;
 pub mod rbac;
+
+#[cfg(test)]
+mod testutil;

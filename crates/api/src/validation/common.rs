@@ -69,9 +69,10 @@ pub fn positive(value: Option<i64>, path: &str) -> Vec<FieldError> {
 /// upstream's `ValidatePortNumOrName`.
 pub fn port_num_or_name(port: &IntOrString, path: &str) -> Vec<FieldError> {
     match port {
-        IntOrString::Int(n) => {
-            is_valid_port_num(i64::from(*n)).into_iter().map(|m| FieldError::invalid(path, *n, m)).collect()
-        }
+        IntOrString::Int(n) => is_valid_port_num(i64::from(*n))
+            .into_iter()
+            .map(|m| FieldError::invalid(path, *n, m))
+            .collect(),
         IntOrString::String(s) => invalid_each(path, s, is_valid_port_name(s)),
     }
 }
@@ -85,8 +86,17 @@ pub fn ip_address(value: &str, path: &str) -> Vec<FieldError> {
 /// the format check upstream's decoder does).
 pub fn nonnegative_quantity(q: &ApiQuantity, path: &str) -> (Option<Quantity>, Vec<FieldError>) {
     match Quantity::parse(&q.0) {
-        None => (None, vec![FieldError::invalid(path, q.0.as_str(), crate::validation::quantity::FORMAT_ERROR)]),
-        Some(parsed) if parsed.is_negative() => (Some(parsed), vec![FieldError::invalid(path, q.0.as_str(), IS_NEGATIVE)]),
+        None => (
+            None,
+            vec![FieldError::invalid(
+                path,
+                q.0.as_str(),
+                crate::validation::quantity::FORMAT_ERROR,
+            )],
+        ),
+        Some(parsed) if parsed.is_negative() => {
+            (Some(parsed), vec![FieldError::invalid(path, q.0.as_str(), IS_NEGATIVE)])
+        }
         Some(parsed) => (Some(parsed), Vec::new()),
     }
 }
@@ -112,7 +122,11 @@ pub fn percent_value(value: &IntOrString) -> Option<i64> {
 pub fn not_more_than_100_percent(value: &IntOrString, path: &str) -> Vec<FieldError> {
     match percent_value(value) {
         Some(p) if p > 100 => {
-            vec![FieldError::invalid(path, serde_json::to_value(value).unwrap_or_default(), "must not be greater than 100%")]
+            vec![FieldError::invalid(
+                path,
+                serde_json::to_value(value).unwrap_or_default(),
+                "must not be greater than 100%",
+            )]
         }
         _ => Vec::new(),
     }
@@ -124,4 +138,44 @@ pub fn int_or_string_value(value: &IntOrString) -> serde_json::Value {
         IntOrString::Int(n) => (*n).into(),
         IntOrString::String(s) => s.as_str().into(),
     }
+}
+
+/// upstream's `ValidateLabelSelector` (strict label values).
+pub fn validate_label_selector(
+    sel: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+    path: &str,
+) -> Vec<FieldError> {
+    use crate::field::{child, index};
+    use crate::validation::meta::{validate_label_name, validate_labels};
+    use crate::validation::names::is_valid_label_value;
+    let mut errs = validate_labels(sel.match_labels.as_ref(), &child(path, "matchLabels"));
+    for (i, r) in sel.match_expressions.iter().flatten().enumerate() {
+        let rpath = index(&child(path, "matchExpressions"), i);
+        let values = r.values.as_deref().unwrap_or_default();
+        match r.operator.as_str() {
+            "In" | "NotIn" if values.is_empty() => errs.push(FieldError::required(
+                child(&rpath, "values"),
+                "must be specified when `operator` is 'In' or 'NotIn'",
+            )),
+            "Exists" | "DoesNotExist" if !values.is_empty() => errs.push(FieldError::forbidden(
+                child(&rpath, "values"),
+                "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+            )),
+            "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
+            other => errs.push(FieldError::invalid(
+                child(&rpath, "operator"),
+                other,
+                "not a valid selector operator",
+            )),
+        }
+        errs.extend(validate_label_name(&r.key, &child(&rpath, "key")));
+        for (j, v) in values.iter().enumerate() {
+            errs.extend(invalid_each(
+                &index(&child(&rpath, "values"), j),
+                v,
+                is_valid_label_value(v),
+            ));
+        }
+    }
+    errs
 }

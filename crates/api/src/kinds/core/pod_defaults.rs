@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Container, HTTPGetAction, LifecycleHandler, PersistentVolumeClaimSpec, Pod, PodSecurityContext, PodSpec,
-    PodTemplateSpec, PodStatus, Probe, Toleration, Volume,
+    Container, HTTPGetAction, LifecycleHandler, PersistentVolumeClaimSpec, Pod, PodSecurityContext, PodSpec, PodStatus,
+    PodTemplateSpec, Probe, Toleration, Volume,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity as ApiQuantity;
 
@@ -34,12 +34,20 @@ pub fn default_pod(pod: &mut Pod) {
     let spec = pod.spec.get_or_insert_with(Default::default);
     // Requests default to limits only for Pods, not templates: a template's limits may be
     // changed by a LimitRange at pod creation.
-    for c in spec.containers.iter_mut().chain(spec.init_containers.iter_mut().flatten()) {
+    for c in spec
+        .containers
+        .iter_mut()
+        .chain(spec.init_containers.iter_mut().flatten())
+    {
         requests_from_limits(c);
     }
     spec.enable_service_links.get_or_insert(true);
     if spec.host_network == Some(true) {
-        for c in spec.containers.iter_mut().chain(spec.init_containers.iter_mut().flatten()) {
+        for c in spec
+            .containers
+            .iter_mut()
+            .chain(spec.init_containers.iter_mut().flatten())
+        {
             for p in c.ports.iter_mut().flatten() {
                 if p.host_port.unwrap_or(0) == 0 {
                     p.host_port = Some(p.container_port);
@@ -51,7 +59,8 @@ pub fn default_pod(pod: &mut Pod) {
     add_default_tolerations(spec);
     // The Priority admission plugin resolves the (absent) priority class to 0.
     spec.priority.get_or_insert(0);
-    spec.preemption_policy.get_or_insert_with(|| "PreemptLowerPriority".to_string());
+    spec.preemption_policy
+        .get_or_insert_with(|| "PreemptLowerPriority".to_string());
     let qos = pod_qos(spec);
     let status = pod.status.get_or_insert_with(PodStatus::default);
     status.phase.get_or_insert_with(|| "Pending".to_string());
@@ -63,9 +72,14 @@ pub fn default_pod_spec(spec: &mut PodSpec) {
     set_if_empty(&mut spec.dns_policy, "ClusterFirst");
     set_if_empty(&mut spec.restart_policy, "Always");
     spec.security_context.get_or_insert_with(PodSecurityContext::default);
-    spec.termination_grace_period_seconds.get_or_insert(DEFAULT_TERMINATION_GRACE_PERIOD);
+    spec.termination_grace_period_seconds
+        .get_or_insert(DEFAULT_TERMINATION_GRACE_PERIOD);
     set_if_empty(&mut spec.scheduler_name, "default-scheduler");
-    for c in spec.containers.iter_mut().chain(spec.init_containers.iter_mut().flatten()) {
+    for c in spec
+        .containers
+        .iter_mut()
+        .chain(spec.init_containers.iter_mut().flatten())
+    {
         default_container(c);
     }
     for c in spec.ephemeral_containers.iter_mut().flatten() {
@@ -115,11 +129,17 @@ fn default_container(c: &mut Container) {
     for p in c.ports.iter_mut().flatten() {
         set_if_empty(&mut p.protocol, "TCP");
     }
-    for probe in [&mut c.liveness_probe, &mut c.readiness_probe, &mut c.startup_probe].into_iter().flatten() {
+    for probe in [&mut c.liveness_probe, &mut c.readiness_probe, &mut c.startup_probe]
+        .into_iter()
+        .flatten()
+    {
         default_probe(probe);
     }
     if let Some(lifecycle) = c.lifecycle.as_mut() {
-        for hook in [&mut lifecycle.post_start, &mut lifecycle.pre_stop].into_iter().flatten() {
+        for hook in [&mut lifecycle.post_start, &mut lifecycle.pre_stop]
+            .into_iter()
+            .flatten()
+        {
             default_handler(hook);
         }
     }
@@ -138,7 +158,11 @@ fn default_container(c: &mut Container) {
 /// `Always` for a `:latest` or untagged image without a digest, else `IfNotPresent` (also for
 /// references that do not parse, as upstream ignores the parse error).
 pub fn default_pull_policy(image: &str) -> &'static str {
-    if image_tag(image).as_deref() == Some("latest") { "Always" } else { "IfNotPresent" }
+    if image_tag(image).as_deref() == Some("latest") {
+        "Always"
+    } else {
+        "IfNotPresent"
+    }
 }
 
 /// The tag of an image reference; `latest` when neither tag nor digest is given, `None` when the
@@ -227,7 +251,11 @@ fn default_volume(v: &mut Volume) {
             if let Some(token) = source.service_account_token.as_mut() {
                 token.expiration_seconds.get_or_insert(3600);
             }
-            for item in source.downward_api.iter_mut().flat_map(|d| d.items.iter_mut().flatten()) {
+            for item in source
+                .downward_api
+                .iter_mut()
+                .flat_map(|d| d.items.iter_mut().flatten())
+            {
                 if let Some(f) = item.field_ref.as_mut() {
                     set_if_empty(&mut f.api_version, "v1");
                 }
@@ -306,9 +334,15 @@ pub fn pod_qos(spec: &PodSpec) -> &'static str {
         return "BestEffort";
     }
     if guaranteed {
-        guaranteed = requests.iter().all(|(name, req)| limits.get(name).is_some_and(|lim| same_sum(req, lim)));
+        guaranteed = requests
+            .iter()
+            .all(|(name, req)| limits.get(name).is_some_and(|lim| same_sum(req, lim)));
     }
-    if guaranteed && requests.len() == limits.len() { "Guaranteed" } else { "Burstable" }
+    if guaranteed && requests.len() == limits.len() {
+        "Guaranteed"
+    } else {
+        "Burstable"
+    }
 }
 
 /// Whether two lists of quantities add up to the same amount (exactly when they fit in milli

@@ -47,7 +47,7 @@ const SOURCES: &[&str] = &[
 ];
 
 /// Validates the volumes; returns the names of the valid ones (what mounts may reference).
-pub fn validate_volumes(volumes: &[Volume], path: &str) -> (BTreeSet<String>, Vec<FieldError>) {
+pub(super) fn validate_volumes(volumes: &[Volume], path: &str) -> (BTreeSet<String>, Vec<FieldError>) {
     let mut names = BTreeSet::new();
     let mut errs = Vec::new();
     for (i, v) in volumes.iter().enumerate() {
@@ -80,7 +80,10 @@ fn validate_source(v: &Volume, path: &str) -> Vec<FieldError> {
         [_] => {}
         [_, rest @ ..] => {
             for extra in rest {
-                errs.push(FieldError::forbidden(child(path, extra), "may not specify more than 1 volume type"));
+                errs.push(FieldError::forbidden(
+                    child(path, extra),
+                    "may not specify more than 1 volume type",
+                ));
             }
         }
     }
@@ -94,12 +97,24 @@ fn validate_source(v: &Volume, path: &str) -> Vec<FieldError> {
         errs.extend(optional_enum(
             h.type_.as_deref(),
             &child(&p, "type"),
-            &["DirectoryOrCreate", "Directory", "FileOrCreate", "File", "Socket", "CharDevice", "BlockDevice"],
+            &[
+                "DirectoryOrCreate",
+                "Directory",
+                "FileOrCreate",
+                "File",
+                "Socket",
+                "CharDevice",
+                "BlockDevice",
+            ],
         ));
     }
     if let Some(e) = &v.empty_dir {
         let p = child(path, "emptyDir");
-        errs.extend(optional_enum(e.medium.as_deref(), &child(&p, "medium"), &["Memory", "HugePages"]));
+        errs.extend(optional_enum(
+            e.medium.as_deref(),
+            &child(&p, "medium"),
+            &["Memory", "HugePages"],
+        ));
         if let Some(limit) = &e.size_limit {
             errs.extend(nonnegative_quantity(limit, &child(&p, "sizeLimit")).1);
         }
@@ -111,7 +126,10 @@ fn validate_source(v: &Volume, path: &str) -> Vec<FieldError> {
             name => errs.extend(dns1123_subdomain(name, &child(&p, "secretName"))),
         }
         errs.extend(file_mode(s.default_mode, &child(&p, "defaultMode")));
-        errs.extend(key_to_paths(s.items.as_deref().unwrap_or_default(), &child(&p, "items")));
+        errs.extend(key_to_paths(
+            s.items.as_deref().unwrap_or_default(),
+            &child(&p, "items"),
+        ));
     }
     if let Some(c) = &v.config_map {
         let p = child(path, "configMap");
@@ -120,17 +138,26 @@ fn validate_source(v: &Volume, path: &str) -> Vec<FieldError> {
             name => errs.extend(dns1123_subdomain(name, &child(&p, "name"))),
         }
         errs.extend(file_mode(c.default_mode, &child(&p, "defaultMode")));
-        errs.extend(key_to_paths(c.items.as_deref().unwrap_or_default(), &child(&p, "items")));
+        errs.extend(key_to_paths(
+            c.items.as_deref().unwrap_or_default(),
+            &child(&p, "items"),
+        ));
     }
     if let Some(c) = &v.persistent_volume_claim
         && c.claim_name.is_empty()
     {
-        errs.push(FieldError::required(child(&child(path, "persistentVolumeClaim"), "claimName"), ""));
+        errs.push(FieldError::required(
+            child(&child(path, "persistentVolumeClaim"), "claimName"),
+            "",
+        ));
     }
     if let Some(d) = &v.downward_api {
         let p = child(path, "downwardAPI");
         errs.extend(file_mode(d.default_mode, &child(&p, "defaultMode")));
-        errs.extend(downward_files(d.items.as_deref().unwrap_or_default(), &child(&p, "items")));
+        errs.extend(downward_files(
+            d.items.as_deref().unwrap_or_default(),
+            &child(&p, "items"),
+        ));
     }
     if let Some(pr) = &v.projected {
         let p = child(path, "projected");
@@ -138,15 +165,24 @@ fn validate_source(v: &Volume, path: &str) -> Vec<FieldError> {
         for (i, source) in pr.sources.iter().flatten().enumerate() {
             let sp = index(&child(&p, "sources"), i);
             if let Some(s) = &source.secret {
-                errs.extend(key_to_paths(s.items.as_deref().unwrap_or_default(), &child(&child(&sp, "secret"), "items")));
+                errs.extend(key_to_paths(
+                    s.items.as_deref().unwrap_or_default(),
+                    &child(&child(&sp, "secret"), "items"),
+                ));
             }
             if let Some(c) = &source.config_map {
                 let cp = child(&sp, "configMap");
-                errs.extend(key_to_paths(c.items.as_deref().unwrap_or_default(), &child(&cp, "items")));
+                errs.extend(key_to_paths(
+                    c.items.as_deref().unwrap_or_default(),
+                    &child(&cp, "items"),
+                ));
             }
             if let Some(d) = &source.downward_api {
                 let dp = child(&sp, "downwardAPI");
-                errs.extend(downward_files(d.items.as_deref().unwrap_or_default(), &child(&dp, "items")));
+                errs.extend(downward_files(
+                    d.items.as_deref().unwrap_or_default(),
+                    &child(&dp, "items"),
+                ));
             }
             if let Some(t) = &source.service_account_token {
                 let tp = child(&sp, "serviceAccountToken");
@@ -171,7 +207,11 @@ fn validate_source(v: &Volume, path: &str) -> Vec<FieldError> {
         if n.path.is_empty() {
             errs.push(FieldError::required(child(&p, "path"), ""));
         } else if !n.path.starts_with('/') {
-            errs.push(FieldError::invalid(child(&p, "path"), n.path.as_str(), "must be an absolute path"));
+            errs.push(FieldError::invalid(
+                child(&p, "path"),
+                n.path.as_str(),
+                "must be an absolute path",
+            ));
         }
     }
     if let Some(c) = &v.csi
@@ -182,7 +222,10 @@ fn validate_source(v: &Volume, path: &str) -> Vec<FieldError> {
     if let Some(e) = &v.ephemeral
         && e.volume_claim_template.is_none()
     {
-        errs.push(FieldError::required(child(&child(path, "ephemeral"), "volumeClaimTemplate"), ""));
+        errs.push(FieldError::required(
+            child(&child(path, "ephemeral"), "volumeClaimTemplate"),
+            "",
+        ));
     }
     errs
 }
@@ -202,7 +245,11 @@ fn key_to_paths(items: &[KeyToPath], path: &str) -> Vec<FieldError> {
         if item.key.is_empty() {
             errs.push(FieldError::required(child(&ip, "key"), ""));
         } else {
-            errs.extend(invalid_each(&child(&ip, "key"), &item.key, is_config_map_key(&item.key)));
+            errs.extend(invalid_each(
+                &child(&ip, "key"),
+                &item.key,
+                is_config_map_key(&item.key),
+            ));
         }
         if item.path.is_empty() {
             errs.push(FieldError::required(child(&ip, "path"), ""));
@@ -228,7 +275,10 @@ fn downward_files(items: &[DownwardAPIVolumeFile], path: &str) -> Vec<FieldError
                 "",
                 "fieldRef and resourceFieldRef can not be specified simultaneously",
             )),
-            (None, None) => errs.push(FieldError::required(&ip, "one of fieldRef and resourceFieldRef is required")),
+            (None, None) => errs.push(FieldError::required(
+                &ip,
+                "one of fieldRef and resourceFieldRef is required",
+            )),
             _ => {}
         }
     }
