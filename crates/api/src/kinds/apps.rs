@@ -414,6 +414,9 @@ fn validate_stateful_set(s: &StatefulSet, old: Option<&StatefulSet>, op: Operati
         }
     }
     if let Some(old) = old {
+        // As stored by today's defaulting (see the pod update rules).
+        let mut old = old.clone();
+        default_stateful_set(&mut old);
         let old_spec = old.spec.clone();
         let mut munged = spec.clone();
         munged.replicas = old_spec.replicas;

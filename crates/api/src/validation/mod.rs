@@ -4,3 +4,5 @@ pub mod common;
 pub mod meta;
 pub mod names;
 pub mod quantity;
+
+pub use names::{is_dns1035_label, is_dns1123_label, is_dns1123_subdomain, is_qualified_name, is_valid_label_value};
