@@ -121,8 +121,150 @@ pub fn resources(group: &str, version: &str) -> Option<Value> {
     Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}))
 }
 
+/// The media type of aggregated discovery documents.
+pub const AGGREGATED_CONTENT_TYPE: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+/// Whether an Accept header prefers aggregated discovery (v2) over plain JSON: the first
+/// alternative that names it wins over later ones, as clients list their preference first.
+pub fn wants_aggregated(accept: Option<&str>) -> bool {
+    let Some(accept) = accept else { return false };
+    for alternative in accept.split(',') {
+        let mut parts = alternative.split(';').map(str::trim);
+        let media = parts.next().unwrap_or("");
+        let params: Vec<(String, String)> = parts
+            .filter_map(|p| p.split_once('='))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().trim_matches('"').to_string()))
+            .collect();
+        let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        if media == "application/json"
+            && param("g") == Some("apidiscovery.k8s.io")
+            && param("v") == Some("v2")
+            && param("as") == Some("APIGroupDiscoveryList")
+        {
+            return true;
+        }
+        if matches!(media, "application/json" | "*/*" | "application/*") && params.is_empty() {
+            return false;
+        }
+    }
+    false
+}
+
+fn response_kind(group: &str, version: &str, kind: &str) -> Value {
+    json!({"group": group, "version": version, "kind": kind})
+}
+
+/// One group's entry in an aggregated discovery document, versions in preference order.
+fn aggregated_group(group: &str, versions: &[&str]) -> Value {
+    let versions: Vec<Value> = versions
+        .iter()
+        .map(|version| {
+            let resources: Vec<Value> = RESOURCES
+                .iter()
+                .filter(|d| d.group == group && d.version == *version)
+                .map(|def| {
+                    let subresources: Vec<Value> = def
+                        .subresources
+                        .iter()
+                        .map(|sub| {
+                            let (kind, verbs): (Value, &[&str]) = match sub {
+                                Subresource::Status => (
+                                    response_kind(def.group, def.version, def.kind),
+                                    &["get", "patch", "update"],
+                                ),
+                                Subresource::Scale => {
+                                    (response_kind("autoscaling", "v1", "Scale"), &["get", "patch", "update"])
+                                }
+                                Subresource::Binding => (response_kind("", "v1", "Binding"), &["create"]),
+                                Subresource::Eviction => (response_kind("policy", "v1", "Eviction"), &["create"]),
+                                Subresource::Finalize => (response_kind(def.group, def.version, def.kind), &["update"]),
+                            };
+                            json!({"subresource": sub.name(), "responseKind": kind, "verbs": verbs})
+                        })
+                        .collect();
+                    let mut entry = json!({
+                        "resource": def.plural,
+                        "responseKind": response_kind(def.group, def.version, def.kind),
+                        "scope": if def.namespaced { "Namespaced" } else { "Cluster" },
+                        "singularResource": def.singular,
+                        "verbs": def.verbs(),
+                    });
+                    if !def.short_names.is_empty() {
+                        entry["shortNames"] = json!(def.short_names);
+                    }
+                    if !def.categories.is_empty() {
+                        entry["categories"] = json!(def.categories);
+                    }
+                    if !subresources.is_empty() {
+                        entry["subresources"] = Value::Array(subresources);
+                    }
+                    entry
+                })
+                .collect();
+            json!({"version": version, "resources": resources, "freshness": "Current"})
+        })
+        .collect();
+    json!({"metadata": {"name": group}, "versions": versions})
+}
+
+/// The aggregated discovery document (`apidiscovery.k8s.io/v2` APIGroupDiscoveryList) of
+/// `/api` (`core`) or `/apis`.
+pub fn aggregated(core: bool) -> Value {
+    let items: Vec<Value> = registry::group_versions()
+        .into_iter()
+        .filter(|(g, _)| g.is_empty() == core)
+        .map(|(g, versions)| aggregated_group(g, &versions))
+        .collect();
+    json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items})
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn aggregated_documents() {
+        assert!(wants_aggregated(Some(
+            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
+        )));
+        assert!(!wants_aggregated(Some("application/json, */*")));
+        assert!(!wants_aggregated(Some(
+            "application/json,application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+        )));
+        assert!(!wants_aggregated(None));
+        let core = aggregated(true);
+        assert_eq!(core["items"].as_array().unwrap().len(), 1);
+        assert_eq!(core["items"][0]["metadata"]["name"], "");
+        let pods = core["items"][0]["versions"][0]["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["resource"] == "pods")
+            .unwrap();
+        assert_eq!(pods["responseKind"]["kind"], "Pod");
+        assert_eq!(pods["scope"], "Namespaced");
+        assert!(
+            pods["subresources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s["subresource"] == "binding")
+        );
+        let apis = aggregated(false);
+        let autoscaling = apis["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["metadata"]["name"] == "autoscaling")
+            .unwrap();
+        assert_eq!(autoscaling["versions"][0]["version"], "v2", "preferred version first");
+        assert!(
+            apis["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|g| g["metadata"]["name"] != "")
+        );
+    }
+
     use super::*;
 
     #[test]

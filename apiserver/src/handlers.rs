@@ -12,6 +12,7 @@ use http::{HeaderMap, Method, StatusCode, header};
 use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::body::{self, FieldValidation, warning_header};
 use crate::error::{ApiError, ApiResult, success_status};
 use crate::patch::{self, PatchType};
 use crate::request::{ListOptions, Query, parse_resource_path};
@@ -28,28 +29,31 @@ pub fn json_response(code: StatusCode, value: &Value) -> Response {
         .into_response()
 }
 
-/// Decodes a request body by its Content-Type.
-pub fn decode_body(headers: &HeaderMap, body: &[u8]) -> ApiResult<Value> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json");
-    let media = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::bad_request("the body of the request was empty"));
-    }
-    match media.as_str() {
-        "application/json" | "" | "*/*" | "text/plain" => serde_json::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("the body of the request could not be decoded as JSON: {e}"))),
-        "application/yaml" | "application/x-yaml" | "text/yaml" => {
-            let text =
-                std::str::from_utf8(body).map_err(|_| ApiError::bad_request("the YAML body is not valid UTF-8"))?;
-            serde_saphyr::from_str::<Value>(text).map_err(|e| {
-                ApiError::bad_request(format!("the body of the request could not be decoded as YAML: {e}"))
-            })
+/// A JSON response carrying `Warning` headers.
+fn warned(code: StatusCode, value: &Value, warnings: &[String]) -> Response {
+    let mut response = json_response(code, value);
+    let mut seen = std::collections::HashSet::new();
+    for warning in warnings.iter().filter(|w| seen.insert(w.as_str())) {
+        if let Ok(value) = http::HeaderValue::from_str(&warning_header(warning)) {
+            response.headers_mut().append(header::WARNING, value);
         }
-        other => Err(ApiError::unsupported_media_type(other)),
     }
+    response
+}
+
+/// Decodes a body that must be an object of `def`'s kind and applies field validation.
+fn decode_object(
+    def: &ResourceDef,
+    headers: &HeaderMap,
+    raw: &[u8],
+    validation: FieldValidation,
+    warnings: &mut Vec<String>,
+) -> ApiResult<Value> {
+    let decoded = body::decode(headers, raw)?;
+    let mut value = decoded.value;
+    crate::write::check_type(def, &mut value)?;
+    validation.check(def, &value, &decoded.duplicates, warnings)?;
+    Ok(value)
 }
 
 /// Rejects an Accept header we cannot satisfy (we answer JSON).
@@ -154,12 +158,13 @@ async fn route(
             }
         }
         (&Method::POST, None, None) => {
-            let object = decode_body(headers, &body)?;
+            let mut warnings = Vec::new();
+            let object = decode_object(def, headers, &body, FieldValidation::from_query(&query)?, &mut warnings)?;
             let created = store.create(def, ns, object, query.dry_run()?).await?;
-            Ok(json_response(StatusCode::CREATED, &created))
+            Ok(warned(StatusCode::CREATED, &created, &warnings))
         }
         (&Method::POST, Some(name), Some(Subresource::Binding)) => {
-            let binding = decode_body(headers, &body)?;
+            let binding = body::decode(headers, &body)?.value;
             store
                 .bind(ns.unwrap_or_default(), name, &binding, query.dry_run()?)
                 .await?;
@@ -169,7 +174,7 @@ async fn route(
             ))
         }
         (&Method::POST, Some(name), Some(Subresource::Eviction)) => {
-            let eviction = decode_body(headers, &body)?;
+            let eviction = body::decode(headers, &body)?.value;
             let delete_body = eviction.get("deleteOptions").cloned().unwrap_or(Value::Null);
             let mut options = DeleteOptions::parse(&delete_body, &query)?;
             options.dry_run |= query.dry_run()?;
@@ -180,14 +185,15 @@ async fn route(
             ))
         }
         (&Method::PUT, Some(name), sub @ (None | Some(Subresource::Status) | Some(Subresource::Finalize))) => {
-            let object = decode_body(headers, &body)?;
+            let mut warnings = Vec::new();
+            let object = decode_object(def, headers, &body, FieldValidation::from_query(&query)?, &mut warnings)?;
             let updated = store
                 .update(def, ns, name, sub, query.dry_run()?, |_| Ok(object.clone()))
                 .await?;
-            Ok(json_response(StatusCode::OK, &updated))
+            Ok(warned(StatusCode::OK, &updated, &warnings))
         }
         (&Method::PUT, Some(name), Some(Subresource::Scale)) => {
-            let scale = decode_body(headers, &body)?;
+            let scale = body::decode(headers, &body)?.value;
             let updated = update_scale(&store, def, ns, name, query.dry_run()?, |_| Ok(scale.clone())).await?;
             Ok(json_response(StatusCode::OK, &updated))
         }
@@ -205,18 +211,24 @@ async fn route(
                 .await?;
                 return Ok(json_response(StatusCode::OK, &updated));
             }
+            let validation = FieldValidation::from_query(&query)?;
+            let duplicates = body::duplicate_keys(&body);
+            let mut warnings = Vec::new();
             let updated = store
                 .update(def, ns, name, sub, dry_run, |current| {
-                    patch::apply(kind, current, &body)
+                    warnings.clear();
+                    let patched = patch::apply(kind, current, &body)?;
+                    validation.check(def, &patched, &duplicates, &mut warnings)?;
+                    Ok(patched)
                 })
                 .await?;
-            Ok(json_response(StatusCode::OK, &updated))
+            Ok(warned(StatusCode::OK, &updated, &warnings))
         }
         (&Method::DELETE, Some(name), None) => {
             let body_value = if body.iter().all(u8::is_ascii_whitespace) {
                 Value::Null
             } else {
-                decode_body(headers, &body)?
+                body::decode(headers, &body)?.value
             };
             let options = DeleteOptions::parse(&body_value, &query)?;
             let deleted = store.delete(def, ns, name, &options).await?;
@@ -233,7 +245,7 @@ async fn route(
             let body_value = if body.iter().all(u8::is_ascii_whitespace) {
                 Value::Null
             } else {
-                decode_body(headers, &body)?
+                body::decode(headers, &body)?.value
             };
             let options = DeleteOptions::parse(&body_value, &query)?;
             let list_options = ListOptions::from_query(def, &query)?;

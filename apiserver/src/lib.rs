@@ -6,6 +6,7 @@
 //! from the `api` crate's registry and strategies.
 
 pub mod auth;
+pub mod body;
 pub mod cache;
 pub mod discovery;
 pub mod error;
@@ -38,10 +39,15 @@ use crate::store::Store;
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "kube-apiserver", about = "kaji's Kubernetes API server", version)]
 pub struct Options {
-    /// etcd endpoints, comma-separated (e.g. http://127.0.0.1:2379).
+    /// etcd endpoints, comma-separated (e.g. http://127.0.0.1:2379). Selects the etcd storage
+    /// backend unless --storage says otherwise.
     #[arg(long, value_delimiter = ',')]
     pub etcd_servers: Vec<String>,
-    /// Directory for the cluster PKI and the admin kubeconfig.
+    /// Storage backend: `embedded` (a SQLite database in DATA_DIR/store, nothing else to run)
+    /// or `etcd` (needs --etcd-servers). Default: etcd if --etcd-servers is given, else embedded.
+    #[arg(long, value_parser = ["embedded", "etcd"])]
+    pub storage: Option<String>,
+    /// Directory for the cluster PKI, the admin kubeconfig and the embedded store.
     #[arg(long, default_value = "/var/lib/kaji/apiserver")]
     pub data_dir: PathBuf,
     /// Address to listen on.
@@ -65,9 +71,9 @@ pub struct Options {
     /// Largest accepted request body, in bytes.
     #[arg(long, default_value_t = 3 * 1024 * 1024)]
     pub max_request_bytes: usize,
-    /// How often storage history is compacted (Go duration: 5m, 300s; 0 disables). Each pass
+    /// How often etcd history is compacted (Go duration: 5m, 300s; 0 disables). Each pass
     /// compacts to the revision seen one interval earlier, so watches can resume from any
-    /// revision younger than the interval.
+    /// revision younger than the interval. The embedded store compacts itself.
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     pub etcd_compaction_interval: Duration,
 }
@@ -218,9 +224,6 @@ pub async fn run(options: Options, cancel: CancellationToken) -> Result<()> {
         .map_err(|e| anyhow::anyhow!("--service-cluster-ip-range: {e}"))?;
     let node_port_range = parse_port_range(&options.service_node_port_range)
         .map_err(|e| anyhow::anyhow!("--service-node-port-range: {e}"))?;
-    if options.etcd_servers.is_empty() {
-        bail!("--etcd-servers is required (for example --etcd-servers http://127.0.0.1:2379)");
-    }
     let tokens = match &options.token_auth_file {
         Some(path) => auth::TokenAuth::load(path).context("--token-auth-file")?,
         None => auth::TokenAuth::default(),
@@ -228,11 +231,31 @@ pub async fn run(options: Options, cancel: CancellationToken) -> Result<()> {
     std::fs::create_dir_all(&options.data_dir)
         .with_context(|| format!("creating --data-dir {}", options.data_dir.display()))?;
 
-    let storage: Arc<dyn Storage> = Arc::new(
-        storage::etcd::EtcdStorage::connect(&options.etcd_servers)
-            .await
-            .with_context(|| format!("connecting to etcd at {}", options.etcd_servers.join(",")))?,
-    );
+    let use_etcd = match options.storage.as_deref() {
+        Some("etcd") if options.etcd_servers.is_empty() => {
+            bail!("--storage etcd needs --etcd-servers (for example --etcd-servers http://127.0.0.1:2379)")
+        }
+        Some("etcd") => true,
+        Some(_) => false,
+        None => !options.etcd_servers.is_empty(),
+    };
+    let storage: Arc<dyn Storage> = if use_etcd {
+        Arc::new(
+            storage::etcd::EtcdStorage::connect(&options.etcd_servers)
+                .await
+                .with_context(|| format!("connecting to etcd at {}", options.etcd_servers.join(",")))?,
+        )
+    } else {
+        if !options.etcd_servers.is_empty() {
+            tracing::warn!("--storage embedded: ignoring --etcd-servers");
+        }
+        // Compacts itself (it keeps the last 1000 revisions and 5 minutes of history).
+        let dir = options.data_dir.join("store");
+        Arc::new(
+            storage::embedded::EmbeddedStorage::open(&dir)
+                .with_context(|| format!("opening the embedded store in {}", dir.display()))?,
+        )
+    };
 
     let first_service_ip = IpAddr::V4(cluster_ip_range.host(1));
     let sans = pki::serving_sans(options.bind_address, options.advertise_address, Some(first_service_ip));
@@ -250,11 +273,13 @@ pub async fn run(options: Options, cancel: CancellationToken) -> Result<()> {
     };
     let server_address = SocketAddr::new(host, port).to_string();
 
-    tokio::spawn(compact_periodically(
-        storage.clone(),
-        options.etcd_compaction_interval,
-        cancel.clone(),
-    ));
+    if use_etcd {
+        tokio::spawn(compact_periodically(
+            storage.clone(),
+            options.etcd_compaction_interval,
+            cancel.clone(),
+        ));
+    }
     let allocators = Allocators::new(storage.clone(), cluster_ip_range, node_port_range);
     let store = Arc::new(Store::new(storage, allocators, &cancel));
     let state = Arc::new(AppState {

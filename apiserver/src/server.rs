@@ -233,6 +233,19 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Respo
     let (parts, body) = request.into_parts();
     let path = parts.uri.path().to_string();
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let accept = parts.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    if parts.method == Method::GET
+        && matches!(segments.as_slice(), ["api"] | ["apis"])
+        && discovery::wants_aggregated(accept)
+    {
+        let doc = discovery::aggregated(segments[0] == "api");
+        return (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, discovery::AGGREGATED_CONTENT_TYPE)],
+            serde_json::to_vec(&doc).unwrap_or_default(),
+        )
+            .into_response();
+    }
     let discovery_doc = match (parts.method.clone(), segments.as_slice()) {
         (Method::GET, ["api"]) => Some(Some(discovery::core_versions(&state.server_address))),
         (Method::GET, ["apis"]) => Some(Some(discovery::groups())),

@@ -34,6 +34,10 @@ pub enum AdmitError {
 
 /// What the server does with an object of one kind before storing it.
 pub trait KindStrategy: Send + Sync {
+    /// The paths of fields in `object` that the kind does not declare (what decoding would
+    /// drop), formatted as upstream reports them: `spec.containers[0].foo`.
+    fn unknown_fields(&self, def: &ResourceDef, object: &Value) -> Result<Vec<String>, AdmitError>;
+
     /// Decodes `object`, applies defaults, validates it (against `old` on updates) and returns
     /// the normalized JSON to store.
     fn admit(&self, def: &ResourceDef, object: Value, old: Option<&Value>, op: Operation) -> Result<Value, AdmitError>;
@@ -67,10 +71,39 @@ pub fn decode<K: DeserializeOwned>(def: &ResourceDef, value: Value) -> Result<K,
     })
 }
 
+/// Renders a serde_ignored path the way upstream's strict decoder does.
+fn render_path(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", render_path(parent)),
+        Path::Map { parent, key } => {
+            let parent = render_path(parent);
+            if parent.is_empty() { key.clone() } else { format!("{parent}.{key}") }
+        }
+        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => {
+            render_path(parent)
+        }
+    }
+}
+
 impl<K> KindStrategy for Typed<K>
 where
     K: k8s_openapi::Metadata<Ty = ObjectMeta> + Serialize + DeserializeOwned + Send + Sync + 'static,
 {
+    fn unknown_fields(&self, def: &ResourceDef, object: &Value) -> Result<Vec<String>, AdmitError> {
+        let mut unknown = Vec::new();
+        let decoded: Result<K, _> =
+            serde_ignored::deserialize(object, |path| unknown.push(render_path(&path)));
+        match decoded {
+            Ok(_) => Ok(unknown),
+            Err(error) => Err(AdmitError::Decode(format!(
+                "{} in version {:?} cannot be handled as a {}: {error}",
+                def.kind, def.version, def.kind
+            ))),
+        }
+    }
+
     fn admit(&self, def: &ResourceDef, object: Value, old: Option<&Value>, op: Operation) -> Result<Value, AdmitError> {
         let mut typed: K = decode(def, object)?;
         let old_typed: Option<K> = match old {
@@ -93,4 +126,21 @@ pub fn no_defaults<K>(_: &mut K) {}
 /// No kind-specific validation (metadata is still validated).
 pub fn no_validation<K>(_: &K, _: Option<&K>, _: Operation) -> Vec<FieldError> {
     Vec::new()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn unknown_fields_are_reported_with_upstream_paths() {
+        let def = crate::registry::find("", "v1", "pods").expect("pods are registered");
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "bogus": 1},
+            "spec": {"containers": [{"name": "c", "image": "i", "foo": true}], "extra": {}}});
+        let mut unknown = def.strategy.unknown_fields(def, &pod).unwrap();
+        unknown.sort();
+        assert_eq!(unknown, ["metadata.bogus", "spec.containers[0].foo", "spec.extra"]);
+        let fine = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}]}});
+        assert!(def.strategy.unknown_fields(def, &fine).unwrap().is_empty());
+    }
 }
