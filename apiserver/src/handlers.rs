@@ -114,12 +114,28 @@ async fn route(
     if request.legacy_watch && method != Method::GET {
         return Err(ApiError::method_not_allowed());
     }
+    // `kubectl get` asks for server-side Table printing.
+    let table = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(api::table::parse_table_accept);
+    let include = api::table::parse_include_object(query.get("includeObject"))
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let format = match table {
+        Some(version) => crate::watch::Format::Table { version, include },
+        None => crate::watch::Format::Json,
+    };
+    let as_table = |objects: &[Value], list_meta: Value| {
+        table.map(|version| {
+            api::table::table_as(version, def, objects, include, true, list_meta, jiff::Timestamp::now())
+        })
+    };
     match (&method, request.name.as_deref(), request.subresource) {
         (&Method::GET, None, None) => {
             let mut options = ListOptions::from_query(def, &query)?;
             options.watch |= request.legacy_watch;
             if options.watch {
-                let stream = crate::watch::watch(store, def, request.namespace.clone(), options).await?;
+                let stream = crate::watch::watch(store, def, request.namespace.clone(), options, format).await?;
                 return Ok(Response::builder()
                     .status(StatusCode::OK)
                     .header(header::CONTENT_TYPE, "application/json")
@@ -128,7 +144,11 @@ async fn route(
                     .unwrap_or_else(|_| ApiError::internal("building the watch response").into_response()));
             }
             let result = store.list(def, ns, &options).await?;
-            Ok(json_response(StatusCode::OK, &list_body(def, &result)))
+            let body = list_body(def, &result);
+            match as_table(&result.items, body["metadata"].clone()) {
+                Some(table) => Ok(json_response(StatusCode::OK, &table)),
+                None => Ok(json_response(StatusCode::OK, &body)),
+            }
         }
         (&Method::GET, Some(name), sub) => {
             let mut options = ListOptions::from_query(def, &query)?;
@@ -139,7 +159,7 @@ async fn route(
                         .map_err(|e| ApiError::bad_request(e.to_string()))?,
                 );
                 options.watch = true;
-                let stream = crate::watch::watch(store, def, request.namespace.clone(), options).await?;
+                let stream = crate::watch::watch(store, def, request.namespace.clone(), options, format).await?;
                 return Ok(Response::builder()
                     .status(StatusCode::OK)
                     .header(header::CONTENT_TYPE, "application/json")
@@ -154,7 +174,13 @@ async fn route(
                 Some(Subresource::Binding) | Some(Subresource::Eviction) | Some(Subresource::Finalize) => {
                     Err(ApiError::method_not_allowed())
                 }
-                _ => Ok(json_response(StatusCode::OK, &object)),
+                _ => {
+                    let meta = json!({"resourceVersion": object["metadata"]["resourceVersion"]});
+                    match as_table(std::slice::from_ref(&object), meta) {
+                        Some(table) => Ok(json_response(StatusCode::OK, &table)),
+                        None => Ok(json_response(StatusCode::OK, &object)),
+                    }
+                }
             }
         }
         (&Method::POST, None, None) => {

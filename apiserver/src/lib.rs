@@ -50,6 +50,16 @@ pub struct Options {
     /// Directory for the cluster PKI, the admin kubeconfig and the embedded store.
     #[arg(long, default_value = "/var/lib/kaji/apiserver")]
     pub data_dir: PathBuf,
+    /// Embedded store: revisions of history kept at least (watches and paginated lists can
+    /// resume from any of them).
+    #[arg(long, default_value_t = 1000)]
+    pub embedded_retain_revisions: i64,
+    /// Embedded store: time of history kept at least (Go duration), besides the revisions.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub embedded_retain_for: Duration,
+    /// Embedded store: how often it compacts its history (Go duration; 0 disables).
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub embedded_compaction_interval: Duration,
     /// Address to listen on.
     #[arg(long, default_value = "0.0.0.0")]
     pub bind_address: IpAddr,
@@ -249,10 +259,16 @@ pub async fn run(options: Options, cancel: CancellationToken) -> Result<()> {
         if !options.etcd_servers.is_empty() {
             tracing::warn!("--storage embedded: ignoring --etcd-servers");
         }
-        // Compacts itself (it keeps the last 1000 revisions and 5 minutes of history).
+        // It compacts itself, keeping what the --embedded-retain-* flags say.
         let dir = options.data_dir.join("store");
+        let embedded = storage::embedded::EmbeddedOptions {
+            retain_revisions: options.embedded_retain_revisions,
+            retain_for: options.embedded_retain_for,
+            compaction_interval: options.embedded_compaction_interval,
+            ..Default::default()
+        };
         Arc::new(
-            storage::embedded::EmbeddedStorage::open(&dir)
+            storage::embedded::EmbeddedStorage::open_with(&dir, embedded)
                 .with_context(|| format!("opening the embedded store in {}", dir.display()))?,
         )
     };

@@ -31,10 +31,47 @@ fn frame(event_type: &str, object: &[u8]) -> Bytes {
     out.freeze()
 }
 
-fn object_bytes(def: &ResourceDef, object: &CachedObject) -> Bytes {
-    match def.conversion {
-        None => object.json.clone(),
-        Some(_) => Bytes::from(serde_json::to_vec(&Store::served(def, object)).unwrap_or_default()),
+/// How a watcher wants objects: as themselves, or as one-row Tables (`kubectl get -w`).
+#[derive(Clone, Copy, Debug)]
+pub enum Format {
+    Json,
+    Table {
+        version: api::table::TableVersion,
+        include: api::table::IncludeObject,
+    },
+}
+
+/// Encodes objects for one watcher; a Table stream carries column definitions only in its
+/// first event, as upstream's.
+struct Encoder {
+    def: &'static ResourceDef,
+    format: Format,
+    headers_sent: bool,
+}
+
+impl Encoder {
+    fn object(&mut self, object: &CachedObject) -> Bytes {
+        match self.format {
+            Format::Json => match self.def.conversion {
+                None => object.json.clone(),
+                Some(_) => Bytes::from(serde_json::to_vec(&Store::served(self.def, object)).unwrap_or_default()),
+            },
+            Format::Table { version, include } => {
+                let served = Store::served(self.def, object);
+                let meta = json!({"resourceVersion": object.revision.to_string()});
+                let table = api::table::table_as(
+                    version,
+                    self.def,
+                    std::slice::from_ref(&served),
+                    include,
+                    !self.headers_sent,
+                    meta,
+                    jiff::Timestamp::now(),
+                );
+                self.headers_sent = true;
+                Bytes::from(serde_json::to_vec(&table).unwrap_or_default())
+            }
+        }
     }
 }
 
@@ -48,20 +85,20 @@ fn bookmark(def: &ResourceDef, revision: Revision, initial_events_end: bool) -> 
 }
 
 /// The frames an event produces for a watcher with `filter` (zero or one).
-fn filtered(def: &ResourceDef, filter: &Filter<'_>, event: &CachedEvent) -> Option<Bytes> {
+fn filtered(encoder: &mut Encoder, filter: &Filter<'_>, event: &CachedEvent) -> Option<Bytes> {
     let now = filter.matches(&event.object);
     let before = event.prev.as_ref().is_some_and(|p| filter.matches(p));
     match event.event_type {
-        EventType::Added if now => Some(frame("ADDED", &object_bytes(def, &event.object))),
-        EventType::Modified if now && before => Some(frame("MODIFIED", &object_bytes(def, &event.object))),
-        EventType::Modified if now => Some(frame("ADDED", &object_bytes(def, &event.object))),
+        EventType::Added if now => Some(frame("ADDED", &encoder.object(&event.object))),
+        EventType::Modified if now && before => Some(frame("MODIFIED", &encoder.object(&event.object))),
+        EventType::Modified if now => Some(frame("ADDED", &encoder.object(&event.object))),
         EventType::Modified if before => {
             // Left the filter: the watcher sees its last matching state go, at this revision.
             let prev = event.prev.as_ref()?;
             let gone = CachedObject::new(prev.key.clone(), prev.value.clone(), event.revision);
-            Some(frame("DELETED", &object_bytes(def, &gone)))
+            Some(frame("DELETED", &encoder.object(&gone)))
         }
-        EventType::Deleted if before || now => Some(frame("DELETED", &object_bytes(def, &event.object))),
+        EventType::Deleted if before || now => Some(frame("DELETED", &encoder.object(&event.object))),
         _ => None,
     }
 }
@@ -77,6 +114,7 @@ pub async fn watch(
     def: &'static ResourceDef,
     namespace: Option<String>,
     options: ListOptions,
+    format: Format,
 ) -> ApiResult<ReceiverStream<Result<Bytes, std::convert::Infallible>>> {
     let prefix = Store::scope_prefix(def, namespace.as_deref());
     let rv = options.resource_version.clone();
@@ -114,11 +152,16 @@ pub async fn watch(
             }
         };
         let filter = Filter::new(def, namespace.as_deref(), &options);
+        let mut encoder = Encoder {
+            def,
+            format,
+            headers_sent: false,
+        };
         let mut last: Revision;
         match start {
             WatchStart::State { objects, revision } => {
                 for object in objects.iter().filter(|o| filter.matches(o)) {
-                    if tx.send(Ok(frame("ADDED", &object_bytes(def, object)))).await.is_err() {
+                    if tx.send(Ok(frame("ADDED", &encoder.object(object)))).await.is_err() {
                         return;
                     }
                 }
@@ -132,7 +175,7 @@ pub async fn watch(
                 revision,
             } => {
                 for event in &replay {
-                    if let Some(bytes) = filtered(def, &filter, event)
+                    if let Some(bytes) = filtered(&mut encoder, &filter, event)
                         && tx.send(Ok(bytes)).await.is_err()
                     {
                         return;
@@ -163,7 +206,7 @@ pub async fn watch(
                         if !event.object.key.starts_with(&prefix) {
                             continue;
                         }
-                        if let Some(bytes) = filtered(def, &filter, &event)
+                        if let Some(bytes) = filtered(&mut encoder, &filter, &event)
                             && tx.send(Ok(bytes)).await.is_err()
                         {
                             return;

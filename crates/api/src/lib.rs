@@ -4,9 +4,12 @@
 
 pub mod field;
 pub mod kinds;
+pub mod openapi;
+pub mod patch;
 pub mod registry;
 pub mod selector;
 pub mod strategy;
+pub mod table;
 pub mod validation;
 
 pub use field::FieldError;
