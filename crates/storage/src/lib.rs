@@ -6,13 +6,15 @@
 //! watches can be served at any revision that has not been compacted away. The apiserver maps
 //! `metadata.resourceVersion` to the modification revision.
 //!
-//! Backends: [`etcd::EtcdStorage`] (production) and [`memory::MemoryStorage`] (in-process; used by
-//! unit tests of the layers above). Both must pass [`conformance`].
+//! Backends: [`etcd::EtcdStorage`] (production, and the path to HA), [`embedded::EmbeddedStorage`]
+//! (SQLite in a local directory: one machine, nothing else to run) and [`memory::MemoryStorage`]
+//! (in-process; used by unit tests of the layers above). All must pass [`conformance`].
 
 use bytes::Bytes;
 use futures::stream::BoxStream;
 
 pub mod conformance;
+pub mod embedded;
 pub mod etcd;
 pub mod memory;
 

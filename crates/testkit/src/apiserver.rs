@@ -13,13 +13,30 @@ pub struct ApiServer {
     data_dir: tempfile::TempDir,
     child: Option<Child>,
     pub port: u16,
+    /// The etcd the apiserver stores into; empty when it runs on its embedded store.
     pub etcd_endpoint: String,
 }
 
 impl ApiServer {
     /// Starts `binary` (the test's `env!("CARGO_BIN_EXE_kube-apiserver")`) against etcd at
-    /// `etcd_endpoint`, with `extra_args`, and waits until it is ready.
+    /// `etcd_endpoint`, with `extra_args`, and waits until it is ready. With
+    /// `KAJI_TEST_STORAGE=embedded` in the environment it runs on its embedded store instead,
+    /// so a whole test suite written for etcd can run on the embedded store.
     pub fn start(binary: &Path, etcd_endpoint: &str, extra_args: &[&str]) -> Result<Self> {
+        if std::env::var("KAJI_TEST_STORAGE").is_ok_and(|storage| storage == "embedded") {
+            return Self::start_embedded(binary, extra_args);
+        }
+        Self::start_with(binary, etcd_endpoint, extra_args)
+    }
+
+    /// Starts `binary` on its embedded store (in its data directory, so it survives
+    /// [`ApiServer::restart`] and [`ApiServer::kill`]), with `extra_args`, and waits until it is
+    /// ready.
+    pub fn start_embedded(binary: &Path, extra_args: &[&str]) -> Result<Self> {
+        Self::start_with(binary, "", extra_args)
+    }
+
+    fn start_with(binary: &Path, etcd_endpoint: &str, extra_args: &[&str]) -> Result<Self> {
         let data_dir = tempfile::Builder::new().prefix("kaji-apiserver-").tempdir()?;
         let mut server = Self {
             binary: binary.to_path_buf(),
@@ -61,9 +78,12 @@ impl ApiServer {
         // The kubeconfig is (re)written just before the server reports ready: wait for a fresh one.
         let _ = std::fs::remove_file(self.kubeconfig());
         let log = std::fs::File::create(self.log_path())?;
-        let child = Command::new(&self.binary)
-            .arg("--etcd-servers")
-            .arg(&self.etcd_endpoint)
+        let mut command = Command::new(&self.binary);
+        // Without --etcd-servers the apiserver uses its embedded store (its default).
+        if !self.etcd_endpoint.is_empty() {
+            command.arg("--etcd-servers").arg(&self.etcd_endpoint);
+        }
+        let child = command
             .arg("--data-dir")
             .arg(self.data_dir.path())
             .arg("--bind-address")
@@ -109,6 +129,15 @@ impl ApiServer {
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills the process with SIGKILL (no chance to clean up) and reaps it; [`ApiServer::restart`]
+    /// starts it again.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }

@@ -1,0 +1,234 @@
+//! Unit tests of the embedded backend beyond the conformance suite: persistence, locking,
+//! physical compaction, automatic compaction, slow watchers.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::*;
+use crate::{Event, WatchItem};
+
+fn temp() -> tempfile::TempDir {
+    match tempfile::Builder::new().prefix("kaji-embedded-").tempdir() {
+        Ok(dir) => dir,
+        Err(error) => panic!("tempdir: {error}"),
+    }
+}
+
+fn open(dir: &Path) -> EmbeddedStorage {
+    match EmbeddedStorage::open(dir) {
+        Ok(storage) => storage,
+        Err(error) => panic!("open {}: {error}", dir.display()),
+    }
+}
+
+fn rows(storage: &EmbeddedStorage) -> i64 {
+    let conn = Connection::open(storage.path()).expect("open the database");
+    conn.query_row("SELECT COUNT(*) FROM kv", [], |row| row.get(0))
+        .expect("count rows")
+}
+
+#[tokio::test]
+async fn first_write_gets_revision_two() {
+    let dir = temp();
+    let storage = open(dir.path());
+    assert_eq!(storage.current_revision().await, Ok(1));
+    let kv = storage.create("/a", Bytes::from_static(b"1")).await;
+    assert_eq!(kv.map(|kv| kv.mod_revision), Ok(2));
+}
+
+#[tokio::test]
+async fn state_survives_reopening() {
+    let dir = temp();
+    let storage = open(dir.path());
+    let a = storage.create("/a", Bytes::from_static(b"1")).await.expect("create a");
+    let a2 = storage
+        .update("/a", a.mod_revision, Bytes::from_static(b"2"))
+        .await
+        .expect("update");
+    let b = storage.create("/b", Bytes::from_static(b"1")).await.expect("create b");
+    let (_, deleted) = storage.delete("/b", None).await.expect("delete b");
+    storage.compact(a2.mod_revision).await.expect("compact");
+    drop(storage);
+
+    let storage = open(dir.path());
+    assert_eq!(storage.current_revision().await, Ok(deleted), "the revision survives");
+    assert_eq!(storage.get("/a").await, Ok(Some(a2.clone())));
+    assert_eq!(storage.get("/b").await, Ok(None));
+    assert_eq!(storage.compacted_revision(), a2.mod_revision);
+    let old = ListRequest {
+        prefix: "/".into(),
+        revision: a.mod_revision,
+        ..ListRequest::default()
+    };
+    assert!(matches!(storage.list(old).await, Err(StorageError::Compacted { .. })));
+    let at_b = ListRequest {
+        prefix: "/".into(),
+        revision: b.mod_revision,
+        ..ListRequest::default()
+    };
+    let listed = storage.list(at_b).await.expect("list at b");
+    assert_eq!(listed.kvs.len(), 2, "history above the compaction survives: {listed:?}");
+    let next = storage.create("/c", Bytes::new()).await.expect("create c");
+    assert_eq!(next.mod_revision, deleted + 1, "revisions go on");
+}
+
+#[tokio::test]
+async fn a_store_is_opened_by_one_owner_at_a_time() {
+    let dir = temp();
+    let storage = open(dir.path());
+    match EmbeddedStorage::open(dir.path()) {
+        Err(StorageError::Unavailable(message)) => assert!(message.contains("in use"), "{message}"),
+        Err(other) => panic!("expected Unavailable, got {other:?}"),
+        Ok(_) => panic!("opened a store that is in use"),
+    }
+    drop(storage);
+    drop(open(dir.path()));
+}
+
+/// Copying the files of a running store is what a power cut leaves behind (the writes were
+/// acknowledged, so they are in the fsync'd log): the copy opens with every write.
+#[tokio::test]
+async fn acknowledged_writes_are_in_the_files_without_a_clean_shutdown() {
+    let dir = temp();
+    let storage = open(dir.path());
+    let mut written = Vec::new();
+    for i in 0..50 {
+        written.push(
+            storage
+                .create(&format!("/k{i:02}"), Bytes::from(vec![b'x'; 100]))
+                .await
+                .expect("create"),
+        );
+    }
+    let copy = temp();
+    for file in [DB_FILE.to_string(), format!("{DB_FILE}-wal")] {
+        if dir.path().join(&file).exists() {
+            std::fs::copy(dir.path().join(&file), copy.path().join(&file)).expect("copy");
+        }
+    }
+    let recovered = open(copy.path());
+    let listed = recovered
+        .list(ListRequest {
+            prefix: "/".into(),
+            ..ListRequest::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(listed.kvs, written);
+    drop(storage);
+}
+
+#[tokio::test]
+async fn compaction_deletes_superseded_rows_and_tombstones() {
+    let dir = temp();
+    let storage = open(dir.path());
+    let mut kv = storage.create("/a", Bytes::from_static(b"0")).await.expect("create");
+    for i in 1..=20 {
+        kv = storage
+            .update("/a", kv.mod_revision, Bytes::from(format!("{i}")))
+            .await
+            .expect("update");
+    }
+    storage.create("/gone", Bytes::new()).await.expect("create");
+    storage.delete("/gone", None).await.expect("delete");
+    let last = storage.create("/b", Bytes::new()).await.expect("create b");
+    assert_eq!(rows(&storage), 24);
+    storage.compact(last.mod_revision).await.expect("compact");
+    storage.settle().await.expect("settle");
+    assert_eq!(rows(&storage), 2, "only the live rows of /a and /b are left");
+    assert_eq!(storage.get("/a").await, Ok(Some(kv)));
+    assert_eq!(storage.compaction_lag(), 0);
+}
+
+#[tokio::test]
+async fn automatic_compaction_keeps_the_configured_history() {
+    let dir = temp();
+    let options = EmbeddedOptions {
+        retain_revisions: 10,
+        retain_for: Duration::ZERO,
+        compaction_interval: Duration::from_millis(20),
+        ..EmbeddedOptions::default()
+    };
+    let storage = EmbeddedStorage::open_with(dir.path(), options).expect("open");
+    let mut kv = storage.create("/a", Bytes::from_static(b"0")).await.expect("create");
+    for i in 0..100 {
+        kv = storage
+            .update("/a", kv.mod_revision, Bytes::from(format!("{i}")))
+            .await
+            .expect("update");
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while storage.compacted_revision() < kv.mod_revision - 10 {
+        assert!(tokio::time::Instant::now() < deadline, "no automatic compaction");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(storage.compaction_lag(), 10);
+    storage.settle().await.expect("settle");
+    assert!(rows(&storage) <= 11, "rows after compaction: {}", rows(&storage));
+    let watch = storage.watch("/", kv.mod_revision - 20).await;
+    assert!(matches!(watch.err(), Some(StorageError::Compacted { .. })));
+    assert!(storage.size_bytes() > 0);
+}
+
+#[tokio::test]
+async fn a_slow_watcher_is_ended_not_fed_with_gaps() {
+    let dir = temp();
+    let options = EmbeddedOptions {
+        watch_queue: 4,
+        ..EmbeddedOptions::default()
+    };
+    let storage = EmbeddedStorage::open_with(dir.path(), options).expect("open");
+    let mut watch = storage.watch("/", 1).await.expect("watch");
+    for i in 0..10 {
+        storage.create(&format!("/k{i}"), Bytes::new()).await.expect("create");
+    }
+    let mut revisions = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), watch.next()).await {
+            Ok(Some(Ok(WatchItem::Event(event)))) => revisions.push(event.revision()),
+            Ok(None) => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(revisions, [2, 3, 4, 5], "the first events, in order, then the end");
+}
+
+#[tokio::test]
+async fn replay_spans_many_pages_then_goes_live() {
+    let dir = temp();
+    let storage = open(dir.path());
+    let total = watch_page_multiple();
+    for i in 0..total {
+        storage
+            .create(&format!("/p/k{i:05}"), Bytes::new())
+            .await
+            .expect("create");
+        storage
+            .create(&format!("/q/k{i:05}"), Bytes::new())
+            .await
+            .expect("create");
+    }
+    let mut watch = storage.watch("/p/", 1).await.expect("watch");
+    let live = storage.create("/p/live", Bytes::new()).await.expect("create");
+    let mut seen = 0;
+    let mut last = 1;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), watch.next()).await {
+            Ok(Some(Ok(WatchItem::Event(Event::Put { kv, prev: None })))) => {
+                assert!(kv.mod_revision > last, "in order");
+                last = kv.mod_revision;
+                seen += 1;
+                if kv == live {
+                    break;
+                }
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(seen, total + 1);
+}
+
+fn watch_page_multiple() -> usize {
+    1200
+}

@@ -1,0 +1,448 @@
+//! The single writer: group commit, compaction, and giving space back.
+//!
+//! Callers queue [`Request`]s; the writer takes every request queued (up to
+//! `EmbeddedOptions::max_batch`), applies them in order in one `BEGIN IMMEDIATE` transaction,
+//! each with its own check (exists / compare-and-swap) against the state including the batch's
+//! earlier writes, and commits once: one fsync for the whole batch (`synchronous = FULL` in
+//! WAL mode). Only after the commit are the events published to watchers and the callers
+//! answered, so an acknowledged write is durable and every watcher has it queued. If the
+//! commit fails, nothing of the batch happened and every caller gets the error.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rusqlite::{Connection, TransactionBehavior, params};
+use tokio::sync::oneshot;
+
+use super::reads::{latest, meta, sql_error};
+use super::{EmbeddedOptions, Shared};
+use crate::{Event, KeyValue, Result, Revision, StorageError};
+
+/// Rows looked at per physical compaction transaction.
+const COMPACT_CHUNK: usize = 2000;
+/// How long the writer sleeps when it has nothing scheduled.
+const IDLE: Duration = Duration::from_secs(3600);
+
+/// A write (or maintenance request) for the writer.
+#[derive(Debug)]
+pub(super) enum Op {
+    Create {
+        key: String,
+        value: Bytes,
+    },
+    Update {
+        key: String,
+        expected: Revision,
+        value: Bytes,
+    },
+    Delete {
+        key: String,
+        expected: Option<Revision>,
+    },
+    Compact {
+        revision: Revision,
+    },
+    /// Finish pending physical compaction and give space back, then answer.
+    Settle,
+}
+
+/// The writer's answer to an [`Op`].
+#[derive(Debug)]
+pub(super) enum Done {
+    Put(KeyValue),
+    Deleted(KeyValue, Revision),
+    Maintained,
+}
+
+pub(super) struct Request {
+    pub(super) op: Op,
+    pub(super) reply: oneshot::Sender<Result<Done>>,
+}
+
+/// What the store holds when it is opened.
+pub(super) struct State {
+    pub(super) revision: Revision,
+    pub(super) compacted: Revision,
+    cursor: Revision,
+}
+
+impl State {
+    pub(super) fn load(conn: &Connection) -> rusqlite::Result<State> {
+        // The newest row is never deleted by compaction, so it always carries the revision; a
+        // fresh store is at revision 1, like a fresh etcd.
+        let revision: Option<i64> = conn.query_row("SELECT MAX(id) FROM kv", [], |row| row.get(0))?;
+        Ok(State {
+            revision: revision.unwrap_or(1).max(1),
+            compacted: meta(conn, "compact_revision")?,
+            cursor: meta(conn, "compact_cursor")?,
+        })
+    }
+}
+
+pub(super) struct Writer {
+    conn: Connection,
+    shared: Arc<Shared>,
+    options: EmbeddedOptions,
+    revision: Revision,
+    compacted: Revision,
+    /// Rows below it were processed for the current compaction revision. Rows from `cursor`
+    /// to `compacted` (inclusive: a tombstone at the compaction revision is only deleted by the
+    /// next compaction) still are to be.
+    cursor: Revision,
+    /// (when, revision) observations for time-based retention, oldest first.
+    samples: VecDeque<(Instant, Revision)>,
+    next_tick: Option<Instant>,
+    /// Settle requests waiting for physical compaction to finish.
+    settling: Vec<oneshot::Sender<Result<Done>>>,
+    /// After a failed compaction step, the next one waits until then.
+    retry_at: Option<Instant>,
+}
+
+impl Writer {
+    pub(super) fn new(conn: Connection, shared: Arc<Shared>, options: EmbeddedOptions, state: State) -> Self {
+        let next_tick = (!options.compaction_interval.is_zero()).then(Instant::now);
+        Writer {
+            conn,
+            shared,
+            options,
+            revision: state.revision,
+            compacted: state.compacted,
+            cursor: state.cursor,
+            samples: VecDeque::new(),
+            next_tick,
+            settling: Vec::new(),
+            retry_at: None,
+        }
+    }
+
+    fn physical_work_pending(&self) -> bool {
+        self.cursor < self.compacted
+    }
+
+    /// How long to wait for requests before the next maintenance step is due.
+    fn wait(&self) -> Duration {
+        let now = Instant::now();
+        let tick = self.next_tick.map_or(IDLE, |tick| tick.saturating_duration_since(now));
+        if !self.physical_work_pending() {
+            return tick;
+        }
+        match self.retry_at {
+            Some(retry) if retry > now => tick.min(retry - now),
+            _ => Duration::ZERO,
+        }
+    }
+
+    /// Serves requests until every sender is gone.
+    pub(super) fn run(mut self, queue: Receiver<Request>) {
+        loop {
+            match queue.recv_timeout(self.wait()) {
+                Ok(first) => {
+                    let mut batch = vec![first];
+                    while batch.len() < self.options.max_batch.max(1)
+                        && let Ok(request) = queue.try_recv()
+                    {
+                        batch.push(request);
+                    }
+                    self.commit_batch(batch);
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            self.maintain();
+        }
+        if let Err(error) = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
+            tracing::warn!(%error, "embedded store: final checkpoint failed");
+        }
+    }
+
+    fn commit_batch(&mut self, batch: Vec<Request>) {
+        let mut revision = self.revision;
+        let mut compacted = self.compacted;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        let mut events = Vec::new();
+        let committed = (|| -> rusqlite::Result<()> {
+            let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            for request in &batch {
+                outcomes.push(apply(&tx, &request.op, &mut revision, &mut compacted, &mut events)?);
+            }
+            if compacted != self.compacted {
+                set_meta(&tx, "compact_revision", compacted)?;
+            }
+            tx.commit()
+        })();
+        if let Err(error) = committed {
+            tracing::warn!(%error, writes = batch.len(), "embedded store: commit failed");
+            let error = sql_error(error);
+            for request in batch {
+                let _ = request.reply.send(Err(error.clone()));
+            }
+            return;
+        }
+        if compacted != self.compacted {
+            tracing::info!(revision = compacted, "compacted storage history");
+        }
+        self.revision = revision;
+        self.compacted = compacted;
+        {
+            let mut hub = self.shared.hub();
+            hub.publish(&events, revision);
+            self.shared.compacted.store(compacted, Ordering::Release);
+            self.shared.revision.store(revision, Ordering::Release);
+        }
+        for (request, outcome) in batch.into_iter().zip(outcomes) {
+            match (request.op, outcome) {
+                (Op::Settle, Ok(_)) => self.settling.push(request.reply),
+                (_, outcome) => {
+                    // The caller may have given up waiting; the write stands regardless.
+                    let _ = request.reply.send(outcome);
+                }
+            }
+        }
+    }
+
+    /// Automatic compaction when due, then one chunk of physical compaction if any is pending.
+    fn maintain(&mut self) {
+        if let Some(tick) = self.next_tick
+            && tick <= Instant::now()
+        {
+            self.next_tick = Some(Instant::now() + self.options.compaction_interval);
+            self.auto_compact();
+        }
+        if self.physical_work_pending() && self.retry_at.is_none_or(|retry| retry <= Instant::now()) {
+            if let Err(error) = self.compact_chunk() {
+                tracing::warn!(%error, "embedded store: compaction step failed");
+                // Not spinning on a failing disk.
+                self.retry_at = Some(Instant::now() + Duration::from_secs(1));
+                return;
+            }
+            self.retry_at = None;
+            if !self.physical_work_pending() {
+                self.reclaim();
+            }
+        }
+        if !self.physical_work_pending() {
+            for reply in self.settling.drain(..) {
+                let _ = reply.send(Ok(Done::Maintained));
+            }
+        }
+    }
+
+    /// Compacts to the newest revision that keeps both `retain_revisions` revisions and
+    /// `retain_for` of history.
+    fn auto_compact(&mut self) {
+        let now = Instant::now();
+        self.samples.push_back((now, self.revision));
+        let Some(horizon) = now.checked_sub(self.options.retain_for) else {
+            return;
+        };
+        // The newest observation at least `retain_for` old; older ones are no longer needed.
+        while self.samples.len() > 1 && self.samples.get(1).is_some_and(|(at, _)| *at <= horizon) {
+            self.samples.pop_front();
+        }
+        let Some(&(at, by_time)) = self.samples.front() else {
+            return;
+        };
+        if at > horizon {
+            return;
+        }
+        let target = by_time.min(self.revision - self.options.retain_revisions.max(0));
+        if target <= self.compacted {
+            return;
+        }
+        let (reply, _) = oneshot::channel();
+        let request = Request {
+            op: Op::Compact { revision: target },
+            reply,
+        };
+        self.commit_batch(vec![request]);
+    }
+
+    /// Processes up to [`COMPACT_CHUNK`] rows from the cursor in one transaction: deletes the
+    /// row each of them replaced, and tombstones below the compaction revision.
+    fn compact_chunk(&mut self) -> rusqlite::Result<()> {
+        let target = self.compacted;
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let rows: Vec<(i64, i64, bool)> = {
+            let mut stmt = tx.prepare_cached(
+                "SELECT id, prev_revision, deleted FROM kv WHERE id >= ?1 AND id <= ?2 ORDER BY id LIMIT ?3",
+            )?;
+            let chunk = i64::try_from(COMPACT_CHUNK).unwrap_or(i64::MAX);
+            stmt.query_map(params![self.cursor, target, chunk], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?
+        };
+        {
+            let mut delete = tx.prepare_cached("DELETE FROM kv WHERE id = ?1")?;
+            for &(id, prev_revision, deleted) in &rows {
+                if prev_revision != 0 {
+                    delete.execute([prev_revision])?;
+                }
+                if deleted && id < target {
+                    delete.execute([id])?;
+                }
+            }
+        }
+        let next = match rows.last() {
+            Some(&(last, _, _)) if rows.len() >= COMPACT_CHUNK && last < target => last + 1,
+            _ => target,
+        };
+        set_meta(&tx, "compact_cursor", next)?;
+        tx.commit()?;
+        self.cursor = next;
+        Ok(())
+    }
+
+    /// Gives freed pages back to the file system and folds the write-ahead log into the
+    /// database (without waiting for readers: the log is truncated once it is fully copied).
+    fn reclaim(&mut self) {
+        let result = self.conn.execute_batch("PRAGMA incremental_vacuum;").and_then(|()| {
+            self.conn
+                .query_row("PRAGMA wal_checkpoint(PASSIVE);", [], |row| row.get::<_, i64>(0))
+        });
+        if let Err(error) = result {
+            tracing::warn!(%error, "embedded store: reclaiming space failed");
+        }
+    }
+}
+
+fn set_meta(conn: &Connection, key: &str, value: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE meta SET value = ?2 WHERE key = ?1")?
+        .execute(params![key, value])
+        .map(drop)
+}
+
+/// Applies one operation inside the batch's transaction. The outer error aborts the batch (the
+/// database failed); the inner one is the operation's own answer (exists, conflict, ...).
+fn apply(
+    tx: &Connection,
+    op: &Op,
+    revision: &mut Revision,
+    compacted: &mut Revision,
+    events: &mut Vec<Event>,
+) -> rusqlite::Result<Result<Done>> {
+    Ok(match op {
+        Op::Create { key, value } => {
+            if latest(tx, key)?.is_some() {
+                return Ok(Err(StorageError::AlreadyExists(key.clone())));
+            }
+            let next = *revision + 1;
+            insert(tx, next, key, false, next, 0, value)?;
+            *revision = next;
+            let kv = KeyValue {
+                key: key.clone(),
+                value: value.clone(),
+                create_revision: next,
+                mod_revision: next,
+            };
+            events.push(Event::Put {
+                kv: kv.clone(),
+                prev: None,
+            });
+            Ok(Done::Put(kv))
+        }
+        Op::Update { key, expected, value } => {
+            let prev = match latest(tx, key)? {
+                Some(current) if current.mod_revision == *expected => current,
+                current => {
+                    return Ok(Err(StorageError::Conflict {
+                        key: key.clone(),
+                        expected: *expected,
+                        current,
+                    }));
+                }
+            };
+            let next = *revision + 1;
+            insert(tx, next, key, false, prev.create_revision, prev.mod_revision, value)?;
+            *revision = next;
+            let kv = KeyValue {
+                key: key.clone(),
+                value: value.clone(),
+                create_revision: prev.create_revision,
+                mod_revision: next,
+            };
+            events.push(Event::Put {
+                kv: kv.clone(),
+                prev: Some(prev),
+            });
+            Ok(Done::Put(kv))
+        }
+        Op::Delete { key, expected } => {
+            let Some(prev) = latest(tx, key)? else {
+                return Ok(Err(StorageError::NotFound(key.clone())));
+            };
+            if let Some(expected) = expected
+                && prev.mod_revision != *expected
+            {
+                return Ok(Err(StorageError::Conflict {
+                    key: key.clone(),
+                    expected: *expected,
+                    current: Some(prev),
+                }));
+            }
+            let next = *revision + 1;
+            insert(
+                tx,
+                next,
+                key,
+                true,
+                prev.create_revision,
+                prev.mod_revision,
+                &Bytes::new(),
+            )?;
+            *revision = next;
+            events.push(Event::Delete {
+                prev: prev.clone(),
+                revision: next,
+            });
+            Ok(Done::Deleted(prev, next))
+        }
+        Op::Compact { revision: target } => {
+            if *target <= *compacted {
+                Err(StorageError::Compacted {
+                    requested: *target,
+                    compacted: *compacted,
+                })
+            } else if *target > *revision {
+                Err(StorageError::FutureRevision {
+                    requested: *target,
+                    current: *revision,
+                })
+            } else {
+                *compacted = *target;
+                Ok(Done::Maintained)
+            }
+        }
+        Op::Settle => Ok(Done::Maintained),
+    })
+}
+
+fn insert(
+    tx: &Connection,
+    id: Revision,
+    key: &str,
+    deleted: bool,
+    create_revision: Revision,
+    prev_revision: Revision,
+    value: &[u8],
+) -> rusqlite::Result<()> {
+    let created = !deleted && prev_revision == 0;
+    tx.prepare_cached(
+        "INSERT INTO kv (id, name, created, deleted, create_revision, prev_revision, value) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        id,
+        key.as_bytes(),
+        created,
+        deleted,
+        create_revision,
+        prev_revision,
+        value
+    ])
+    .map(drop)
+}
