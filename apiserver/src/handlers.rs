@@ -231,19 +231,21 @@ async fn route(
             let kind = PatchType::from_content_type(content_type)?;
             let dry_run = query.dry_run()?;
             if sub == Some(Subresource::Scale) {
+                let scale_meta = api::patch::patch_meta_for_kind("autoscaling", "v1", "Scale");
                 let updated = update_scale(&store, def, ns, name, dry_run, |current| {
-                    patch::apply(kind, current, &body)
+                    patch::apply(kind, current, &body, &scale_meta)
                 })
                 .await?;
                 return Ok(json_response(StatusCode::OK, &updated));
             }
             let validation = FieldValidation::from_query(&query)?;
             let duplicates = body::duplicate_keys(&body);
+            let meta = api::patch::patch_meta(def);
             let mut warnings = Vec::new();
             let updated = store
                 .update(def, ns, name, sub, dry_run, |current| {
                     warnings.clear();
-                    let patched = patch::apply(kind, current, &body)?;
+                    let patched = patch::apply(kind, current, &body, &meta)?;
                     validation.check(def, &patched, &duplicates, &mut warnings)?;
                     Ok(patched)
                 })

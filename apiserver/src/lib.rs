@@ -12,6 +12,7 @@ pub mod discovery;
 pub mod error;
 pub mod handlers;
 pub mod metrics;
+pub mod openapi;
 pub mod patch;
 pub mod pki;
 pub mod request;
@@ -296,6 +297,8 @@ pub async fn run(options: Options, cancel: CancellationToken) -> Result<()> {
             cancel.clone(),
         ));
     }
+    // Generating the OpenAPI documents takes a moment: do it before the first client asks.
+    tokio::task::spawn_blocking(api::openapi::index);
     let allocators = Allocators::new(storage.clone(), cluster_ip_range, node_port_range);
     let store = Arc::new(Store::new(storage, allocators, &cancel));
     let state = Arc::new(AppState {

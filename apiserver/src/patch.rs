@@ -1,13 +1,9 @@
-//! PATCH bodies: JSON Patch (RFC 6902), JSON Merge Patch (RFC 7386) and strategic merge patch.
-//!
-//! Strategic merge patch here knows the list merge keys of the built-in types by field name
-//! (containers by `name`, ports by `containerPort`/`port`, conditions by `type`, ...) and the
-//! `$patch`, `$retainKeys`, `$setElementOrder` and `$deleteFromPrimitiveList` directives. The
-//! full per-type patch metadata (generated with OpenAPI) arrives with the kubectl-compatibility
-//! work; until then a list without a known merge key is replaced, as upstream does for lists
-//! without a patch strategy.
+//! PATCH bodies: JSON Patch (RFC 6902), JSON Merge Patch (RFC 7386) and strategic merge patch
+//! (driven by the Kubernetes patch metadata the `api` crate publishes in OpenAPI, so the
+//! server merges exactly as kubectl expects when it computes a patch).
 
-use serde_json::{Map, Value};
+use api::patch::PatchMeta;
+use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult};
 
@@ -38,8 +34,8 @@ impl PatchType {
     }
 }
 
-/// Applies `patch` to `target`.
-pub fn apply(kind: PatchType, target: &Value, patch: &[u8]) -> ApiResult<Value> {
+/// Applies `patch` to `target`; `meta` is the patch metadata of the target's type.
+pub fn apply(kind: PatchType, target: &Value, patch: &[u8], meta: &PatchMeta) -> ApiResult<Value> {
     let patch_value: Value =
         serde_json::from_slice(patch).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
     match kind {
@@ -65,178 +61,16 @@ pub fn apply(kind: PatchType, target: &Value, patch: &[u8]) -> ApiResult<Value> 
             Ok(doc)
         }
         PatchType::Strategic => {
-            let Value::Object(patch_map) = patch_value else {
+            if !patch_value.is_object() {
                 return Err(ApiError::bad_request("a strategic merge patch must be a JSON object"));
-            };
-            let Value::Object(target_map) = target.clone() else {
-                return Err(ApiError::bad_request("the object to patch is not a JSON object"));
-            };
-            Ok(Value::Object(merge_map(target_map, patch_map, "")?))
+            }
+            api::patch::strategic_merge(target, &patch_value, meta).map_err(|e| match e.code() {
+                400 => ApiError::bad_request(e.to_string()),
+                422 => ApiError::new(422, "Invalid", e.to_string()),
+                _ => ApiError::internal(e),
+            })
         }
     }
-}
-
-/// The merge key of a list field, by field name (and, for `ports`, by element shape).
-fn merge_key(field: &str, sample: Option<&Value>) -> Option<&'static str> {
-    Some(match field {
-        "containers"
-        | "initContainers"
-        | "ephemeralContainers"
-        | "env"
-        | "volumes"
-        | "imagePullSecrets"
-        | "volumeDevices"
-        | "resourceClaims" => {
-            if field == "volumeDevices" {
-                "devicePath"
-            } else {
-                "name"
-            }
-        }
-        "volumeMounts" => "mountPath",
-        "conditions" => "type",
-        "ownerReferences" => "uid",
-        "hostAliases" => "ip",
-        "topologySpreadConstraints" => "topologyKey",
-        "ports" => {
-            let has = |k: &str| sample.and_then(|s| s.get(k)).is_some();
-            if has("containerPort") { "containerPort" } else { "port" }
-        }
-        _ => return None,
-    })
-}
-
-/// Primitive lists merged as sets rather than replaced.
-fn is_merged_primitive_list(field: &str) -> bool {
-    field == "finalizers"
-}
-
-fn merge_map(mut target: Map<String, Value>, patch: Map<String, Value>, path: &str) -> ApiResult<Map<String, Value>> {
-    match patch.get("$patch").and_then(Value::as_str) {
-        Some("replace") => {
-            let mut replaced = patch;
-            replaced.remove("$patch");
-            return Ok(replaced);
-        }
-        Some("delete") => return Ok(Map::new()),
-        Some(other) => return Err(ApiError::bad_request(format!("unknown patch type {other:?} in {path}"))),
-        None => {}
-    }
-    let retain: Option<Vec<String>> = patch
-        .get("$retainKeys")
-        .and_then(Value::as_array)
-        .map(|keys| keys.iter().filter_map(|k| k.as_str().map(str::to_string)).collect());
-    let mut orders: Map<String, Value> = Map::new();
-    for (key, value) in patch {
-        if key == "$retainKeys" {
-            continue;
-        }
-        if let Some(field) = key.strip_prefix("$setElementOrder/") {
-            orders.insert(field.to_string(), value);
-            continue;
-        }
-        if let Some(field) = key.strip_prefix("$deleteFromPrimitiveList/") {
-            if let (Some(Value::Array(existing)), Value::Array(remove)) = (target.get_mut(field), &value) {
-                existing.retain(|v| !remove.contains(v));
-            }
-            continue;
-        }
-        let child_path = if path.is_empty() {
-            key.clone()
-        } else {
-            format!("{path}.{key}")
-        };
-        match value {
-            Value::Null => {
-                target.remove(&key);
-            }
-            Value::Object(patch_child) => {
-                let merged = match target.remove(&key) {
-                    Some(Value::Object(existing)) => merge_map(existing, patch_child, &child_path)?,
-                    _ => merge_map(Map::new(), patch_child, &child_path)?,
-                };
-                target.insert(key, Value::Object(merged));
-            }
-            Value::Array(patch_list) => {
-                let merged = match target.remove(&key) {
-                    Some(Value::Array(existing)) => merge_list(&key, existing, patch_list, &child_path)?,
-                    _ => merge_list(&key, Vec::new(), patch_list, &child_path)?,
-                };
-                target.insert(key, Value::Array(merged));
-            }
-            scalar => {
-                target.insert(key, scalar);
-            }
-        }
-    }
-    for (field, order) in orders {
-        if let (Some(Value::Array(list)), Value::Array(order)) = (target.get_mut(&field), order) {
-            reorder(&field, list, &order);
-        }
-    }
-    if let Some(retain) = retain {
-        target.retain(|k, _| retain.contains(k));
-    }
-    Ok(target)
-}
-
-fn merge_list(field: &str, mut existing: Vec<Value>, patch: Vec<Value>, path: &str) -> ApiResult<Vec<Value>> {
-    if is_merged_primitive_list(field) {
-        for item in patch {
-            if !existing.contains(&item) {
-                existing.push(item);
-            }
-        }
-        return Ok(existing);
-    }
-    let Some(key) = merge_key(field, patch.first().or(existing.first())) else {
-        return Ok(patch);
-    };
-    if patch
-        .iter()
-        .any(|p| p.get("$patch").and_then(Value::as_str) == Some("replace"))
-    {
-        return Ok(patch.into_iter().filter(|p| p.get("$patch").is_none()).collect());
-    }
-    for item in patch {
-        let Value::Object(item_map) = item else {
-            return Err(ApiError::bad_request(format!(
-                "{path}: expected a list of objects merged by {key:?}"
-            )));
-        };
-        let id = item_map.get(key).cloned();
-        let position = id
-            .as_ref()
-            .and_then(|id| existing.iter().position(|e| e.get(key) == Some(id)));
-        let delete = item_map.get("$patch").and_then(Value::as_str) == Some("delete");
-        match (position, delete) {
-            (Some(i), true) => {
-                existing.remove(i);
-            }
-            (None, true) => {}
-            (Some(i), false) => {
-                let current = match existing[i].take() {
-                    Value::Object(m) => m,
-                    _ => Map::new(),
-                };
-                existing[i] = Value::Object(merge_map(current, item_map, path)?);
-            }
-            (None, false) => existing.push(Value::Object(merge_map(Map::new(), item_map, path)?)),
-        }
-    }
-    Ok(existing)
-}
-
-fn reorder(field: &str, list: &mut [Value], order: &[Value]) {
-    let key = merge_key(field, list.first());
-    let rank = |v: &Value| -> usize {
-        let id = match key {
-            Some(k) => order.iter().position(|o| o.get(k).is_some() && o.get(k) == v.get(k)),
-            None => order.iter().position(|o| o == v),
-        };
-        id.unwrap_or(usize::MAX)
-    };
-    list.sort_by_key(rank);
 }
 
 #[cfg(test)]
@@ -245,40 +79,60 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn strategic_merges_containers_by_name_and_deletes() {
-        let target = json!({"spec": {"containers": [{"name": "a", "image": "x"}, {"name": "b", "image": "y"}],
-            "finalizers": ["f1"]}, "metadata": {"labels": {"k": "v", "gone": "1"}}});
-        let patch = br#"{"spec": {"containers": [{"name": "b", "image": "z"}, {"name": "a", "$patch": "delete"}],
-            "finalizers": ["f2"]}, "metadata": {"labels": {"gone": null}}}"#;
-        let out = apply(PatchType::Strategic, &target, patch).unwrap();
-        assert_eq!(out["spec"]["containers"], json!([{"name": "b", "image": "z"}]));
-        assert_eq!(out["spec"]["finalizers"], json!(["f1", "f2"]));
+    fn strategic_merge_uses_the_kinds_patch_metadata() {
+        let deployments = api::registry::find("apps", "v1", "deployments").unwrap();
+        let meta = api::patch::patch_meta(deployments);
+        let target = json!({"metadata": {"labels": {"k": "v", "gone": "1"}, "finalizers": ["f1"]},
+            "spec": {"template": {"spec": {"containers": [
+                {"name": "a", "image": "x", "ports": [{"containerPort": 80}]}, {"name": "b", "image": "y"}]}}}});
+        let patch = br#"{"metadata": {"labels": {"gone": null}, "finalizers": ["f2"]},
+            "spec": {"template": {"spec": {"containers": [{"name": "a", "image": "z"}, {"name": "b", "$patch": "delete"}]}}}}"#;
+        let out = apply(PatchType::Strategic, &target, patch, &meta).unwrap();
+        assert_eq!(
+            out["spec"]["template"]["spec"]["containers"],
+            json!([{"name": "a", "image": "z", "ports": [{"containerPort": 80}]}])
+        );
         assert_eq!(out["metadata"]["labels"], json!({"k": "v"}));
+        // Upstream orders patch items ahead of server-only ones (normalizeElementOrder).
+        let mut finalizers: Vec<&str> = out["metadata"]["finalizers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        finalizers.sort();
+        assert_eq!(finalizers, ["f1", "f2"]);
     }
 
     #[test]
     fn merge_and_json_patches() {
+        let meta = PatchMeta::none();
         let target = json!({"spec": {"replicas": 1, "list": [1, 2]}});
-        let out = apply(PatchType::Merge, &target, br#"{"spec": {"replicas": 3, "list": [9]}}"#).unwrap();
+        let out = apply(
+            PatchType::Merge,
+            &target,
+            br#"{"spec": {"replicas": 3, "list": [9]}}"#,
+            &meta,
+        )
+        .unwrap();
         assert_eq!(out, json!({"spec": {"replicas": 3, "list": [9]}}));
         let out = apply(
             PatchType::Json,
             &target,
             br#"[{"op": "replace", "path": "/spec/replicas", "value": 5}]"#,
+            &meta,
         )
         .unwrap();
         assert_eq!(out["spec"]["replicas"], 5);
+        let failed_test = br#"[{"op": "test", "path": "/spec/replicas", "value": 9}]"#;
         assert_eq!(
-            apply(
-                PatchType::Json,
-                &target,
-                br#"[{"op": "test", "path": "/spec/replicas", "value": 9}]"#
-            )
-            .unwrap_err()
-            .code,
+            apply(PatchType::Json, &target, failed_test, &meta).unwrap_err().code,
             422
         );
-        assert_eq!(apply(PatchType::Merge, &target, b"not json").unwrap_err().code, 400);
+        assert_eq!(
+            apply(PatchType::Merge, &target, b"not json", &meta).unwrap_err().code,
+            400
+        );
         assert_eq!(
             PatchType::from_content_type("application/apply-patch+yaml")
                 .unwrap_err()

@@ -233,6 +233,15 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Respo
     let (parts, body) = request.into_parts();
     let path = parts.uri.path().to_string();
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    if parts.method == Method::GET && segments.first() == Some(&"openapi") {
+        return match segments.as_slice() {
+            ["openapi", "v3"] => crate::openapi::index(),
+            ["openapi", "v3", rest @ ..] => {
+                crate::openapi::group_version(&rest.join("/"), parts.uri.query(), &parts.headers)
+            }
+            _ => ApiError::path_not_found().into_response(),
+        };
+    }
     let accept = parts.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     if parts.method == Method::GET
         && matches!(segments.as_slice(), ["api"] | ["apis"])

@@ -261,6 +261,7 @@ impl Store {
         if def.plural == "namespaces" && def.group.is_empty() {
             object["spec"]["finalizers"] = json!(["kubernetes"]);
             object["status"] = json!({"phase": "Active"});
+            label_namespace(&mut object);
         }
 
         let mut attempts = 0;
@@ -504,6 +505,18 @@ impl Store {
     }
 }
 
+/// Upstream labels every namespace with its name (`kubernetes.io/metadata.name`), so
+/// namespace selectors can pick namespaces by name; the label cannot be changed.
+fn label_namespace(namespace: &mut Value) {
+    let name = meta_str(namespace, "name").unwrap_or_default().to_string();
+    let meta = meta_mut(namespace);
+    let labels = meta.entry("labels").or_insert_with(|| json!({}));
+    if !labels.is_object() {
+        *labels = json!({});
+    }
+    labels["kubernetes.io/metadata.name"] = Value::from(name);
+}
+
 fn is_service(def: &ResourceDef) -> bool {
     def.group.is_empty() && def.plural == "services"
 }
@@ -608,6 +621,7 @@ fn prepare_update(
                 prepare_service_update(&mut new, current);
             }
             if def.plural == "namespaces" && def.group.is_empty() {
+                label_namespace(&mut new);
                 // spec.finalizers changes only through the finalize subresource.
                 new["spec"]["finalizers"] = current["spec"].get("finalizers").cloned().unwrap_or(json!([]));
             }

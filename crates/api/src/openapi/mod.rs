@@ -5,8 +5,9 @@
 //! kubectl needs them for `apply`/`create`/`replace` (it probes the PATCH operation of the
 //! kind for the `fieldValidation` parameter), for client-side apply (patch metadata in
 //! `components.schemas`) and for `kubectl explain`. The schemas come from k8s-openapi's
-//! `schemars` support, completed with the patch and list metadata of [`facts`]; the paths come
-//! from the resource registry. Documents are generated once per process and cached.
+//! `schemars` support, completed with the patch and list metadata of the facts table
+//! (`facts.rs`); the paths come from the resource registry. Documents are generated once per
+//! process and cached.
 //!
 //! The hash in the index (and the `ETag` the server should send) is the upper-case hex SHA-512
 //! of the serialized document, as upstream's.

@@ -213,14 +213,14 @@ fn apply_element_orders(
             return Err(expected_list(&order));
         };
         let field = directive_field(&key, ORDER_PREFIX, PatchError::BadSetElementOrderFormat)?.to_string();
-        let current = match original.get(&field) {
-            Some(Value::Array(list)) => Some(list.clone()),
-            Some(other) => return Err(expected_list(other)),
+        let current = match original.remove(&field) {
+            Some(Value::Array(list)) => Some(list),
+            Some(other) => return Err(expected_list(&other)),
             None => None,
         };
-        let patch_list = match patch.get(&field) {
-            Some(Value::Array(list)) => Some(list.clone()),
-            Some(other) => return Err(expected_list(other)),
+        let patch_list = match patch.remove(&field) {
+            Some(Value::Array(list)) => Some(list),
+            Some(other) => return Err(expected_list(&other)),
             None => None,
         };
         let (child, meta) = node.field(&field);
@@ -228,17 +228,20 @@ fn apply_element_orders(
         let merge_key = meta.merge_key.unwrap_or("");
         validate_order(patch_list.as_deref().unwrap_or(&[]), &order, merge_key)?;
         let merges = strategy == "merge";
-        let current = current.unwrap_or_default();
-        let (merged, server_order) = match patch_list {
-            None if original.contains_key(&field) => (current.clone(), current),
-            None => continue,
-            Some(list) if merges => merge_list_in_order(current, list, child.items(), meta.merge_key)?,
-            Some(list) => (list, current),
+        let (merged, server_order) = match (current, patch_list) {
+            (None, None) => continue,
+            (Some(current), None) => {
+                let order = ids(&current, merge_key);
+                (current, order)
+            }
+            (current, Some(list)) if merges => {
+                merge_list_in_order(current.unwrap_or_default(), list, child.items(), meta.merge_key)?
+            }
+            (current, Some(list)) => (list, current.unwrap_or_default()),
         };
         let (listed, server_only) = partition(merged, &order, merge_key)?;
         let sorted = normalize_order(listed, server_only, &order, &server_order, merge_key)?;
-        original.insert(field.clone(), Value::Array(sorted));
-        patch.remove(&field);
+        original.insert(field, Value::Array(sorted));
     }
     Ok(())
 }
@@ -395,7 +398,9 @@ fn merge_list_detail(
     }
     if delete_list {
         // Deletion lists are for primitives.
-        return Ok((original.clone(), original));
+        let key = merge_key.unwrap_or("");
+        let order = ids(&original, key);
+        return Ok((original, order));
     }
     let Some(key) = merge_key.filter(|k| !k.is_empty()) else {
         return Err(PatchError::NoMergeKeyDeclared("type map".into()));
@@ -424,7 +429,9 @@ fn merge_list_detail(
             }
         }
     }
-    let mut in_place = original.clone();
+    // What upstream's in-place merge leaves in the original list's storage: the list after the
+    // deletions, then the appended items (identities suffice).
+    let mut in_place = ids(&original, key);
     if replace {
         original = Vec::with_capacity(plain.len());
         for item in plain.drain(..) {
@@ -435,32 +442,52 @@ fn merge_list_detail(
         }
     }
 
-    let server_order = original.clone();
-    for item in &plain {
+    let server_order = ids(&original, key);
+    let patch_order = ids(&plain, key);
+    for item in plain {
         let Value::Object(map) = item else {
-            return Err(expected_map(item));
+            return Err(expected_map(&item));
         };
-        let id = map.get(key).ok_or_else(|| no_merge_key(item, key))?;
-        match original.iter().position(|o| o.get(key) == Some(id)) {
+        let Some(id) = map.get(key).cloned() else {
+            return Err(no_merge_key(&Value::Object(map), key));
+        };
+        match original.iter().position(|o| o.get(key) == Some(&id)) {
             Some(i) => {
                 let current = match std::mem::take(&mut original[i]) {
                     Value::Object(m) => m,
                     _ => Map::new(),
                 };
-                original[i] = merge_map(current, map.clone(), items)?.into();
+                original[i] = merge_map(current, map, items)?.into();
             }
             None => {
-                let added: Value = merge_map(Map::new(), map.clone(), items)?.into();
-                in_place.push(added.clone());
-                original.push(added);
+                let mut identity = Map::new();
+                identity.insert(key.to_string(), id);
+                in_place.push(Value::Object(identity));
+                original.push(merge_map(Map::new(), map, items)?.into());
             }
         }
     }
-    let (listed, server_only) = partition(original, &plain, key)?;
+    let (listed, server_only) = partition(original, &patch_order, key)?;
     Ok((
-        normalize_order(listed, server_only, &plain, &server_order, key)?,
+        normalize_order(listed, server_only, &patch_order, &server_order, key)?,
         in_place,
     ))
+}
+
+/// The identities of a list's items: `{<key>: value}` for maps, the items for primitives.
+fn ids(list: &[Value], merge_key: &str) -> Vec<Value> {
+    if merge_key.is_empty() {
+        return list.to_vec();
+    }
+    list.iter()
+        .map(|item| {
+            let mut identity = Map::new();
+            if let Some(id) = item.get(merge_key) {
+                identity.insert(merge_key.to_string(), id.clone());
+            }
+            Value::Object(identity)
+        })
+        .collect()
 }
 
 /// Splits `list` into the items present in `by` and the others, keeping their order.

@@ -15,10 +15,19 @@ use crate::openapi;
 use crate::registry::ResourceDef;
 
 /// The patch metadata of one kind: the component schemas and the kind's schema name.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct PatchMeta {
     schemas: Arc<Map<String, Value>>,
     root: Option<String>,
+}
+
+impl std::fmt::Debug for PatchMeta {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PatchMeta")
+            .field("root", &self.root)
+            .field("schemas", &self.schemas.len())
+            .finish()
+    }
 }
 
 /// The patch metadata of a served kind, from the generated OpenAPI schemas. A kind without a
