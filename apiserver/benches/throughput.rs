@@ -4,7 +4,8 @@
 //! concurrency:
 //!
 //! 1. raw etcd puts/s of ~1 KiB JSON values (etcd-client, one gRPC connection, like the
-//!    apiserver's own storage client);
+//!    apiserver's own storage client), and as a diagnostic the same with the create
+//!    transaction the apiserver issues (put if the key's create_revision is 0);
 //! 2. apiserver creates/s of ~1 KiB ConfigMaps, and their ratio to (1);
 //! 3. GET/s of one object and LIST/s of a namespace with 100 ConfigMaps, both with
 //!    resourceVersion unset (consistent reads from the watch cache);
@@ -523,18 +524,36 @@ trait Worker: Send + 'static {
     fn op(&mut self, seq: u64) -> impl Future<Output = Result<usize>> + Send;
 }
 
-struct EtcdPut {
+/// A raw etcd write of a ~1 KiB JSON value under a fresh key: a plain put, or the apiserver's
+/// create transaction (put if the key's create_revision is 0).
+struct EtcdWrite {
     kv: etcd_client::KvClient,
     worker: usize,
     template: Arc<ConfigMapTemplate>,
+    prefix: &'static str,
+    create_txn: bool,
 }
 
-impl Worker for EtcdPut {
+impl Worker for EtcdWrite {
     async fn op(&mut self, seq: u64) -> Result<usize> {
         let name = format!("w{}-{seq}", self.worker);
-        let key = format!("/bench/raw/{name}");
+        let key = format!("{}{name}", self.prefix);
         let value = self.template.body(&name).to_vec();
-        self.kv.put(key, value, None).await?;
+        if self.create_txn {
+            let txn = etcd_client::Txn::new()
+                .when([etcd_client::Compare::create_revision(
+                    key.as_str(),
+                    etcd_client::CompareOp::Equal,
+                    0,
+                )])
+                .and_then([etcd_client::TxnOp::put(key.as_str(), value, None)]);
+            let response = self.kv.txn(txn).await?;
+            if !response.succeeded() {
+                bail!("{key} already exists");
+            }
+        } else {
+            self.kv.put(key, value, None).await?;
+        }
         Ok(0)
     }
 }
@@ -1025,6 +1044,7 @@ fn verdict(met: bool) -> &'static str {
 
 struct Results {
     raw: Outcome,
+    raw_txn: Outcome,
     create: Outcome,
     get: Outcome,
     list: Outcome,
@@ -1042,15 +1062,21 @@ async fn run(settings: &Settings, etcd: &EtcdServer, apiserver: &ApiServer, proc
     // 1. Raw etcd puts, one client (one gRPC connection) like the apiserver's storage.
     eprintln!("phase 1: raw etcd puts");
     let etcd_client = etcd_client::Client::connect([etcd.endpoint.as_str()], None).await?;
-    let workers = (0..settings.concurrency)
-        .map(|worker| EtcdPut {
-            kv: etcd_client.kv_client(),
-            worker,
-            template: template.clone(),
-        })
-        .collect();
-    let raw = closed_loop(workers, settings, procs).await;
+    let raw_workers = |prefix: &'static str, create_txn: bool| -> Vec<EtcdWrite> {
+        (0..settings.concurrency)
+            .map(|worker| EtcdWrite {
+                kv: etcd_client.kv_client(),
+                worker,
+                template: template.clone(),
+                prefix,
+                create_txn,
+            })
+            .collect()
+    };
+    let raw = closed_loop(raw_workers("/bench/raw/", false), settings, procs).await;
     raw.report("etcd put");
+    let raw_txn = closed_loop(raw_workers("/bench/txn/", true), settings, procs).await;
+    raw_txn.report("etcd create txn");
 
     let credentials = read_kubeconfig(&apiserver.kubeconfig())?;
     let addr = SocketAddr::from(([127, 0, 0, 1], apiserver.port));
@@ -1129,6 +1155,7 @@ async fn run(settings: &Settings, etcd: &EtcdServer, apiserver: &ApiServer, proc
 
     Ok(Results {
         raw,
+        raw_txn,
         create,
         get,
         list,
@@ -1140,6 +1167,7 @@ async fn run(settings: &Settings, etcd: &EtcdServer, apiserver: &ApiServer, proc
 fn print_table(settings: &Settings, results: &Results) {
     let Results {
         raw,
+        raw_txn,
         create,
         get,
         list,
@@ -1164,6 +1192,14 @@ fn print_table(settings: &Settings, results: &Results) {
         "| write latency p50 / p99 | {} | {} | |",
         create.latency(),
         raw.latency()
+    );
+    println!(
+        "| diagnostic: creates/s vs raw etcd create txns/s (the apiserver's write) | {:.0} creates/s | {:.0} txns/s \
+         (p50 / p99 {}) | {:.1} % (no target) |",
+        create.rate(),
+        raw_txn.rate(),
+        raw_txn.latency(),
+        create.rate() / raw_txn.rate() * 100.0
     );
     println!(
         "| GET/s (1 object, RV unset, {c} workers) | {:.0} | – | {:.0} % of {:.0} ({}) |",
@@ -1205,28 +1241,48 @@ fn print_table(settings: &Settings, results: &Results) {
             .delivered_per_second()
             .map_or_else(|| "n/a".to_string(), |r| format!("{r:.0}"))
     );
-    let errors = raw.errors + create.errors + get.errors + list.errors;
-    println!("| errors (all phases) | {} | {} | |", errors - raw.errors, raw.errors);
+    println!(
+        "| errors (all phases) | {} | {} | |",
+        create.errors + get.errors + list.errors,
+        raw.errors + raw_txn.errors
+    );
 
     println!();
-    println!("CPU during each measured window, in cores (of {}):", available_cores());
+    println!(
+        "CPU during each measured window, in cores (of {}), and CPU time per operation (per event for the watch):",
+        available_cores()
+    );
     println!();
-    println!("| phase | bench client | apiserver | etcd | other processes | machine busy |");
-    println!("|---|---|---|---|---|---|");
-    for (name, cpu) in [
-        ("etcd puts", &raw.cpu),
-        ("creates", &create.cpu),
-        ("GET", &get.cpu),
-        ("LIST", &list.cpu),
-        ("watch delivery", &watch.cpu),
+    println!(
+        "| phase | bench client | apiserver | etcd | other processes | machine busy | client / apiserver / etcd µs per op |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for (name, cpu, rate) in [
+        ("raw etcd puts", &raw.cpu, raw.rate()),
+        ("raw etcd create txns", &raw_txn.cpu, raw_txn.rate()),
+        ("creates", &create.cpu, create.rate()),
+        ("GET", &get.cpu, get.rate()),
+        ("LIST", &list.cpu, list.rate()),
+        (
+            "watch delivery",
+            &watch.cpu,
+            watch.delivered_per_second().unwrap_or(f64::NAN),
+        ),
     ] {
+        let per_op = |cores: Option<f64>| match cores {
+            Some(cores) if rate > 0.0 => format!("{:.0}", cores * 1e6 / rate),
+            _ => "n/a".to_string(),
+        };
         println!(
-            "| {name} | {} | {} | {} | {:.2} | {:.2} |",
+            "| {name} | {} | {} | {} | {:.2} | {:.2} | {} / {} / {} |",
             cores(cpu.client),
             cores(cpu.apiserver),
             cores(cpu.etcd),
             cpu.other(),
-            cpu.machine
+            cpu.machine,
+            per_op(cpu.client),
+            per_op(cpu.apiserver),
+            per_op(cpu.etcd),
         );
     }
 }

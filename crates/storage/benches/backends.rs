@@ -3,16 +3,16 @@
 //! One run measures, on this machine:
 //! 1. creates/s of ~1 KiB values on the embedded store and on a real etcd (Debian's, started by
 //!    `testkit`, fsync on), at concurrency 1 and 64, with per-write latency percentiles;
-//! 2. the embedded store's size on disk after UPDATES updates spread over OBJECTS objects of
-//!    ~1 KiB, with automatic compaction keeping the last 1000 revisions, next to the live data
-//!    (keys + values of the current objects); and again after compacting all history.
+//! 2. the size on disk after UPDATES updates spread over OBJECTS objects of ~1 KiB (64 writers):
+//!    the embedded store with automatic compaction keeping the last 1000 revisions (and again
+//!    after compacting all history), and a fresh etcd compacted to the same point, next to the
+//!    live data (keys + values of the current objects).
 //!
 //! Knobs (environment): KAJI_BENCH_CREATES_1 (1000), KAJI_BENCH_CREATES_64 (20000),
 //! KAJI_BENCH_OBJECTS (1000), KAJI_BENCH_UPDATES (100000), KAJI_BENCH_OBJECT_BYTES (1024).
 //!
 //! Run: `cargo bench -p storage --bench backends`.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -119,52 +119,48 @@ async fn live_bytes(storage: &dyn Storage) -> Result<u64> {
     Ok(listed.kvs.iter().map(|kv| (kv.key.len() + kv.value.len()) as u64).sum())
 }
 
-/// UPDATES updates over OBJECTS objects by 64 workers (each owning its objects, so no
-/// conflicts), with automatic compaction; returns the size figures.
-async fn disk_size(dir: &Path, objects: usize, updates: usize, size: usize) -> Result<()> {
+/// Creates `objects` objects, then applies `updates` updates to them from 64 workers (each
+/// owning its objects, so no conflicts); returns the updates/s.
+async fn update_workload(store: &dyn Storage, objects: usize, updates: usize, size: usize) -> Result<f64> {
+    const WORKERS: usize = 64;
+    let key = |i: usize| format!("/registry/configmaps/bench/cm-{i:05}");
+    let mut owned: Vec<Vec<(usize, i64)>> = vec![Vec::new(); WORKERS];
+    for i in 0..objects {
+        let kv = store.create(&key(i), value(size, i as u64)).await?;
+        owned[i % WORKERS].push((i, kv.mod_revision));
+    }
+    let started = Instant::now();
+    let workers = owned.into_iter().enumerate().map(|(worker, mut mine)| async move {
+        let mut rng = worker as u64 + 1;
+        let mut done = worker;
+        while done < updates && !mine.is_empty() {
+            rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let slot = usize::try_from(rng >> 33).unwrap_or(0) % mine.len();
+            let (i, revision) = mine[slot];
+            let kv = store.update(&key(i), revision, value(size, rng)).await?;
+            mine[slot].1 = kv.mod_revision;
+            done += WORKERS;
+        }
+        anyhow::Ok(())
+    });
+    for worker in futures::future::join_all(workers).await {
+        worker?;
+    }
+    Ok(updates as f64 / started.elapsed().as_secs_f64())
+}
+
+/// The on-disk size after the update workload: the embedded store with its automatic
+/// compaction keeping 1000 revisions, and etcd compacted to the same point.
+async fn disk_size(etcd_endpoint: &str, objects: usize, updates: usize, size: usize) -> Result<()> {
+    let dir = tempfile::Builder::new().prefix("kaji-bench-size-").tempdir()?;
     let options = EmbeddedOptions {
         retain_revisions: 1000,
         retain_for: Duration::ZERO,
         compaction_interval: Duration::from_secs(1),
         ..EmbeddedOptions::default()
     };
-    let store = EmbeddedStorage::open_with(dir, options)?;
-    let mut revisions = Vec::with_capacity(objects);
-    for i in 0..objects {
-        let kv = store
-            .create(&format!("/registry/configmaps/bench/cm-{i:05}"), value(size, i as u64))
-            .await?;
-        revisions.push(kv.mod_revision);
-    }
-    const WORKERS: usize = 64;
-    let started = Instant::now();
-    let workers = (0..WORKERS).map(|worker| {
-        let store = store.clone();
-        let mut mine: Vec<(usize, i64)> = revisions
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| i % WORKERS == worker)
-            .map(|(i, revision)| (i, *revision))
-            .collect();
-        tokio::spawn(async move {
-            let mut rng = worker as u64 + 1;
-            let mut done = worker;
-            while done < updates && !mine.is_empty() {
-                rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                let slot = usize::try_from(rng >> 33).unwrap_or(0) % mine.len();
-                let (i, revision) = mine[slot];
-                let key = format!("/registry/configmaps/bench/cm-{i:05}");
-                let kv = store.update(&key, revision, value(size, rng)).await?;
-                mine[slot].1 = kv.mod_revision;
-                done += WORKERS;
-            }
-            anyhow::Ok(())
-        })
-    });
-    for worker in futures::future::join_all(workers).await {
-        worker??;
-    }
-    let elapsed = started.elapsed();
+    let store = EmbeddedStorage::open_with(dir.path(), options)?;
+    let rate = update_workload(&store, objects, updates, size).await?;
     let current = store.current_revision().await?;
     // Let automatic compaction catch up with the end of the run, then finish its deletions.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -177,23 +173,38 @@ async fn disk_size(dir: &Path, objects: usize, updates: usize, size: usize) -> R
     store.settle().await?;
     let live = live_bytes(&store).await?;
     let kept = store.size_bytes();
+    let ratio = |bytes: u64| bytes as f64 / live as f64;
     println!(
-        "| embedded, {updates} updates of {objects} objects ({:.0} updates/s at concurrency {WORKERS}), \
-         automatic compaction keeping 1000 revisions (lag {}) | {:.2} MiB | {:.2} MiB | {:.2}x |",
-        updates as f64 / elapsed.as_secs_f64(),
+        "| embedded: automatic compaction keeping 1000 revisions (lag {}) | {rate:.0} | {:.2} MiB | {:.2} MiB | {:.2}x |",
         store.compaction_lag(),
         mib(kept),
         mib(live),
-        kept as f64 / live as f64
+        ratio(kept)
     );
     store.compact(current).await?;
     store.settle().await?;
     let bare = store.size_bytes();
     println!(
-        "| same, then compacted to the current revision (no history) | {:.2} MiB | {:.2} MiB | {:.2}x |",
+        "| embedded: then compacted to the current revision (no history) | | {:.2} MiB | {:.2} MiB | {:.2}x |",
         mib(bare),
         mib(live),
-        bare as f64 / live as f64
+        ratio(bare)
+    );
+    drop(store);
+
+    let etcd = EtcdStorage::connect(&[etcd_endpoint.to_owned()]).await?;
+    let rate = update_workload(&etcd, objects, updates, size).await?;
+    let current = etcd.current_revision().await?;
+    etcd.compact(current - 1000).await?;
+    let mut client = etcd_client::Client::connect([etcd_endpoint], None).await?;
+    let status = client.status().await?;
+    let (file, in_use) = (status.db_size() as u64, status.raft_used_db_size() as u64);
+    println!(
+        "| etcd: compacted to 1000 revisions before the end, no defragmentation | {rate:.0} | {:.2} MiB ({:.2} MiB in use) | {:.2} MiB | {:.2}x |",
+        mib(file),
+        mib(in_use),
+        mib(live),
+        ratio(file)
     );
     Ok(())
 }
@@ -236,13 +247,16 @@ async fn main() -> Result<()> {
     }
     drop(embedded);
     drop(etcd_storage);
-    drop(etcd);
 
     println!();
-    println!("| embedded store on disk | size (db + WAL) | live data | ratio |");
-    println!("|---|---:|---:|---:|");
-    let dir = tempfile::Builder::new().prefix("kaji-bench-size-").tempdir()?;
-    disk_size(dir.path(), objects, updates, size).await?;
+    println!("{updates} updates of {objects} objects of ~{size} bytes, at concurrency 64:");
+    println!();
+    println!("| store | updates/s | on disk | live data | ratio |");
+    println!("|---|---:|---:|---:|---:|");
+    let fresh_etcd = EtcdServer::start()?;
+    disk_size(&fresh_etcd.endpoint, objects, updates, size).await?;
+    drop(fresh_etcd);
+    drop(etcd);
     println!();
     println!("load average after: {}", load_average());
     Ok(())
