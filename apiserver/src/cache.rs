@@ -109,6 +109,9 @@ pub struct CachedEvent {
     pub object: Arc<CachedObject>,
     pub prev: Option<Arc<CachedObject>>,
     pub revision: Revision,
+    /// The event's JSON watch frame in the stored version, encoded once by the first watcher
+    /// that needs it and shared by all the others.
+    pub frame: std::sync::OnceLock<Bytes>,
 }
 
 /// What the cache broadcasts to its watchers, in revision order.
@@ -341,6 +344,7 @@ impl WatchCache {
                     object,
                     prev,
                     revision,
+                    frame: Default::default(),
                 }
             }
             Event::Delete { prev, revision } => {
@@ -355,6 +359,7 @@ impl WatchCache {
                     object,
                     prev: Some(last),
                     revision,
+                    frame: Default::default(),
                 }
             }
         };

@@ -29,6 +29,11 @@ pub fn json_response(code: StatusCode, value: &Value) -> Response {
         .into_response()
 }
 
+/// A response with an already-serialized JSON body.
+pub fn bytes_response(code: StatusCode, body: Bytes) -> Response {
+    (code, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
 /// A JSON response carrying `Warning` headers.
 fn warned(code: StatusCode, value: &Value, warnings: &[String]) -> Response {
     let mut response = json_response(code, value);
@@ -144,10 +149,9 @@ async fn route(
                     .unwrap_or_else(|_| ApiError::internal("building the watch response").into_response()));
             }
             let result = store.list(def, ns, &options).await?;
-            let body = list_body(def, &result);
-            match as_table(&result.items, body["metadata"].clone()) {
+            match as_table(&result.served(def), result.metadata()) {
                 Some(table) => Ok(json_response(StatusCode::OK, &table)),
-                None => Ok(json_response(StatusCode::OK, &body)),
+                None => Ok(bytes_response(StatusCode::OK, list_body(def, &result))),
             }
         }
         (&Method::GET, Some(name), sub) => {
@@ -166,16 +170,24 @@ async fn route(
                     .body(Body::from_stream(stream))
                     .unwrap_or_else(|_| ApiError::internal("building the watch response").into_response()));
             }
-            let object = store
-                .get(def, ns, name, query.get("resourceVersion").filter(|s| !s.is_empty()))
+            let cached = store
+                .get_cached(def, ns, name, query.get("resourceVersion").filter(|s| !s.is_empty()))
                 .await?;
             match sub {
-                Some(Subresource::Scale) => Ok(json_response(StatusCode::OK, &scale_of(def, &object))),
+                Some(Subresource::Scale) => Ok(json_response(
+                    StatusCode::OK,
+                    &scale_of(def, &Store::served(def, &cached)),
+                )),
                 Some(Subresource::Binding) | Some(Subresource::Eviction) | Some(Subresource::Finalize) => {
                     Err(ApiError::method_not_allowed())
                 }
+                // The common case answers with the cached serialization as is.
+                _ if table.is_none() && def.conversion.is_none() => {
+                    Ok(bytes_response(StatusCode::OK, cached.json.clone()))
+                }
                 _ => {
-                    let meta = json!({"resourceVersion": object["metadata"]["resourceVersion"]});
+                    let object = Store::served(def, &cached);
+                    let meta = json!({"resourceVersion": cached.revision.to_string()});
                     match as_table(std::slice::from_ref(&object), meta) {
                         Some(table) => Ok(json_response(StatusCode::OK, &table)),
                         None => Ok(json_response(StatusCode::OK, &object)),
@@ -279,7 +291,7 @@ async fn route(
             let list_options = ListOptions::from_query(def, &query)?;
             let listed = store.list(def, ns, &list_options).await?;
             let mut items = Vec::new();
-            for object in &listed.items {
+            for object in &listed.served(def) {
                 let name = object["metadata"]["name"].as_str().unwrap_or_default();
                 let object_ns = object["metadata"]["namespace"].as_str();
                 match store.delete(def, object_ns, name, &options).await {

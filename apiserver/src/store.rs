@@ -56,7 +56,8 @@ impl RevisionSource {
 
 /// The result of a list.
 pub struct ListResult {
-    pub items: Vec<Value>,
+    /// The matching objects as cached (stored version, resourceVersion set, pre-serialized).
+    pub items: Vec<Arc<CachedObject>>,
     pub revision: Revision,
     pub continue_token: Option<String>,
     pub remaining: Option<i64>,
@@ -206,6 +207,22 @@ impl Store {
         }
     }
 
+    /// GET of one object as cached (stored version).
+    pub async fn get_cached(
+        &self,
+        def: &ResourceDef,
+        namespace: Option<&str>,
+        name: &str,
+        resource_version: Option<&str>,
+    ) -> ApiResult<Arc<CachedObject>> {
+        self.fresh_enough(def, resource_version).await?;
+        let key = def.storage_key(namespace, name);
+        self.cache(def)
+            .get(&key)
+            .0
+            .ok_or_else(|| ApiError::not_found(def, name))
+    }
+
     /// GET of one object.
     pub async fn get(
         &self,
@@ -273,7 +290,7 @@ impl Store {
                 }
                 break;
             }
-            items.push(Self::served(def, object));
+            items.push(object.clone());
         }
         Ok(ListResult {
             items,
@@ -321,7 +338,7 @@ impl Store {
                     continue;
                 };
                 if filter.matches(&object) {
-                    items.push(Self::served(def, &object));
+                    items.push(Arc::new(object));
                     if limit > 0 && items.len() as i64 == limit {
                         break;
                     }
@@ -431,21 +448,46 @@ pub fn field_value(def: &ResourceDef, object: &CachedObject, field: &str) -> Opt
     })
 }
 
-/// Builds the JSON of a list response.
-pub fn list_body(def: &ResourceDef, result: &ListResult) -> Value {
-    let mut metadata = json!({"resourceVersion": result.revision.to_string()});
-    if let Some(token) = &result.continue_token {
-        metadata["continue"] = json!(token);
+impl ListResult {
+    /// The items in `def`'s version.
+    pub fn served(&self, def: &ResourceDef) -> Vec<Value> {
+        self.items.iter().map(|o| Store::served(def, o)).collect()
     }
-    if let Some(remaining) = result.remaining {
-        metadata["remainingItemCount"] = json!(remaining);
+
+    /// The list's `metadata`.
+    pub fn metadata(&self) -> Value {
+        let mut metadata = json!({"resourceVersion": self.revision.to_string()});
+        if let Some(token) = &self.continue_token {
+            metadata["continue"] = json!(token);
+        }
+        if let Some(remaining) = self.remaining {
+            metadata["remainingItemCount"] = json!(remaining);
+        }
+        metadata
     }
-    json!({
-        "kind": def.list_kind(),
-        "apiVersion": def.api_version(),
-        "metadata": metadata,
-        "items": result.items,
-    })
+}
+
+/// The bytes of a list response. Items in the stored version are copied from their cached
+/// serialization rather than cloned and re-encoded (lists are the apiserver's hottest read).
+pub fn list_body(def: &ResourceDef, result: &ListResult) -> bytes::Bytes {
+    let head = json!({"kind": def.list_kind(), "apiVersion": def.api_version(), "metadata": result.metadata()});
+    let head = serde_json::to_vec(&head).unwrap_or_default();
+    let items_len: usize = result.items.iter().map(|o| o.json.len() + 1).sum();
+    let mut out = bytes::BytesMut::with_capacity(head.len() + items_len + 16);
+    // `head` is a JSON object: reopen it to append the items.
+    out.extend_from_slice(&head[..head.len().saturating_sub(1)]);
+    out.extend_from_slice(b",\"items\":[");
+    for (i, object) in result.items.iter().enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b",");
+        }
+        match def.conversion {
+            None => out.extend_from_slice(&object.json),
+            Some(_) => out.extend_from_slice(&serde_json::to_vec(&Store::served(def, object)).unwrap_or_default()),
+        }
+    }
+    out.extend_from_slice(b"]}");
+    out.freeze()
 }
 
 #[cfg(test)]

@@ -20,6 +20,8 @@ use crate::request::{ListOptions, parse_rv};
 use crate::store::{Filter, Store};
 
 const BOOKMARK_INTERVAL: Duration = Duration::from_secs(30);
+/// Largest chunk a watcher assembles from events that are already queued.
+const MAX_CHUNK: usize = 64 * 1024;
 
 fn frame(event_type: &str, object: &[u8]) -> Bytes {
     let mut out = BytesMut::with_capacity(object.len() + 32);
@@ -88,6 +90,20 @@ fn bookmark(def: &ResourceDef, revision: Revision, initial_events_end: bool) -> 
 fn filtered(encoder: &mut Encoder, filter: &Filter<'_>, event: &CachedEvent) -> Option<Bytes> {
     let now = filter.matches(&event.object);
     let before = event.prev.as_ref().is_some_and(|p| filter.matches(p));
+    // The event as it happened, in the stored version: one shared frame for every watcher.
+    let natural = match event.event_type {
+        EventType::Added => now,
+        EventType::Modified => now && before,
+        EventType::Deleted => before || now,
+    };
+    if natural && matches!(encoder.format, Format::Json) && encoder.def.conversion.is_none() {
+        return Some(
+            event
+                .frame
+                .get_or_init(|| frame(event.event_type.as_str(), &event.object.json))
+                .clone(),
+        );
+    }
     match event.event_type {
         EventType::Added if now => Some(frame("ADDED", &encoder.object(&event.object))),
         EventType::Modified if now && before => Some(frame("MODIFIED", &encoder.object(&event.object))),
@@ -197,26 +213,49 @@ pub async fn watch(
                         return;
                     }
                 }
-                received = events.recv() => match received {
-                    Ok(Broadcast::Event(event)) => {
-                        if event.revision <= last {
-                            continue;
+                received = events.recv() => {
+                    // Whatever else is already queued goes out in the same chunk: fewer HTTP/2
+                    // frames, TLS records and syscalls when events come in bursts.
+                    let mut chunk = BytesMut::new();
+                    let mut next = Some(received);
+                    while let Some(received) = next.take() {
+                        match received {
+                            Ok(Broadcast::Event(event)) => {
+                                if event.revision <= last {
+                                    // Already delivered by the replay.
+                                } else {
+                                    last = event.revision;
+                                    if event.object.key.starts_with(&prefix)
+                                        && let Some(bytes) = filtered(&mut encoder, &filter, &event)
+                                    {
+                                        chunk.extend_from_slice(&bytes);
+                                    }
+                                }
+                            }
+                            Ok(Broadcast::Progress(revision)) => last = last.max(revision),
+                            // The watcher fell behind or the cache was rebuilt: end the stream
+                            // after what it has; the client resumes from the last revision.
+                            Ok(Broadcast::Reset) | Err(_) => {
+                                if !chunk.is_empty() {
+                                    let _ = tx.send(Ok(chunk.freeze())).await;
+                                }
+                                return;
+                            }
                         }
-                        last = event.revision;
-                        if !event.object.key.starts_with(&prefix) {
-                            continue;
-                        }
-                        if let Some(bytes) = filtered(&mut encoder, &filter, &event)
-                            && tx.send(Ok(bytes)).await.is_err()
-                        {
-                            return;
+                        if chunk.len() < MAX_CHUNK {
+                            next = match events.try_recv() {
+                                Ok(item) => Some(Ok(item)),
+                                Err(broadcast::error::TryRecvError::Empty) => None,
+                                Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                                    Some(Err(broadcast::error::RecvError::Lagged(n)))
+                                }
+                                Err(broadcast::error::TryRecvError::Closed) => Some(Err(broadcast::error::RecvError::Closed)),
+                            };
                         }
                     }
-                    Ok(Broadcast::Progress(revision)) => last = last.max(revision),
-                    // The watcher fell behind or the cache was rebuilt: end the stream; the
-                    // client resumes from the last revision it saw.
-                    Ok(Broadcast::Reset) | Err(broadcast::error::RecvError::Lagged(_)) => return,
-                    Err(broadcast::error::RecvError::Closed) => return,
+                    if !chunk.is_empty() && tx.send(Ok(chunk.freeze())).await.is_err() {
+                        return;
+                    }
                 }
             }
         }

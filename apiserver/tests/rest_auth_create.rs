@@ -248,6 +248,7 @@ async fn create_errors_use_upstream_codes_and_messages() -> Result<()> {
     .await?
     .expect_status(400, "BadRequest")?;
 
+    // A protobuf envelope without a kind is malformed; a media type we don't speak is 415.
     http.send(
         Method::POST,
         &pods,
@@ -255,7 +256,10 @@ async fn create_errors_use_upstream_codes_and_messages() -> Result<()> {
         b"k8s\x00\x0a\x04\x0a\x02v1".to_vec(),
     )
     .await?
-    .expect_status(415, "UnsupportedMediaType")?;
+    .expect_status(400, "BadRequest")?;
+    http.send(Method::POST, &pods, Some("application/xml"), b"<pod/>".to_vec())
+        .await?
+        .expect_status(415, "UnsupportedMediaType")?;
 
     // None of the rejected bodies left an object behind.
     let list = http.fetch(&pods).await?;
