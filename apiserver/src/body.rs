@@ -50,6 +50,15 @@ pub fn decode(headers: &HeaderMap, body: &[u8]) -> ApiResult<Body> {
                 duplicates: Vec::new(),
             })
         }
+        "application/vnd.kubernetes.protobuf" => {
+            let value = api::protobuf::decode_protobuf(body).map_err(|e| {
+                ApiError::bad_request(format!("the body of the request could not be decoded as protobuf: {e}"))
+            })?;
+            Ok(Body {
+                value,
+                duplicates: Vec::new(),
+            })
+        }
         other => Err(ApiError::unsupported_media_type(other)),
     }
 }

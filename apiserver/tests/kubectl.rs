@@ -585,3 +585,70 @@ fn explain_and_table_output() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn create_subcommands_send_protobuf() -> Result<()> {
+    let kubectl = Kubectl::new()?;
+    let ns = format!("kc-proto-{}", uuid_like());
+    ensure!(kubectl.ok(&["create", "namespace", &ns])?.trim() == format!("namespace/{ns} created"));
+    let out = kubectl.ok(&[
+        "-n",
+        &ns,
+        "create",
+        "deployment",
+        "web",
+        "--image=nginx:1.27",
+        "--replicas=0",
+        "--port=80",
+    ])?;
+    ensure!(out.trim() == "deployment.apps/web created", "{out}");
+    let deployment = kubectl.json(&["-n", &ns, "get", "deployment", "web"])?;
+    ensure!(
+        deployment["spec"]["replicas"] == 0,
+        "an explicit zero survives protobuf: {}",
+        deployment["spec"]
+    );
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    ensure!(
+        container["image"] == "nginx:1.27" && container["ports"][0]["containerPort"] == 80,
+        "{container}"
+    );
+    ensure!(
+        deployment["spec"]["strategy"]["type"] == "RollingUpdate",
+        "defaults applied: {}",
+        deployment["spec"]
+    );
+    let out = kubectl.ok(&[
+        "-n",
+        &ns,
+        "create",
+        "configmap",
+        "conf",
+        "--from-literal=a=1",
+        "--from-literal=empty=",
+    ])?;
+    ensure!(out.trim() == "configmap/conf created", "{out}");
+    let data = kubectl.json(&["-n", &ns, "get", "configmap", "conf"])?;
+    ensure!(
+        data["data"] == serde_json::json!({"a": "1", "empty": ""}),
+        "{}",
+        data["data"]
+    );
+    let out = kubectl.ok(&[
+        "-n",
+        &ns,
+        "create",
+        "secret",
+        "generic",
+        "s",
+        "--from-literal=user=admin",
+    ])?;
+    ensure!(out.trim() == "secret/s created", "{out}");
+    let out = kubectl.ok(&["-n", &ns, "create", "job", "once", "--image=busybox", "--", "true"])?;
+    ensure!(out.trim() == "job.batch/once created", "{out}");
+    let out = kubectl.ok(&["-n", &ns, "create", "service", "clusterip", "web", "--tcp=80:8080"])?;
+    ensure!(out.trim() == "service/web created", "{out}");
+    let service = kubectl.json(&["-n", &ns, "get", "service", "web"])?;
+    ensure!(service["spec"]["ports"][0]["targetPort"] == 8080, "{}", service["spec"]);
+    Ok(())
+}
