@@ -79,11 +79,13 @@ fn render_path(path: &serde_ignored::Path<'_>) -> String {
         Path::Seq { parent, index } => format!("{}[{index}]", render_path(parent)),
         Path::Map { parent, key } => {
             let parent = render_path(parent);
-            if parent.is_empty() { key.clone() } else { format!("{parent}.{key}") }
+            if parent.is_empty() {
+                key.clone()
+            } else {
+                format!("{parent}.{key}")
+            }
         }
-        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => {
-            render_path(parent)
-        }
+        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => render_path(parent),
     }
 }
 
@@ -93,8 +95,7 @@ where
 {
     fn unknown_fields(&self, def: &ResourceDef, object: &Value) -> Result<Vec<String>, AdmitError> {
         let mut unknown = Vec::new();
-        let decoded: Result<K, _> =
-            serde_ignored::deserialize(object, |path| unknown.push(render_path(&path)));
+        let decoded: Result<K, _> = serde_ignored::deserialize(object, |path| unknown.push(render_path(&path)));
         match decoded {
             Ok(_) => Ok(unknown),
             Err(error) => Err(AdmitError::Decode(format!(

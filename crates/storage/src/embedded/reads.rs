@@ -13,7 +13,7 @@ use crate::{Event, KeyValue, ListRequest, ListResponse, Result, Revision, Storag
 
 /// How long a connection waits for a lock held by another connection (only checkpoints and
 /// the writer's own transactions take them; readers never block each other).
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Keys are UTF-8, which never contains the byte 0xFF: an upper bound above every key.
 const ABOVE_ALL_KEYS: &[u8] = &[0xFF];
@@ -67,7 +67,7 @@ pub(super) fn open_writer(path: &Path) -> rusqlite::Result<Connection> {
         "PRAGMA auto_vacuum = INCREMENTAL;
          PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
-         PRAGMA journal_size_limit = 16777216;",
+         PRAGMA journal_size_limit = 4194304;",
     )?;
     conn.execute_batch(SCHEMA)?;
     Ok(conn)

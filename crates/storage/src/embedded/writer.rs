@@ -18,12 +18,14 @@ use bytes::Bytes;
 use rusqlite::{Connection, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
-use super::reads::{latest, meta, sql_error};
+use super::reads::{BUSY_TIMEOUT, latest, meta, sql_error};
 use super::{EmbeddedOptions, Shared};
 use crate::{Event, KeyValue, Result, Revision, StorageError};
 
 /// Rows looked at per physical compaction transaction.
 const COMPACT_CHUNK: usize = 2000;
+/// How long a checkpoint that truncates the log waits for readers to move on.
+const CHECKPOINT_WAIT: Duration = Duration::from_secs(1);
 /// How long the writer sleeps when it has nothing scheduled.
 const IDLE: Duration = Duration::from_secs(3600);
 
@@ -297,15 +299,31 @@ impl Writer {
         Ok(())
     }
 
-    /// Gives freed pages back to the file system and folds the write-ahead log into the
-    /// database (without waiting for readers: the log is truncated once it is fully copied).
+    /// Gives freed pages back to the file system (`incremental_vacuum` frees one page per step,
+    /// so it is stepped to the end) and folds the write-ahead log into the database, truncating
+    /// it (waiting at most briefly for readers; the next pass retries if they were in the way).
     fn reclaim(&mut self) {
-        let result = self.conn.execute_batch("PRAGMA incremental_vacuum;").and_then(|()| {
-            self.conn
-                .query_row("PRAGMA wal_checkpoint(PASSIVE);", [], |row| row.get::<_, i64>(0))
-        });
-        if let Err(error) = result {
-            tracing::warn!(%error, "embedded store: reclaiming space failed");
+        let vacuum = || -> rusqlite::Result<()> {
+            let mut stmt = self.conn.prepare("PRAGMA incremental_vacuum")?;
+            let mut rows = stmt.query([])?;
+            while rows.next()?.is_some() {}
+            Ok(())
+        };
+        if let Err(error) = vacuum() {
+            tracing::warn!(%error, "embedded store: incremental vacuum failed");
+        }
+        let checkpoint = || -> rusqlite::Result<bool> {
+            self.conn.busy_timeout(CHECKPOINT_WAIT)?;
+            let busy = self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get::<_, i64>(0));
+            self.conn.busy_timeout(BUSY_TIMEOUT)?;
+            Ok(busy? != 0)
+        };
+        match checkpoint() {
+            Ok(false) => {}
+            Ok(true) => tracing::debug!("embedded store: readers kept the log from being truncated"),
+            Err(error) => tracing::warn!(%error, "embedded store: checkpoint failed"),
         }
     }
 }
