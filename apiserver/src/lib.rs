@@ -162,6 +162,8 @@ pub struct AppState {
     pub max_request_bytes: usize,
     pub server_address: String,
     pub ready: AtomicBool,
+    /// Size and compaction lag of the embedded store, for /metrics (none on etcd).
+    pub storage_stats: Option<Arc<dyn storage::embedded::StorageStats>>,
 }
 
 /// The namespaces that exist from the first start on.
@@ -250,6 +252,7 @@ pub async fn run(options: Options, cancel: CancellationToken) -> Result<()> {
         Some(_) => false,
         None => !options.etcd_servers.is_empty(),
     };
+    let mut storage_stats: Option<Arc<dyn storage::embedded::StorageStats>> = None;
     let storage: Arc<dyn Storage> = if use_etcd {
         Arc::new(
             storage::etcd::EtcdStorage::connect(&options.etcd_servers)
@@ -268,10 +271,12 @@ pub async fn run(options: Options, cancel: CancellationToken) -> Result<()> {
             compaction_interval: options.embedded_compaction_interval,
             ..Default::default()
         };
-        Arc::new(
+        let store = Arc::new(
             storage::embedded::EmbeddedStorage::open_with(&dir, embedded)
                 .with_context(|| format!("opening the embedded store in {}", dir.display()))?,
-        )
+        );
+        storage_stats = Some(store.clone());
+        store
     };
 
     let first_service_ip = IpAddr::V4(cluster_ip_range.host(1));
@@ -308,6 +313,7 @@ pub async fn run(options: Options, cancel: CancellationToken) -> Result<()> {
         max_request_bytes: options.max_request_bytes,
         server_address: server_address.clone(),
         ready: AtomicBool::new(false),
+        storage_stats,
     });
     let serving = tokio::spawn(server::serve(
         listener,

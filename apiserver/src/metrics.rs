@@ -26,6 +26,8 @@ pub struct Metrics {
     pub latency: Family<RequestLabels, Histogram>,
     pub cached_objects: Family<ResourceLabels, Gauge>,
     pub cache_revision: Family<ResourceLabels, Gauge>,
+    pub storage_size: Gauge,
+    pub storage_compaction_lag: Gauge,
 }
 
 impl Metrics {
@@ -57,12 +59,26 @@ impl Metrics {
             "Storage revision each watch cache has reached",
             cache_revision.clone(),
         );
+        let storage_size = Gauge::default();
+        let storage_compaction_lag = Gauge::default();
+        registry.register(
+            "apiserver_storage_size_bytes",
+            "Bytes the embedded store occupies on disk (database and write-ahead log)",
+            storage_size.clone(),
+        );
+        registry.register(
+            "apiserver_storage_compaction_lag_revisions",
+            "Revisions of history the embedded store keeps (current minus compacted revision)",
+            storage_compaction_lag.clone(),
+        );
         Self {
             registry,
             requests,
             latency,
             cached_objects,
             cache_revision,
+            storage_size,
+            storage_compaction_lag,
         }
     }
 

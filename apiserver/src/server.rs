@@ -217,6 +217,13 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             .get_or_create(&labels)
             .set(cache.revision());
     }
+    if let Some(stats) = &state.storage_stats {
+        state
+            .metrics
+            .storage_size
+            .set(i64::try_from(stats.size_bytes()).unwrap_or(i64::MAX));
+        state.metrics.storage_compaction_lag.set(stats.compaction_lag());
+    }
     (
         StatusCode::OK,
         [(

@@ -37,6 +37,25 @@ async fn the_default_store_is_embedded_in_the_data_dir() -> Result<()> {
         names(&namespaces) == strs(&["default", "kube-node-lease", "kube-public", "kube-system"]),
         "{namespaces}"
     );
+    // /metrics reports the store's size on disk and how much history it keeps.
+    let metrics = http.get("/metrics").await?;
+    ensure!(metrics.status == 200, "{}", metrics.text);
+    let gauge = |name: &str| -> Option<i64> {
+        metrics
+            .text
+            .lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+    };
+    ensure!(
+        gauge("apiserver_storage_size_bytes ").is_some_and(|v| v > 0),
+        "{}",
+        metrics.text
+    );
+    ensure!(
+        gauge("apiserver_storage_compaction_lag_revisions ").is_some_and(|v| v > 0),
+        "{}",
+        metrics.text
+    );
     Ok(())
 }
 
