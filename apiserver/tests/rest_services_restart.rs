@@ -235,30 +235,7 @@ async fn objects_allocations_and_pki_survive_a_restart() -> Result<()> {
             && cm_after["data"] == cm["data"],
         "{cm} vs {cm_after}"
     );
-    let svc_after = http.fetch("/api/v1/namespaces/default/services/keep").await?;
-    ensure!(
-        svc_after["metadata"]["resourceVersion"] == svc["metadata"]["resourceVersion"]
-            && svc_after["spec"]["clusterIP"] == ip.as_str()
-            && svc_after["spec"]["ports"][0]["nodePort"] == port,
-        "{svc} vs {svc_after}"
-    );
-    // The allocations are still held.
-    http.post(
-        "/api/v1/namespaces/default/services",
-        &service("same-ip", json!({"clusterIP": ip})),
-    )
-    .await?
-    .expect_status(422, "Invalid")?;
-    let same_port = json!({"type": "NodePort", "ports": [{"port": 80, "protocol": "TCP", "nodePort": port}]});
-    http.post("/api/v1/namespaces/default/services", &service("same-port", same_port))
-        .await?
-        .expect_status(422, "Invalid")?;
-    // The system namespaces are there once each.
-    let namespaces = http.fetch("/api/v1/namespaces").await?;
-    ensure!(
-        names(&namespaces) == strs(&["default", "kube-node-lease", "kube-public", "kube-system"]),
-        "{namespaces}"
-    );
+    check_service_survived(&http, &svc, &ip, port).await?;
     // New writes continue after the old revisions.
     let next = http
         .create(

@@ -524,3 +524,33 @@ pub(crate) fn cause_fields(status: &Value) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// After a restart: the Service `default/keep` is unchanged (same resourceVersion, cluster IP
+/// and node port) and its addresses are still held (asking for either again is 422), and the
+/// system namespaces exist once each.
+pub(crate) async fn check_service_survived(http: &Http, svc: &Value, ip: &str, port: u64) -> Result<()> {
+    let svc_after = http.fetch("/api/v1/namespaces/default/services/keep").await?;
+    ensure!(
+        svc_after["metadata"]["resourceVersion"] == svc["metadata"]["resourceVersion"]
+            && svc_after["spec"]["clusterIP"] == ip
+            && svc_after["spec"]["ports"][0]["nodePort"] == port,
+        "{svc} vs {svc_after}"
+    );
+    // The allocations are still held.
+    http.post(
+        "/api/v1/namespaces/default/services",
+        &service("same-ip", json!({"clusterIP": ip})),
+    )
+    .await?
+    .expect_status(422, "Invalid")?;
+    let same_port = json!({"type": "NodePort", "ports": [{"port": 80, "protocol": "TCP", "nodePort": port}]});
+    http.post("/api/v1/namespaces/default/services", &service("same-port", same_port))
+        .await?
+        .expect_status(422, "Invalid")?;
+    let namespaces = http.fetch("/api/v1/namespaces").await?;
+    ensure!(
+        names(&namespaces) == strs(&["default", "kube-node-lease", "kube-public", "kube-system"]),
+        "system namespaces once each: {namespaces}"
+    );
+    Ok(())
+}
