@@ -12,6 +12,10 @@ debs=(
   libseccomp-dev      # the kubelet's runtime (libcontainer) links libseccomp
   etcd-server         # the store the apiserver runs against, and the tests' etcd
   python3 python3-pip # the official python client drives integration tests
+  docker-registry     # the local OCI registry the kubelet's tests pull from
+  umoci skopeo        # build test images from busybox and push them
+  busybox-static      # the userland of test images and runtime tests
+  runc crun           # peers in the container runtime benchmark
 )
 missing=()
 for pkg in "${debs[@]}"; do
@@ -22,10 +26,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
 fi
 
-# The etcd package starts a system-wide etcd; kaji's scripts and tests run their own.
-if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet etcd 2>/dev/null; then
-  $SUDO systemctl stop etcd || true
-fi
+# The etcd and docker-registry packages start system-wide services; kaji's scripts and tests
+# run their own.
+for service in etcd docker-registry; do
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$service" 2>/dev/null; then
+    $SUDO systemctl stop "$service" || true
+  fi
+done
 
 py_missing=()
 python3 -c 'import kubernetes' 2>/dev/null || py_missing+=(kubernetes)

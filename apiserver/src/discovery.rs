@@ -98,6 +98,7 @@ pub fn resources(group: &str, version: &str) -> Option<Value> {
                 Subresource::Binding => (None, None, "Binding", &["create"]),
                 Subresource::Eviction => (Some("policy"), Some("v1"), "Eviction", &["create"]),
                 Subresource::Finalize => (None, None, def.kind, &["update"]),
+                Subresource::Log => (None, None, def.kind, &["get"]),
             };
             let mut entry = json!({
                 "name": format!("{}/{}", def.plural, sub.name()),
@@ -178,6 +179,7 @@ fn aggregated_group(group: &str, versions: &[&str]) -> Value {
                                 Subresource::Binding => (response_kind("", "v1", "Binding"), &["create"]),
                                 Subresource::Eviction => (response_kind("policy", "v1", "Eviction"), &["create"]),
                                 Subresource::Finalize => (response_kind(def.group, def.version, def.kind), &["update"]),
+                                Subresource::Log => (response_kind(def.group, def.version, def.kind), &["get"]),
                             };
                             json!({"subresource": sub.name(), "responseKind": kind, "verbs": verbs})
                         })

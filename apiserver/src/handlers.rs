@@ -154,6 +154,9 @@ async fn route(
                 None => Ok(bytes_response(StatusCode::OK, list_body(def, &result))),
             }
         }
+        (&Method::GET, Some(name), Some(Subresource::Log)) => {
+            crate::node_proxy::pod_log(&store, state.kubelet_tls.clone(), ns.unwrap_or("default"), name, &query).await
+        }
         (&Method::GET, Some(name), sub) => {
             let mut options = ListOptions::from_query(def, &query)?;
             if request.legacy_watch || options.watch {
@@ -178,9 +181,10 @@ async fn route(
                     StatusCode::OK,
                     &scale_of(def, &Store::served(def, &cached)),
                 )),
-                Some(Subresource::Binding) | Some(Subresource::Eviction) | Some(Subresource::Finalize) => {
-                    Err(ApiError::method_not_allowed())
-                }
+                Some(Subresource::Binding)
+                | Some(Subresource::Eviction)
+                | Some(Subresource::Finalize)
+                | Some(Subresource::Log) => Err(ApiError::method_not_allowed()),
                 // The common case answers with the cached serialization as is.
                 _ if table.is_none() && def.conversion.is_none() => {
                     Ok(bytes_response(StatusCode::OK, cached.json.clone()))

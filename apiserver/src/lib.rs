@@ -12,6 +12,7 @@ pub mod discovery;
 pub mod error;
 pub mod handlers;
 pub mod metrics;
+pub mod node_proxy;
 pub mod openapi;
 pub mod patch;
 pub mod pki;
@@ -164,6 +165,8 @@ pub struct AppState {
     pub ready: AtomicBool,
     /// Size and compaction lag of the embedded store, for /metrics (none on etcd).
     pub storage_stats: Option<Arc<dyn storage::embedded::StorageStats>>,
+    /// TLS client settings for the kubelets (`pods/log`).
+    pub kubelet_tls: Arc<rustls::ClientConfig>,
 }
 
 /// The namespaces that exist from the first start on.
@@ -282,6 +285,7 @@ pub async fn run(options: Options, cancel: CancellationToken) -> Result<()> {
     let first_service_ip = IpAddr::V4(cluster_ip_range.host(1));
     let sans = pki::serving_sans(options.bind_address, options.advertise_address, Some(first_service_ip));
     let pki = pki::load_or_create(&options.data_dir, &sans)?;
+    let kubelet_tls = node_proxy::kubelet_client_tls(&pki.admin_cert_pem, &pki.admin_key_pem)?;
     let tls = server::tls_config(&pki)?;
 
     let listener = tokio::net::TcpListener::bind(SocketAddr::new(options.bind_address, options.secure_port))
@@ -314,6 +318,7 @@ pub async fn run(options: Options, cancel: CancellationToken) -> Result<()> {
         server_address: server_address.clone(),
         ready: AtomicBool::new(false),
         storage_stats,
+        kubelet_tls,
     });
     let serving = tokio::spawn(server::serve(
         listener,

@@ -1,6 +1,13 @@
-//! kubelet: the node agent with a built-in OCI runtime.
-//!
-//! Not built yet: see issue 4. The binary refuses to run rather than pretend.
+//! kubelet: the node agent. Registers its Node, heartbeats a Lease, runs the pods bound to it
+//! (and static pods) with the built-in runtime, reports their status and serves their logs.
 
-/// The issue that will deliver this component.
-pub const TRACKING_ISSUE: u32 = 4;
+pub mod flags;
+pub mod logs;
+pub mod machine;
+pub mod node;
+pub mod pods;
+pub mod run;
+pub mod server;
+pub mod static_pods;
+
+pub use flags::Options;

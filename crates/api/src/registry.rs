@@ -16,6 +16,8 @@ pub enum Subresource {
     Eviction,
     /// `namespaces/finalize`: write `spec.finalizers` of a terminating namespace.
     Finalize,
+    /// `pods/log`: the container's log, streamed from the node's kubelet.
+    Log,
 }
 
 impl Subresource {
@@ -26,13 +28,21 @@ impl Subresource {
             Subresource::Binding => "binding",
             Subresource::Eviction => "eviction",
             Subresource::Finalize => "finalize",
+            Subresource::Log => "log",
         }
     }
 
     pub fn from_name(name: &str) -> Option<Self> {
-        [Self::Status, Self::Scale, Self::Binding, Self::Eviction, Self::Finalize]
-            .into_iter()
-            .find(|s| s.name() == name)
+        [
+            Self::Status,
+            Self::Scale,
+            Self::Binding,
+            Self::Eviction,
+            Self::Finalize,
+            Self::Log,
+        ]
+        .into_iter()
+        .find(|s| s.name() == name)
     }
 }
 
@@ -162,7 +172,7 @@ impl ResourceDef {
     }
 }
 
-use Subresource::{Binding, Eviction, Finalize, Scale, Status};
+use Subresource::{Binding, Eviction, Finalize, Log, Scale, Status};
 
 const META_ONLY: &[SelectableField] = &[];
 const NO_NAMES: &[&str] = &[];
@@ -223,7 +233,7 @@ pub static RESOURCES: &[ResourceDef] = &[
     ResourceDef {
         short_names: &["po"],
         categories: ALL,
-        subresources: &[Status, Binding, Eviction],
+        subresources: &[Status, Binding, Eviction, Log],
         tracks_generation: true,
         graceful_delete: true,
         selectable_fields: &[

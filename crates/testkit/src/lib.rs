@@ -3,6 +3,8 @@
 
 pub mod apiserver;
 pub mod etcd;
+pub mod kubelet;
+pub mod registry;
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> u16 {
@@ -10,4 +12,26 @@ pub fn free_port() -> u16 {
         .and_then(|listener| listener.local_addr())
         .map(|addr| addr.port())
         .expect("binding an ephemeral port on 127.0.0.1")
+}
+
+/// The path of a binary of this workspace (`kube-apiserver`, `kubelet`, ...) in the target
+/// directory the running test was built into. Integration tests only get `CARGO_BIN_EXE_*` for
+/// their own package's binaries; this finds the others. `cargo test --workspace` builds every
+/// binary first; when testing one package, build the binary it needs first
+/// (`cargo build -p apiserver --bin kube-apiserver`).
+pub fn workspace_binary(name: &str) -> anyhow::Result<std::path::PathBuf> {
+    let exe = std::env::current_exe()?;
+    // target/<profile>/deps/<test>-<hash> → target/<profile>/<name>
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .ok_or_else(|| anyhow::anyhow!("test binary {} is not under target/<profile>/deps", exe.display()))?;
+    let binary = profile_dir.join(name);
+    if !binary.is_file() {
+        anyhow::bail!(
+            "{} not found: build it first (`cargo build --bin {name}` with the same target directory)",
+            binary.display()
+        );
+    }
+    Ok(binary)
 }

@@ -1,0 +1,45 @@
+//! kaji's built-in container runtime.
+//!
+//! The kubelet drives a [`Runtime`]: pod sandboxes ([`Runtime::create_sandbox`]) hold the
+//! pod's network, IPC and UTS namespaces (and optionally its PID namespace) in a tiny
+//! detached holder process and own the pod cgroup (`/kubepods/pod<uid>`); containers
+//! ([`Runtime::start_container`]) join those namespaces by path and get their own mount
+//! (and PID) namespace and a cgroup under the pod's.
+//!
+//! Each container runs under its own **shim**: the kubelet binary re-executed in shim mode
+//! ([`shim_main`]), single-threaded, in its own session and detached from the kubelet. The
+//! shim creates the container, copies its stdout/stderr into the CRI log file, waits for its
+//! init process (as child subreaper), records the exit (code, signal, OOM kill, time) in the
+//! container's state directory and deletes it from libcontainer. Everything the runtime
+//! knows is in the state directory, so a kubelet that was `kill -9`ed and restarted adopts
+//! running containers (same PIDs) and sees the exits that happened while it was down.
+//!
+//! **Why libcontainer.** Containers are created by youki's `libcontainer` (with the
+//! `oci-spec` types) rather than hand-written namespace code: it is a maintained OCI
+//! runtime covering pivot_root, the default mounts and devices, masked paths,
+//! capabilities, no_new_privs, cgroups v1 and v2 (libcgroups copes with this machine's
+//! hybrid layout, which crun refuses) and seccomp. Its one constraint is that it clones the
+//! calling process, which is unsound in a multi-threaded (tokio) process; hence the shim,
+//! which we need anyway to keep containers and their logs alive across kubelet restarts.
+//! Our own code covers what libcontainer does not do for a CRI runtime: the sandbox
+//! holder, the pod cgroup, the exec-error reporting worded as upstream (a custom
+//! `Executor`), log capture and exit records.
+
+mod cgroups;
+mod error;
+mod exec;
+mod logs;
+mod oci;
+mod pause;
+mod runtime;
+mod shim;
+mod state;
+mod types;
+
+pub use error::RuntimeError;
+pub use oci::DEFAULT_CAPABILITIES;
+pub use runtime::{Runtime, ShimCommand};
+pub use shim::shim_main;
+pub use types::{
+    Capabilities, ContainerSpec, ContainerState, Mount, MountKind, Resources, Sandbox, SandboxSpec, SandboxState, User,
+};

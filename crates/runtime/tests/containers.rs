@@ -1,0 +1,283 @@
+//! End-to-end tests of the runtime as root: busybox containers in sandboxes.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Fixture, cgroup_dirs, wait_exit};
+use runtime::{ContainerState, RuntimeError, SandboxState};
+
+fn exit_code(state: &ContainerState) -> i32 {
+    match state {
+        ContainerState::Exited { exit_code, .. } => *exit_code,
+        other => panic!("not exited: {other:?}"),
+    }
+}
+
+#[test]
+fn exit_codes_are_recorded() {
+    let f = Fixture::new();
+    let sandbox = f.sandbox("pod-a", false);
+    assert_eq!(f.runtime.sandbox_state(&sandbox).expect("state"), SandboxState::Ready);
+    let ok = f.container(&sandbox, &["/bin/true"]);
+    f.runtime.start_container(&ok).expect("start true");
+    assert_eq!(exit_code(&f.wait_exit(&ok.id)), 0);
+    let seven = f.container(&sandbox, &["sh", "-c", "exit 7"]);
+    f.runtime.start_container(&seven).expect("start exit 7");
+    let state = f.wait_exit(&seven.id);
+    assert_eq!(exit_code(&state), 7);
+    let ContainerState::Exited {
+        signal,
+        oom_killed,
+        started_at,
+        finished_at,
+        ..
+    } = state
+    else {
+        unreachable!()
+    };
+    assert_eq!((signal, oom_killed), (None, false));
+    assert!(started_at.is_some_and(|s| s <= finished_at));
+}
+
+#[test]
+fn output_lands_in_cri_log() {
+    let f = Fixture::new();
+    let sandbox = f.sandbox("pod-log", false);
+    let spec = f.container(&sandbox, &["sh", "-c", "echo out1; echo err1 >&2; printf 'no newline'"]);
+    f.runtime.start_container(&spec).expect("start");
+    f.wait_exit(&spec.id);
+    let records = f.log_records(&spec);
+    let has = |stream: &str, content: &str| records.iter().any(|(s, t, c)| s == stream && t == "F" && c == content);
+    assert!(has("stdout", "out1"), "{records:?}");
+    assert!(has("stderr", "err1"), "{records:?}");
+    assert!(has("stdout", "no newline"), "{records:?}");
+}
+
+#[test]
+fn env_cwd_and_user_are_honoured() {
+    let f = Fixture::new();
+    let sandbox = f.sandbox("pod-user", false);
+    let mut spec = f.container(&sandbox, &["sh", "-c", "echo $GREETING; pwd; id -u; id -g; id -G"]);
+    spec.env.push("GREETING=hello world".into());
+    spec.cwd = "/tmp".into();
+    spec.user = runtime::User {
+        uid: 1234,
+        gid: 2345,
+        additional_gids: vec![3456],
+    };
+    f.runtime.start_container(&spec).expect("start");
+    assert_eq!(exit_code(&f.wait_exit(&spec.id)), 0);
+    assert_eq!(
+        f.stdout(&spec),
+        vec!["hello world", "/tmp", "1234", "2345", "2345 3456"]
+    );
+}
+
+#[test]
+fn containers_of_a_sandbox_share_network_and_hostname() {
+    let f = Fixture::new();
+    let sandbox = f.sandbox("my-pod", false);
+    let script = "readlink /proc/self/ns/net; readlink /proc/self/ns/mnt; hostname";
+    // `a` stays alive while `b` runs, so namespace inode numbers cannot be recycled.
+    let a = f.container(&sandbox, &["sh", "-c", &format!("{script}; sleep 1")]);
+    let b = f.container(&sandbox, &["sh", "-c", script]);
+    f.runtime.start_container(&a).expect("start a");
+    f.runtime.start_container(&b).expect("start b");
+    for spec in [&a, &b] {
+        assert_eq!(exit_code(&f.wait_exit(&spec.id)), 0);
+    }
+    let (out_a, out_b) = (f.stdout(&a), f.stdout(&b));
+    assert_eq!(out_a.len(), 3, "{out_a:?}");
+    assert_eq!(out_a[0], out_b[0], "network namespace differs");
+    assert_ne!(out_a[1], out_b[1], "mount namespaces must differ");
+    let host_net = std::fs::read_link("/proc/self/ns/net").expect("own netns");
+    assert_ne!(out_a[0], host_net.to_string_lossy(), "container is in the host netns");
+    assert_eq!(out_a[2], "my-pod");
+    assert_eq!(out_b[2], "my-pod");
+}
+
+#[test]
+fn memory_limit_oom_kill_is_reported() {
+    let f = Fixture::new();
+    let sandbox = f.sandbox("pod-oom", false);
+    let mut spec = f.container(&sandbox, &["sh", "-c", "head -c 200000000 /dev/zero | tail"]);
+    spec.resources.memory_limit = Some(16 << 20);
+    f.runtime.start_container(&spec).expect("start");
+    let state = f.wait_exit(&spec.id);
+    let ContainerState::Exited {
+        oom_killed, exit_code, ..
+    } = state
+    else {
+        unreachable!()
+    };
+    assert!(oom_killed, "exit code {exit_code}");
+    assert_ne!(exit_code, 0);
+}
+
+#[test]
+fn sigterm_stops_a_sleep() {
+    let f = Fixture::new();
+    // With a shared PID namespace the holder is init, so `sleep` gets the default action.
+    let sandbox = f.sandbox("pod-term", true);
+    let spec = f.container(&sandbox, &["sleep", "1000"]);
+    f.runtime.start_container(&spec).expect("start");
+    assert!(matches!(
+        f.runtime.container_state(&spec.id),
+        Ok(ContainerState::Running { .. })
+    ));
+    assert!(matches!(
+        f.runtime.remove_container(&spec.id),
+        Err(RuntimeError::StillRunning(_))
+    ));
+    f.runtime.kill(&spec.id, libc::SIGTERM).expect("kill");
+    let ContainerState::Exited {
+        exit_code,
+        signal,
+        oom_killed,
+        ..
+    } = f.wait_exit(&spec.id)
+    else {
+        unreachable!()
+    };
+    assert_eq!((exit_code, signal, oom_killed), (143, Some(15), false));
+}
+
+#[test]
+fn containers_outlive_the_runtime_instance() {
+    let f = Fixture::new();
+    let sandbox = f.sandbox("pod-adopt", false);
+    let spec = f.container(&sandbox, &["sh", "-c", "sleep 1; echo done; exit 3"]);
+    let pid = {
+        let first = Fixture::open(f.dir.path(), &f.cgroup_parent);
+        first.start_container(&spec).expect("start");
+        let ContainerState::Running { pid, .. } = first.container_state(&spec.id).expect("state") else {
+            panic!("not running")
+        };
+        pid
+    };
+    // A new instance (a restarted kubelet) adopts the running container.
+    let second = Fixture::open(f.dir.path(), &f.cgroup_parent);
+    match second.container_state(&spec.id).expect("state") {
+        ContainerState::Running { pid: seen, .. } => assert_eq!(seen, pid),
+        other => panic!("expected running, got {other:?}"),
+    }
+    assert!(second.list().iter().any(|(id, _)| id == &spec.id));
+    assert_eq!(exit_code(&wait_exit(&second, &spec.id)), 3);
+    assert_eq!(f.stdout(&spec), vec!["done"]);
+}
+
+#[test]
+fn missing_executable_is_a_typed_error() {
+    let f = Fixture::new();
+    let sandbox = f.sandbox("pod-noexec", false);
+    let spec = f.container(&sandbox, &["foo"]);
+    match f.runtime.start_container(&spec) {
+        Err(e @ RuntimeError::Exec(_)) => {
+            assert!(e.is_start_error());
+            assert_eq!(e.to_string(), "exec: \"foo\": executable file not found in $PATH");
+        }
+        other => panic!("expected an exec error, got {other:?}"),
+    }
+    assert_eq!(exit_code(&f.runtime.container_state(&spec.id).expect("state")), 128);
+    f.runtime.remove_container(&spec.id).expect("remove");
+}
+
+#[test]
+fn remove_leaves_nothing_behind() {
+    let f = Fixture::new();
+    let sandbox = f.sandbox("pod-clean", false);
+    let mut spec = f.container(&sandbox, &["sh", "-c", "cat /etc/hosts; echo x > /dev/null"]);
+    let hosts = f.dir.path().join("hosts");
+    std::fs::write(&hosts, "127.0.0.1 localhost\n").expect("hosts");
+    spec.mounts.push(runtime::Mount {
+        source: hosts,
+        destination: "/etc/hosts".into(),
+        kind: runtime::MountKind::Bind,
+        read_only: true,
+    });
+    spec.resources.cpu_shares = Some(512);
+    f.runtime.start_container(&spec).expect("start");
+    assert_eq!(exit_code(&f.wait_exit(&spec.id)), 0);
+    assert_eq!(f.stdout(&spec), vec!["127.0.0.1 localhost"]);
+    let record = f.runtime.sandbox(&sandbox).expect("sandbox");
+    f.runtime.remove_container(&spec.id).expect("remove container");
+    assert!(matches!(
+        f.runtime.container_state(&spec.id),
+        Err(RuntimeError::NotFound { .. })
+    ));
+    assert!(spec.log_path.exists(), "the log file stays");
+    f.runtime.remove_sandbox(&sandbox).expect("remove sandbox");
+    assert!(matches!(
+        f.runtime.sandbox_state(&sandbox),
+        Err(RuntimeError::NotFound { .. })
+    ));
+
+    // No process, cgroup, mount or state left.
+    std::thread::sleep(Duration::from_millis(50));
+    // The holder is gone (at most a zombie waiting for init to reap it).
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", record.pid)).unwrap_or_default();
+    let state = stat.rsplit_once(") ").map(|(_, rest)| &rest[..1]);
+    assert!(matches!(state, None | Some("Z" | "X")), "holder still alive: {stat}");
+    for dir in cgroup_dirs(&f.cgroup_parent) {
+        let children: Vec<_> = std::fs::read_dir(&dir)
+            .expect("cgroup dir")
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| e.path())
+            .collect();
+        assert!(children.is_empty(), "cgroups left: {children:?}");
+    }
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    let root = f.dir.path().to_string_lossy().into_owned();
+    assert!(!mountinfo.contains(&root), "mounts left under {root}");
+    let state = f.dir.path().join("state");
+    for sub in ["sandboxes", "containers", "lc"] {
+        assert_eq!(
+            std::fs::read_dir(state.join(sub)).expect("state dir").count(),
+            0,
+            "{sub} not empty"
+        );
+    }
+}
+
+#[test]
+fn pod_cgroup_gets_pod_limits() {
+    let f = Fixture::new();
+    let spec = runtime::SandboxSpec {
+        id: common::unique("sb"),
+        pod_uid: common::unique("uid"),
+        hostname: "limited".into(),
+        host_network: true,
+        share_process_namespace: false,
+        resources: runtime::Resources {
+            cpu_shares: Some(256),
+            cpu_quota: Some(50_000),
+            cpu_period: Some(100_000),
+            memory_limit: Some(64 << 20),
+        },
+    };
+    let sandbox = f.runtime.create_sandbox(&spec).expect("create sandbox");
+    let rel = sandbox.cgroup_path.trim_start_matches('/');
+    let read = |file: &str| std::fs::read_to_string(file).expect(file).trim().to_owned();
+    if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        assert_eq!(
+            read(&format!("/sys/fs/cgroup/{rel}/memory.max")),
+            (64u64 << 20).to_string()
+        );
+        assert_eq!(read(&format!("/sys/fs/cgroup/{rel}/cpu.max")), "50000 100000");
+    } else {
+        assert_eq!(
+            read(&format!("/sys/fs/cgroup/memory/{rel}/memory.limit_in_bytes")),
+            (64u64 << 20).to_string()
+        );
+        assert_eq!(read(&format!("/sys/fs/cgroup/cpu/{rel}/cpu.shares")), "256");
+        assert_eq!(read(&format!("/sys/fs/cgroup/cpu/{rel}/cpu.cfs_quota_us")), "50000");
+    }
+    // Host network: the container sees the node's network namespace.
+    let probe = f.container(&sandbox.id, &["readlink", "/proc/self/ns/net"]);
+    f.runtime.start_container(&probe).expect("start");
+    assert_eq!(exit_code(&f.wait_exit(&probe.id)), 0);
+    let host_net = std::fs::read_link("/proc/self/ns/net").expect("own netns");
+    assert_eq!(f.stdout(&probe), vec![host_net.to_string_lossy().into_owned()]);
+}

@@ -1,0 +1,215 @@
+//! A real `kubelet` process for one test node, and a thorough clean-up on drop: the kubelet is
+//! fail-static (containers outlive it), so the fixture itself ends every process it caused
+//! (shims, sandbox holders and containers: found by their root directory and cgroups), unmounts
+//! everything under the node's root directory and removes its cgroups.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+/// A running kubelet for a test.
+pub struct Kubelet {
+    binary: PathBuf,
+    args: Vec<String>,
+    child: Option<Child>,
+    pub node_name: String,
+    pub root_dir: PathBuf,
+    pub port: u16,
+    /// `--cgroup-root`: unique per test node so that nodes never share cgroups.
+    pub cgroup_root: String,
+    log_path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Kubelet {
+    /// Starts `binary` as node `node_name` against the apiserver of `kubeconfig`, listening on
+    /// 127.0.0.1, with `extra_args`.
+    pub fn start(binary: &Path, kubeconfig: &Path, node_name: &str, extra_args: &[&str]) -> Result<Kubelet> {
+        let dir = tempfile::Builder::new().prefix("kaji-kubelet-").tempdir()?;
+        let root_dir = dir.path().join("root");
+        let port = crate::free_port();
+        let cgroup_root = format!("kaji-test-{}-{}", std::process::id(), node_name);
+        let mut args: Vec<String> = vec![
+            "--kubeconfig".into(),
+            kubeconfig.display().to_string(),
+            "--node-name".into(),
+            node_name.into(),
+            "--root-dir".into(),
+            root_dir.display().to_string(),
+            "--address".into(),
+            "127.0.0.1".into(),
+            "--port".into(),
+            port.to_string(),
+            "--cgroup-root".into(),
+            cgroup_root.clone(),
+        ];
+        args.extend(extra_args.iter().map(|s| s.to_string()));
+        let mut kubelet = Kubelet {
+            binary: binary.to_path_buf(),
+            args,
+            child: None,
+            node_name: node_name.to_string(),
+            root_dir,
+            port,
+            cgroup_root,
+            log_path: dir.path().join("kubelet.log"),
+            _dir: dir,
+        };
+        kubelet.launch()?;
+        Ok(kubelet)
+    }
+
+    fn launch(&mut self) -> Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)?;
+        let child = Command::new(&self.binary)
+            .args(&self.args)
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", self.binary.display()))?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// The end of the kubelet's log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log_path).unwrap_or_default();
+        let start = text.len().saturating_sub(6000);
+        let start = (start..text.len())
+            .find(|i| text.is_char_boundary(*i))
+            .unwrap_or(text.len());
+        text[start..].to_string()
+    }
+
+    /// `kill -9` of the kubelet alone (its containers keep running).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the kubelet again with the same flags and root directory.
+    pub fn restart(&mut self) -> Result<()> {
+        self.kill();
+        self.launch()
+    }
+
+    /// Whether the kubelet process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    fn cleanup(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            // SIGTERM first; the kubelet leaves containers running by design.
+            let _ = unsafe_kill(child.id() as i32, 15);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        self.kill();
+        for _ in 0..3 {
+            for pid in processes_of(&self.root_dir, &self.cgroup_root) {
+                let _ = unsafe_kill(pid, 9);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        unmount_under(&self.root_dir);
+        remove_cgroups(&self.cgroup_root);
+        let _ = std::fs::remove_dir_all(&self.root_dir);
+    }
+}
+
+impl Drop for Kubelet {
+    fn drop(&mut self) {
+        self.cleanup();
+    }
+}
+
+fn unsafe_kill(pid: i32, signal: i32) -> i32 {
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    unsafe { libc::kill(pid, signal) }
+}
+
+/// Processes of this node: whose command line names the root directory (shims, sandbox
+/// holders) or that sit in a cgroup under the node's cgroup root (containers).
+fn processes_of(root_dir: &Path, cgroup_root: &str) -> Vec<i32> {
+    let root = root_dir.display().to_string();
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if pid == std::process::id() as i32 {
+            continue;
+        }
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        let cgroups = std::fs::read_to_string(entry.path().join("cgroup")).unwrap_or_default();
+        if cmdline.contains(&root) || cgroups.lines().any(|l| l.contains(&format!("/{cgroup_root}/"))) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+fn unmount_under(dir: &Path) {
+    let prefix = dir.display().to_string();
+    for _ in 0..3 {
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut targets: Vec<String> = mountinfo
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|t| t.starts_with(&prefix))
+            .map(str::to_string)
+            .collect();
+        if targets.is_empty() {
+            return;
+        }
+        targets.sort_by_key(|t| std::cmp::Reverse(t.len()));
+        for target in targets {
+            if let Ok(c) = std::ffi::CString::new(target) {
+                // SAFETY: a valid NUL-terminated path.
+                unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+            }
+        }
+    }
+}
+
+/// Removes `<hierarchy>/<cgroup_root>` (deepest first) in every mounted cgroup hierarchy.
+fn remove_cgroups(cgroup_root: &str) {
+    let mut dirs = Vec::new();
+    for entry in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
+        dirs.push(entry.path().join(cgroup_root));
+    }
+    dirs.push(PathBuf::from("/sys/fs/cgroup").join(cgroup_root));
+    for dir in dirs {
+        let mut all = Vec::new();
+        collect_dirs(&dir, &mut all);
+        all.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+        for d in all {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+}
+
+fn collect_dirs(dir: &Path, out: &mut Vec<PathBuf>) {
+    if !dir.is_dir() {
+        return;
+    }
+    out.push(dir.to_path_buf());
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            collect_dirs(&entry.path(), out);
+        }
+    }
+}

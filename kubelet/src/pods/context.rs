@@ -1,0 +1,98 @@
+//! What every pod worker shares: the API client, the runtime, the image store, node facts,
+//! the on-disk layout under `--root-dir` and the event recorder.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{ObjectReference, Pod};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+
+use super::files::DnsConfig;
+
+/// Shared by all pod workers.
+pub struct Context {
+    pub client: kube::Client,
+    pub node_name: String,
+    pub node_ip: String,
+    pub root_dir: PathBuf,
+    pub runtime: Arc<runtime::Runtime>,
+    pub images: Arc<images::ImageStore>,
+    pub dns: DnsConfig,
+    pub allocatable_milli_cpu: i128,
+    pub allocatable_memory: i128,
+    /// `--pod-manifest-path`, for telling static pods from orphans.
+    pub pod_manifest_path: Option<PathBuf>,
+    recorder: Recorder,
+}
+
+impl Context {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        client: kube::Client,
+        node_name: String,
+        node_ip: String,
+        root_dir: PathBuf,
+        runtime: Arc<runtime::Runtime>,
+        images: Arc<images::ImageStore>,
+        dns: DnsConfig,
+        allocatable_milli_cpu: i128,
+        allocatable_memory: i128,
+    ) -> Context {
+        let recorder = Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "kubelet".to_string(),
+                instance: Some(node_name.clone()),
+            },
+        );
+        Context {
+            client,
+            node_name,
+            node_ip,
+            root_dir,
+            runtime,
+            images,
+            dns,
+            allocatable_milli_cpu,
+            allocatable_memory,
+            pod_manifest_path: None,
+            recorder,
+        }
+    }
+
+    /// `<root-dir>/pods/<uid>`: volumes, /etc files, container root filesystems.
+    pub fn pod_dir(&self, uid: &str) -> PathBuf {
+        self.root_dir.join("pods").join(uid)
+    }
+
+    /// `<root-dir>/logs`: container logs, `<namespace>_<pod>_<uid>/<container>/<attempt>.log`.
+    pub fn logs_dir(&self) -> PathBuf {
+        self.root_dir.join("logs")
+    }
+
+    /// Publishes an event about `pod` (in the background: events never slow a pod down).
+    pub fn event(&self, pod: &Pod, warning: bool, reason: &str, note: String, field_path: Option<String>) {
+        let reference = ObjectReference {
+            api_version: Some("v1".to_string()),
+            kind: Some("Pod".to_string()),
+            name: pod.metadata.name.clone(),
+            namespace: pod.metadata.namespace.clone(),
+            uid: pod.metadata.uid.clone(),
+            resource_version: pod.metadata.resource_version.clone(),
+            field_path,
+        };
+        let event = Event {
+            type_: if warning { EventType::Warning } else { EventType::Normal },
+            reason: reason.to_string(),
+            note: Some(note),
+            action: reason.to_string(),
+            secondary: None,
+        };
+        let recorder = self.recorder.clone();
+        tokio::spawn(async move {
+            if let Err(error) = recorder.publish(&event, &reference).await {
+                tracing::debug!(%error, "publishing an event");
+            }
+        });
+    }
+}
