@@ -1,8 +1,12 @@
 //! `kube-scheduler`: thin entry point.
 
-fn main() -> anyhow::Result<()> {
-    anyhow::bail!(
-        "kube-scheduler is not implemented yet in kaji (tracking issue {})",
-        scheduler::TRACKING_ISSUE
-    )
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    component_base::init_logging();
+    let options = scheduler::Options::parse();
+    let shutdown = component_base::shutdown_token();
+    scheduler::run(options, shutdown).await?;
+    Ok(())
 }

@@ -2,6 +2,8 @@
 
 use tokio_util::sync::CancellationToken;
 
+pub mod leader_election;
+
 /// Installs the global `tracing` subscriber: human-readable lines on stderr, filtered by
 /// `RUST_LOG` (default `info`).
 pub fn init_logging() {

@@ -85,8 +85,8 @@ pub struct Plan {
     pub backing_off: BTreeMap<String, Instant>,
 }
 
-/// Crash-loop back-off: 10 s doubling up to 5 min (upstream's defaults), reset after a
-/// container ran for 10 minutes.
+/// Crash-loop back-off as upstream's kubelet keeps it: the first exit restarts at once, then
+/// 10 s doubling up to 5 min; a container that ran for 10 minutes starts over.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Backoff {
     pub delay: Duration,
@@ -102,8 +102,9 @@ impl Backoff {
     /// The back-off after an exit, given the previous one.
     pub fn next(previous: Option<&Backoff>, ran_for: Duration, now: Instant) -> Backoff {
         let delay = match previous {
+            Some(previous) if ran_for < BACKOFF_RESET && previous.delay.is_zero() => BACKOFF_INITIAL,
             Some(previous) if ran_for < BACKOFF_RESET => (previous.delay * 2).min(BACKOFF_MAX),
-            _ => BACKOFF_INITIAL,
+            _ => Duration::ZERO,
         };
         Backoff {
             delay,

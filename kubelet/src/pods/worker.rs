@@ -43,6 +43,8 @@ struct Worker {
     backoffs: BTreeMap<String, Backoff>,
     start_backoffs: BTreeMap<String, Backoff>,
     view: WorkerView,
+    /// Attempts whose exit already set a back-off: (container, attempt).
+    seen_exits: std::collections::HashSet<(String, u32)>,
     last_status: Option<PodStatus>,
 }
 
@@ -55,6 +57,7 @@ pub async fn run(ctx: Arc<Context>, uid: String, target: StatusTarget, mut updat
         backoffs: BTreeMap::new(),
         start_backoffs: BTreeMap::new(),
         view: WorkerView::default(),
+        seen_exits: Default::default(),
         last_status: None,
     };
     worker.view.host_ip = Some(worker.ctx.node_ip.clone());
@@ -163,6 +166,7 @@ impl Worker {
         // A finished pod keeps its sandbox: removing it would remove the containers whose
         // exits the status and `kubectl logs` still show.
         let observed = self.observe();
+        self.record_exits(&observed);
 
         let now = Instant::now();
         let plan = decide(&spec, &observed, &self.backoffs, now);
@@ -257,7 +261,6 @@ impl Worker {
         }
 
         let observed = self.observe();
-        self.record_exits(&observed);
         self.report(pod, &observed).await;
 
         let mut wait = if observed
@@ -286,12 +289,9 @@ impl Worker {
     fn record_exits(&mut self, observed: &Observed) {
         for (name, obs) in &observed.containers {
             if let RunState::Exited(exit) = &obs.state {
-                let key = format!("{}#{}", name, obs.attempt);
-                if self.view.ready.contains_key(&key) {
+                if !self.seen_exits.insert((name.clone(), obs.attempt)) {
                     continue;
                 }
-                // Remember that this attempt's exit was seen (once per attempt).
-                self.view.ready.insert(key, false);
                 let ran_for = exit
                     .started_at
                     .map(|s| exit.finished_at.duration_since(s).unsigned_abs())

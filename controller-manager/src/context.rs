@@ -1,0 +1,123 @@
+//! What every controller gets: the client, the flags, the shared informers and an event
+//! recorder factory.
+
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Pod, Service, ServiceAccount};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::watcher;
+use kube::{Api, Client, Resource};
+use tokio_util::sync::CancellationToken;
+
+use crate::informer::{Informer, Slot};
+use crate::options::Options;
+
+/// Shared state handed to each controller.
+pub struct Context {
+    pub client: Client,
+    pub options: Options,
+    pub token: CancellationToken,
+    pub informers: Informers,
+}
+
+impl Context {
+    /// A context whose informers start on first use and stop with `token`.
+    pub fn new(client: Client, options: Options, token: CancellationToken) -> Arc<Self> {
+        Arc::new(Context {
+            informers: Informers {
+                client: client.clone(),
+                token: token.clone(),
+                pods: Slot::default(),
+                replicasets: Slot::default(),
+                deployments: Slot::default(),
+                services: Slot::default(),
+                endpointslices: Slot::default(),
+                endpoints: Slot::default(),
+                namespaces: Slot::default(),
+                serviceaccounts: Slot::default(),
+                nodes: Slot::default(),
+                leases: Slot::default(),
+                jobs: Slot::default(),
+            },
+            client,
+            options,
+            token,
+        })
+    }
+
+    /// An event recorder reporting as `controller`.
+    pub fn recorder(&self, controller: &str) -> EventRecorder {
+        EventRecorder {
+            recorder: Recorder::new(
+                self.client.clone(),
+                Reporter {
+                    controller: controller.to_string(),
+                    instance: None,
+                },
+            ),
+        }
+    }
+}
+
+/// Publishes Events about objects; failures are logged, never fatal.
+#[derive(Clone)]
+pub struct EventRecorder {
+    recorder: Recorder,
+}
+
+impl EventRecorder {
+    /// Records an event of `type_` about `obj`.
+    pub async fn publish<K: Resource<DynamicType = ()>>(&self, obj: &K, warning: bool, reason: &str, note: String) {
+        let event = Event {
+            type_: if warning { EventType::Warning } else { EventType::Normal },
+            reason: reason.to_string(),
+            note: Some(note),
+            action: reason.to_string(),
+            secondary: None,
+        };
+        if let Err(error) = self.recorder.publish(&event, &obj.object_ref(&())).await {
+            tracing::debug!(%error, reason, "cannot record event");
+        }
+    }
+}
+
+macro_rules! informers {
+    ($($field:ident: $kind:ty => $api:expr, $config:expr;)*) => {
+        /// The shared informers, each started when a controller first asks for it.
+        pub struct Informers {
+            client: Client,
+            token: CancellationToken,
+            $($field: Slot<$kind>,)*
+        }
+
+        impl Informers {
+            $(
+                #[doc = concat!("The shared ", stringify!($field), " informer.")]
+                pub fn $field(&self) -> Arc<Informer<$kind>> {
+                    self.$field.get_or_start(|| {
+                        let make_api: fn(Client) -> Api<$kind> = $api;
+                        Informer::start(make_api(self.client.clone()), $config, stringify!($field), self.token.clone())
+                    })
+                }
+            )*
+        }
+    };
+}
+
+informers! {
+    pods: Pod => Api::all, watcher::Config::default();
+    replicasets: ReplicaSet => Api::all, watcher::Config::default();
+    deployments: Deployment => Api::all, watcher::Config::default();
+    services: Service => Api::all, watcher::Config::default();
+    endpointslices: EndpointSlice => Api::all, watcher::Config::default();
+    endpoints: Endpoints => Api::all, watcher::Config::default();
+    namespaces: Namespace => Api::all, watcher::Config::default();
+    serviceaccounts: ServiceAccount => Api::all, watcher::Config::default();
+    nodes: Node => Api::all, watcher::Config::default();
+    leases: Lease => |client| Api::namespaced(client, "kube-node-lease"), watcher::Config::default();
+    jobs: Job => Api::all, watcher::Config::default();
+}

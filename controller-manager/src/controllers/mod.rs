@@ -1,0 +1,71 @@
+//! The controllers and their registry, selectable with `--controllers`.
+
+pub mod deployment;
+pub mod expectations;
+pub mod ownership;
+pub mod replicaset;
+pub mod serviceaccount;
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+
+use crate::context::Context;
+use crate::error::Result;
+
+/// A registered controller: its name and how to run it.
+pub struct Descriptor {
+    /// The name used in `--controllers`.
+    pub name: &'static str,
+    /// Off unless named explicitly.
+    pub disabled_by_default: bool,
+    /// Runs the controller until the context's token is cancelled.
+    pub run: fn(Arc<Context>) -> BoxFuture<'static, Result<()>>,
+}
+
+/// Every controller, in start order.
+pub const REGISTRY: &[Descriptor] = &[
+    Descriptor {
+        name: replicaset::NAME,
+        disabled_by_default: false,
+        run: |ctx| Box::pin(replicaset::run(ctx)),
+    },
+    Descriptor {
+        name: deployment::NAME,
+        disabled_by_default: false,
+        run: |ctx| Box::pin(deployment::run(ctx)),
+    },
+    Descriptor {
+        name: serviceaccount::NAME,
+        disabled_by_default: false,
+        run: |ctx| Box::pin(serviceaccount::run(ctx)),
+    },
+];
+
+/// The names of every registered controller.
+pub fn names() -> Vec<&'static str> {
+    REGISTRY.iter().map(|descriptor| descriptor.name).collect()
+}
+
+/// The names of the controllers off by default.
+pub fn disabled_by_default() -> Vec<&'static str> {
+    REGISTRY
+        .iter()
+        .filter(|descriptor| descriptor.disabled_by_default)
+        .map(|descriptor| descriptor.name)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_non_empty() {
+        let names = names();
+        for (index, name) in names.iter().enumerate() {
+            assert!(!name.is_empty());
+            assert!(!names[index + 1..].contains(name), "{name} registered twice");
+        }
+    }
+}
