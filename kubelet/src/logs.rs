@@ -208,7 +208,8 @@ fn async_stream(
                 Err(_) => return,
             };
             if !data.is_empty() {
-                offset += data.len() as u64;
+                let len = tokio::fs::metadata(&path).await.map(|m| m.len()).unwrap_or(0);
+                offset = if len < offset + data.len() as u64 { data.len() as u64 } else { offset + data.len() as u64 };
                 carry.extend_from_slice(&data);
                 let complete = carry.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
                 let lines: Vec<u8> = carry.drain(..complete).collect();
@@ -242,7 +243,13 @@ async fn read_from(path: &Path, offset: u64) -> std::io::Result<Vec<u8>> {
     use tokio::io::{AsyncReadExt, AsyncSeekExt};
     let mut file = tokio::fs::File::open(path).await?;
     let len = file.metadata().await?.len();
-    if len <= offset {
+    if len < offset {
+        // Rotated (a new, shorter file): read it from the start.
+        let mut buf = Vec::with_capacity(len as usize);
+        file.read_to_end(&mut buf).await?;
+        return Ok(buf);
+    }
+    if len == offset {
         return Ok(Vec::new());
     }
     file.seek(std::io::SeekFrom::Start(offset)).await?;

@@ -83,8 +83,16 @@ pub async fn run(options: Options, cancel: CancellationToken) -> Result<()> {
         args: vec![SHIM_ARG.into()],
     };
     let cgroup_parent = format!("{}/kubepods", options.cgroup_root.trim_matches('/'));
+    let log_max_size = api::validation::quantity::Quantity::parse(&options.container_log_max_size)
+        .and_then(|q| q.milli_value())
+        .filter(|m| *m > 0)
+        .with_context(|| format!("invalid --container-log-max-size {:?}", options.container_log_max_size))?;
     let runtime = runtime::Runtime::new(&root_dir.join("runtime"), shim)?
-        .with_cgroup_parent(cgroup_parent.trim_start_matches('/'))?;
+        .with_cgroup_parent(cgroup_parent.trim_start_matches('/'))?
+        .with_log_rotation(runtime::LogRotation {
+            max_size: u64::try_from(log_max_size / 1000).unwrap_or(u64::MAX),
+            max_files: options.container_log_max_files.max(1),
+        });
     let images = images::ImageStore::open(
         &root_dir.join("images"),
         images::RegistryConfig {

@@ -421,3 +421,37 @@ fn base64_encode(text: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(text)
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn probes_gate_readiness_and_restart_unhealthy_containers() {
+    let node = Node1::start(&[]).await;
+    node.create_pod(
+        "default",
+        json!({
+            "metadata": {"name": "probed"},
+            "spec": {"containers": [
+                {
+                    "name": "web",
+                    "image": node.image,
+                    "command": ["sh", "-c", "sleep 2; mkdir -p /www; echo ok > /www/index.html; exec httpd -f -p 8080 -h /www"],
+                    "readinessProbe": {"httpGet": {"port": 8080, "path": "/"}, "periodSeconds": 1},
+                },
+                {
+                    "name": "flaky",
+                    "image": node.image,
+                    "command": ["sh", "-c", "touch /tmp/alive; sleep 4; rm /tmp/alive; sleep 3600"],
+                    "livenessProbe": {"exec": {"command": ["test", "-f", "/tmp/alive"]}, "periodSeconds": 1, "failureThreshold": 2},
+                },
+            ]},
+        }),
+    )
+    .await;
+    let pod = node
+        .wait_pod("default", "probed", "web ready", |p| container_state(p, "web").ready)
+        .await;
+    assert!(!container_state(&pod, "web").state.and_then(|s| s.running).is_none());
+    node.wait_pod("default", "probed", "flaky restarted by its liveness probe", |p| {
+        container_state(p, "flaky").restart_count >= 1
+    })
+    .await;
+}

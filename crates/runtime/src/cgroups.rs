@@ -155,21 +155,43 @@ impl Layout {
     /// Removes the cgroup `path` in every hierarchy, waiting up to `timeout` for exiting
     /// processes to leave it. Missing directories are fine.
     pub(crate) fn remove(&self, path: &str, timeout: Duration) -> Result<(), RuntimeError> {
-        let deadline = std::time::Instant::now() + timeout;
-        for dir in self.dirs(path) {
-            loop {
-                match fs::remove_dir(&dir) {
-                    Ok(()) => break,
-                    Err(e) if e.kind() == ErrorKind::NotFound => break,
-                    Err(e) if std::time::Instant::now() < deadline && e.raw_os_error() == Some(libc::EBUSY) => {
-                        std::thread::sleep(Duration::from_millis(10));
+        remove_dirs(&self.dirs(path), false, timeout)
+    }
+}
+
+/// Removes cgroup directories (leaves), waiting up to `timeout` for exiting processes to
+/// leave them; with `kill`, first SIGKILLs the processes still in them (what is left of a
+/// container whose init has exited, in a shared PID namespace). Missing ones are fine.
+pub(crate) fn remove_dirs(dirs: &[PathBuf], kill: bool, timeout: Duration) -> Result<(), RuntimeError> {
+    let deadline = std::time::Instant::now() + timeout;
+    for dir in dirs {
+        let mut pause = Duration::from_micros(200);
+        loop {
+            if kill {
+                for pid in fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default().lines() {
+                    if let Ok(pid) = pid.trim().parse::<libc::pid_t>() {
+                        // SAFETY: kill(2) has no memory-safety preconditions.
+                        unsafe { libc::kill(pid, libc::SIGKILL) };
                     }
-                    Err(source) => return Err(RuntimeError::Cgroup { path: dir, source }),
+                }
+            }
+            match fs::remove_dir(dir) {
+                Ok(()) => break,
+                Err(e) if e.kind() == ErrorKind::NotFound => break,
+                Err(e) if std::time::Instant::now() < deadline && e.raw_os_error() == Some(libc::EBUSY) => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(10));
+                }
+                Err(source) => {
+                    return Err(RuntimeError::Cgroup {
+                        path: dir.clone(),
+                        source,
+                    });
                 }
             }
         }
-        Ok(())
     }
+    Ok(())
 }
 
 /// Reads the `oom_kill` counter from `memory.oom_control` or `memory.events`.

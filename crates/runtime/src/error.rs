@@ -18,6 +18,9 @@ pub enum RuntimeError {
     /// The sandbox's namespace holder is gone, so nothing can join its namespaces.
     #[error("sandbox {0:?} is not ready: its namespace holder is not running")]
     SandboxNotReady(String),
+    /// `exec` into a container that is not running (exited, or never started).
+    #[error("container {0:?} is not running")]
+    NotRunning(String),
     /// `remove_container` on a container that has not exited.
     #[error("container {0:?} is still running")]
     StillRunning(String),

@@ -17,11 +17,38 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 #[derive(Clone)]
 pub(crate) struct ExecReporter {
     fd: RawFd,
+    /// For a process exec'd into a running container: `Some(tty)`.
+    tenant: Option<bool>,
 }
 
 impl ExecReporter {
     pub(crate) fn new(fd: RawFd) -> Self {
-        ExecReporter { fd }
+        ExecReporter { fd, tenant: None }
+    }
+
+    /// For an exec'd process: it leads its own session and process group (so that the
+    /// helper can kill everything it started), takes fd 0 as its controlling terminal when
+    /// `tty`, and is SIGKILLed if the exec helper (its parent) dies.
+    pub(crate) fn tenant(fd: RawFd, tty: bool) -> Self {
+        ExecReporter { fd, tenant: Some(tty) }
+    }
+
+    fn enter_session(&self, tty: bool) -> Result<(), String> {
+        // SAFETY: setsid, ioctl and prctl with integer arguments only.
+        unsafe {
+            // libcontainer's init usually made us a session leader already.
+            if libc::getsid(0) != libc::getpid() && libc::setsid() < 0 {
+                return Err(format!("setsid: {}", std::io::Error::last_os_error()));
+            }
+            if tty && libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(format!(
+                    "setting the controlling terminal: {}",
+                    std::io::Error::last_os_error()
+                ));
+            }
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+        }
+        Ok(())
     }
 
     fn report(&self, message: &str) {
@@ -92,6 +119,9 @@ impl Executor for ExecReporter {
             self.report(&message);
             ExecutorError::Other(message)
         };
+        if let Some(tty) = self.tenant {
+            self.enter_session(tty).map_err(fail)?;
+        }
         let args = args(spec).map_err(fail)?;
         let path = resolve(&args[0], path_var(spec).as_deref(), Path::new("/")).map_err(fail)?;
         let to_c = |s: &str| CString::new(s).map_err(|_| fail(format!("exec: {s:?}: argument contains NUL")));

@@ -14,6 +14,14 @@
 //! knows is in the state directory, so a kubelet that was `kill -9`ed and restarted adopts
 //! running containers (same PIDs) and sees the exits that happened while it was down.
 //!
+//! [`Runtime::exec`] / [`Runtime::exec_sync`] run a process inside a running container
+//! (probes, hooks, `kubectl exec`): the shim binary again, in `exec` mode, as a child of the
+//! caller that joins the container with libcontainer's tenant builder and is driven over a
+//! socket pair (stdio passed as descriptors, PID and exit code reported back, the process
+//! killed when the [`ExecProcess`] is dropped or the caller dies). Logs rotate as the
+//! kubelet's `--container-log-max-size` / `--container-log-max-files` when the runtime is
+//! built [`Runtime::with_log_rotation`].
+//!
 //! **Why libcontainer.** Containers are created by youki's `libcontainer` (with the
 //! `oci-spec` types) rather than hand-written namespace code: it is a maintained OCI
 //! runtime covering pivot_root, the default mounts and devices, masked paths,
@@ -31,13 +39,17 @@ mod exec;
 mod logs;
 mod oci;
 mod pause;
+mod process_exec;
 mod runtime;
 mod shim;
 mod state;
+mod tenant;
 mod types;
 
 pub use error::RuntimeError;
+pub use logs::LogRotation;
 pub use oci::DEFAULT_CAPABILITIES;
+pub use process_exec::{EXEC_SYNC_MAX_OUTPUT, ExecExit, ExecOutput, ExecProcess, ExecRequest, resize_pty};
 pub use runtime::{Runtime, ShimCommand};
 pub use shim::shim_main;
 pub use types::{

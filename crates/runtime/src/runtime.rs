@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::cgroups::Layout;
 use crate::error::RuntimeError;
+use crate::logs::LogRotation;
 use crate::oci::{SandboxNamespaces, build_spec};
 use crate::state::{self, ExitRecord, ProcId, SandboxRecord, ShimConfig, ShimStatus, StartedRecord, validate_id};
 use crate::types::{ContainerSpec, ContainerState, Sandbox, SandboxSpec, SandboxState};
@@ -36,6 +37,7 @@ pub struct Runtime {
     shim: ShimCommand,
     layout: Layout,
     cgroup_parent: String,
+    log_rotation: Option<LogRotation>,
 }
 
 impl Runtime {
@@ -53,7 +55,16 @@ impl Runtime {
             shim,
             layout: Layout::detect()?,
             cgroup_parent: "kubepods".into(),
+            log_rotation: None,
         })
+    }
+
+    /// Rotates the logs of containers started from now on (the kubelet's
+    /// `--container-log-max-size` / `--container-log-max-files`); without it logs grow
+    /// unbounded. `max_files` below 2 counts as 2 (the current file and one rotated).
+    pub fn with_log_rotation(mut self, rotation: LogRotation) -> Runtime {
+        self.log_rotation = Some(rotation);
+        self
     }
 
     /// Puts pod cgroups under `/<parent>` instead of `/kubepods`.
@@ -69,8 +80,12 @@ impl Runtime {
         self.root.join("sandboxes").join(id)
     }
 
-    fn container_dir(&self, id: &str) -> PathBuf {
+    pub(crate) fn container_dir(&self, id: &str) -> PathBuf {
         self.root.join("containers").join(id)
+    }
+
+    pub(crate) fn shim_command(&self) -> &ShimCommand {
+        &self.shim
     }
 
     /// Creates the pod's namespaces (held by a detached holder process) and pod cgroup.
@@ -213,7 +228,9 @@ impl Runtime {
             libcontainer_root: self.root.join("lc"),
             log_path: spec.log_path.clone(),
             oom_file: self.layout.oom_file(&cgroup_path),
+            cgroup_dirs: self.layout.dirs(&cgroup_path),
             cgroup_path,
+            log_rotation: self.log_rotation,
         };
         state::write_json(&dir.join(state::SHIM_FILE), &config)?;
         match self.spawn_shim("container", &dir)? {
@@ -303,12 +320,10 @@ impl Runtime {
             ContainerState::Running { .. } => return Err(RuntimeError::StillRunning(id.to_owned())),
             ContainerState::Created | ContainerState::Exited { .. } | ContainerState::Unknown => {}
         }
+        // The shim cleans up (cgroups, libcontainer state) before it records the exit, so
+        // there is no shim to wait for; what follows only catches leftovers of a shim that
+        // died.
         let dir = self.container_dir(id);
-        if let Some(started) = state::read_json::<StartedRecord>(&dir.join(state::STARTED_FILE))? {
-            // A shim still deleting the libcontainer container after writing the exit.
-            wait_until(KILL_TIMEOUT, || !started.shim.is_running())
-                .map_err(|()| RuntimeError::Timeout(format!("shim of {id} did not exit")))?;
-        }
         let lc_dir = self.root.join("lc").join(id);
         if lc_dir.exists() {
             fs::remove_dir_all(&lc_dir).map_err(RuntimeError::at(&lc_dir, "remove"))?;

@@ -19,48 +19,61 @@ use libcontainer::syscall::syscall::SyscallType;
 
 use crate::cgroups;
 use crate::exec::ExecReporter;
-use crate::logs::{LineBuffer, Stream};
+use crate::logs::{LineBuffer, RotatingLog, Stream};
 use crate::pause;
 use crate::state::{self, ExitRecord, ProcId, ShimConfig, ShimStatus, StartedRecord};
+use crate::tenant;
 
 /// Exit code recorded when the container could not be started (as upstream's StartError).
 pub(crate) const START_FAILED_EXIT_CODE: i32 = 128;
 
 /// Entry point of the shim binary, given the arguments after the shim sub-command:
-/// `container <state dir>` or `pause <state dir>`. Must be called before any other thread
-/// exists (libcontainer clones the calling process). Returns the process exit code.
+/// `container <state dir>`, `pause <state dir>` or `exec <container state dir>` (the exec helper). Must be called before any
+/// other thread exists (libcontainer clones the calling process). Returns the process exit code.
 pub fn shim_main(args: Vec<OsString>) -> i32 {
     let mode = args.first().and_then(|a| a.to_str()).unwrap_or_default().to_owned();
     let Some(dir) = args.get(1).map(PathBuf::from) else {
-        eprintln!("usage: runtime-shim container|pause STATE_DIR");
+        eprintln!("usage: runtime-shim container|pause|exec STATE_DIR");
         return 2;
     };
-    // Detach: the invoking process returns at once (the runtime reaps it), the child
-    // carries on in its own session, re-parented away from the caller.
-    // SAFETY: the shim is single-threaded here, so fork has no lock hazards.
-    match unsafe { libc::fork() } {
-        -1 => {
-            eprintln!("fork: {}", std::io::Error::last_os_error());
-            return 1;
+    // The exec helper stays the caller's child (the caller waits for it and kills it);
+    // container shims and sandbox holders detach: the invoking process returns at once (the
+    // runtime reaps it), the child carries on in its own session, re-parented away.
+    if mode != "exec" {
+        // SAFETY: the shim is single-threaded here, so fork has no lock hazards.
+        match unsafe { libc::fork() } {
+            -1 => {
+                eprintln!("fork: {}", std::io::Error::last_os_error());
+                return 1;
+            }
+            0 => {}
+            _ => return 0,
         }
-        0 => {}
-        _ => return 0,
+        // SAFETY: plain syscalls without memory arguments.
+        unsafe {
+            libc::setsid();
+        }
     }
-    // SAFETY: plain syscalls without memory arguments.
-    unsafe {
-        libc::setsid();
+    // libcontainer reports its details through tracing: send them to the shim log (stderr
+    // as we were started, kept on its own descriptor because the exec helper hands fd 2 to
+    // the process it runs).
+    // SAFETY: duplicating fd 2 to a fresh close-on-exec descriptor.
+    let log_fd = unsafe { libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 3) };
+    if log_fd >= 0 {
+        // SAFETY: fcntl returned a descriptor nothing else owns.
+        let log = unsafe { File::from_raw_fd(log_fd) };
+        let filter = tracing_subscriber::EnvFilter::try_from_env("KAJI_SHIM_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error"));
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(false)
+            .with_writer(std::sync::Mutex::new(log))
+            .try_init();
     }
-    // libcontainer reports its details through tracing: send them to the shim log (stderr).
-    let filter = tracing_subscriber::EnvFilter::try_from_env("KAJI_SHIM_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(false)
-        .with_writer(std::io::stderr)
-        .try_init();
     let code = match mode.as_str() {
         "container" => run_container(&dir),
         "pause" => pause::run(&dir),
+        "exec" => tenant::run(&dir),
         other => {
             eprintln!("unknown shim mode {other:?}");
             2
@@ -93,7 +106,7 @@ pub(crate) fn redirect_to_null(fd: RawFd) {
     }
 }
 
-fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+pub(crate) fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: fds is a valid 2-element array.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
@@ -122,17 +135,18 @@ fn run_container(dir: &Path) -> i32 {
 /// Records a failed start as an exit with code 128 and reports it.
 fn fail(dir: &Path, config: Option<&ShimConfig>, status: ShimStatus) -> i32 {
     eprintln!("start failed: {status:?}");
+    let finished_at = Timestamp::now();
+    if let Some(config) = config {
+        delete_container(config);
+    }
     let record = ExitRecord {
         exit_code: START_FAILED_EXIT_CODE,
         signal: None,
         oom_killed: false,
-        finished_at: Timestamp::now(),
+        finished_at,
     };
     if let Err(e) = state::write_json(&dir.join(state::EXIT_FILE), &record) {
         eprintln!("recording exit: {e}");
-    }
-    if let Some(config) = config {
-        delete_container(config);
     }
     report(&status);
     1
@@ -142,7 +156,7 @@ struct Started {
     pid: u32,
     stdout: OwnedFd,
     stderr: OwnedFd,
-    log: File,
+    log: RotatingLog,
     exec_error: Option<String>,
 }
 
@@ -151,11 +165,7 @@ fn start(config: &ShimConfig) -> Result<Started, ShimStatus> {
     if let Some(parent) = config.log_path.parent() {
         fs::create_dir_all(parent).map_err(|e| failed("create log directory", &e))?;
     }
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&config.log_path)
-        .map_err(|e| failed("open log file", &e))?;
+    let log = RotatingLog::open(&config.log_path, config.log_rotation).map_err(|e| failed("open log file", &e))?;
     let (out_r, out_w) = pipe().map_err(|e| failed("pipe", &e))?;
     let (err_r, err_w) = pipe().map_err(|e| failed("pipe", &e))?;
     let (exec_r, exec_w) = pipe().map_err(|e| failed("pipe", &e))?;
@@ -223,13 +233,13 @@ fn drain(fd: &OwnedFd) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn read_exec_error(read_end: OwnedFd) -> Option<String> {
+pub(crate) fn read_exec_error(read_end: OwnedFd) -> Option<String> {
     let mut message = String::new();
     File::from(read_end).read_to_string(&mut message).ok()?;
     (!message.is_empty()).then_some(message)
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut message = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
@@ -266,17 +276,20 @@ fn supervise(dir: &Path, config: &ShimConfig, mut started: Started) -> i32 {
     } else {
         (libc::WEXITSTATUS(status), None)
     };
+    let finished_at = Timestamp::now();
     let oom_killed = config.oom_file.as_deref().is_some_and(|f| cgroups::oom_kills(f) > 0);
+    // Clean up before recording the exit: once the exit is on disk, the container is
+    // fully gone and `remove_container` has nothing to wait for.
+    delete_container(config);
     let record = ExitRecord {
         exit_code,
         signal,
         oom_killed,
-        finished_at: Timestamp::now(),
+        finished_at,
     };
     if let Err(e) = state::write_json(&dir.join(state::EXIT_FILE), &record) {
         eprintln!("recording exit: {e}");
     }
-    delete_container(config);
     // Reap anything else that was re-parented to us.
     // SAFETY: waitpid with a null-free status pointer.
     while unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) } > 0 {}
@@ -379,10 +392,27 @@ fn pump_until_exit(started: &mut Started) -> i32 {
     }
 }
 
-/// Deletes the libcontainer container (its state and cgroup). Best effort: the runtime
-/// removes leftovers in `remove_container`.
+/// Deletes the container's cgroups and libcontainer state once its init process has
+/// exited. Best effort: the runtime removes leftovers in `remove_container`.
+///
+/// With the cgroup directories known (every record written by this version), this is a
+/// few `rmdir`s, after SIGKILLing what is left in them (a shared PID namespace outlives the
+/// container's init), as libcontainer's delete does; it skips libcontainer's delete, which
+/// re-reads its state and parses mountinfo once per controller, and has no hooks or Intel
+/// RDT state to undo for kaji's containers.
 fn delete_container(config: &ShimConfig) {
     let root = config.libcontainer_root.join(&config.id);
+    if !config.cgroup_dirs.is_empty() {
+        if let Err(e) = cgroups::remove_dirs(&config.cgroup_dirs, true, std::time::Duration::from_secs(5)) {
+            eprintln!("removing cgroups: {e}");
+        }
+        if let Err(e) = fs::remove_dir_all(&root)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            eprintln!("removing libcontainer state: {e}");
+        }
+        return;
+    }
     if !root.exists() {
         // libcontainer already cleaned up after a failed build.
         return;

@@ -105,6 +105,13 @@ pub(crate) struct ShimConfig {
     pub(crate) oom_file: Option<PathBuf>,
     /// The container cgroup, relative to the hierarchy roots.
     pub(crate) cgroup_path: String,
+    /// The container cgroup's directory in every hierarchy, which the shim removes itself
+    /// once the container has exited (empty in older records: libcontainer deletes then).
+    #[serde(default)]
+    pub(crate) cgroup_dirs: Vec<PathBuf>,
+    /// Log rotation (absent in records written before rotation existed).
+    #[serde(default)]
+    pub(crate) log_rotation: Option<crate::logs::LogRotation>,
 }
 
 /// The sandbox record.
@@ -130,7 +137,13 @@ pub(crate) const EXIT_FILE: &str = "exit.json";
 pub(crate) const SANDBOX_FILE: &str = "sandbox.json";
 pub(crate) const SHIM_LOG: &str = "shim.log";
 
-/// Writes `value` as JSON to `path` atomically (temp file, fsync, rename).
+/// Writes `value` as JSON to `path` atomically (temp file, rename).
+///
+/// No fsync: the records must survive a crash of the kubelet or a shim, which the rename
+/// alone guarantees (readers see the old file or the new one, never half of one). A
+/// machine crash ends every container and holder anyway, so their records are stale after
+/// a reboot whatever their durability; fsyncs were 4 per container on the start path and
+/// cost milliseconds each on a busy disk.
 pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), RuntimeError> {
     let bytes = serde_json::to_vec(value).map_err(|e| RuntimeError::Corrupt {
         path: path.to_owned(),
@@ -139,7 +152,6 @@ pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Run
     let tmp = path.with_extension("tmp");
     let mut file = fs::File::create(&tmp).map_err(RuntimeError::at(&tmp, "create"))?;
     file.write_all(&bytes).map_err(RuntimeError::at(&tmp, "write"))?;
-    file.sync_all().map_err(RuntimeError::at(&tmp, "fsync"))?;
     fs::rename(&tmp, path).map_err(RuntimeError::at(path, "rename to"))
 }
 

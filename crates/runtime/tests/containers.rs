@@ -281,3 +281,58 @@ fn pod_cgroup_gets_pod_limits() {
     let host_net = std::fs::read_link("/proc/self/ns/net").expect("own netns");
     assert_eq!(f.stdout(&probe), vec![host_net.to_string_lossy().into_owned()]);
 }
+
+#[test]
+fn logs_rotate_at_the_size_limit() {
+    let f = Fixture::new();
+    let rotating = Fixture::open(f.dir.path(), &f.cgroup_parent).with_log_rotation(runtime::LogRotation {
+        max_size: 4096,
+        max_files: 3,
+    });
+    let sandbox = f.sandbox("pod-rotate", false);
+    // ~1000 records of ~50 bytes: many rotations.
+    let spec = f.container(
+        &sandbox,
+        &[
+            "sh",
+            "-c",
+            "i=0; while [ $i -lt 1000 ]; do echo line-$i; i=$((i+1)); done",
+        ],
+    );
+    rotating.start_container(&spec).expect("start");
+    assert_eq!(exit_code(&wait_exit(&rotating, &spec.id)), 0);
+    let dir = spec.log_path.parent().expect("log dir");
+    let name = spec.log_path.file_name().and_then(|n| n.to_str()).expect("name");
+    let mut files: Vec<String> = std::fs::read_dir(dir)
+        .expect("log dir")
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.starts_with(name))
+        .collect();
+    // Oldest first: by stamp, then by the counter of rotations within one second.
+    files.sort_by_key(|n| {
+        let rest = n.strip_prefix(name).unwrap_or_default().trim_start_matches('.');
+        let (stamp, count) = rest.split_once('.').unwrap_or((rest, "0"));
+        (rest.is_empty(), stamp.to_owned(), count.parse::<u64>().unwrap_or(0))
+    });
+    assert_eq!(files.len(), 3, "{files:?}");
+    for rotated in files.iter().filter(|n| *n != name) {
+        let stamp = &rotated[name.len() + 1..];
+        assert!(stamp.len() >= 15 && stamp.as_bytes()[8] == b'-', "{rotated}");
+        let size = std::fs::metadata(dir.join(rotated)).expect("meta").len();
+        assert!((4096..4096 + 200).contains(&size), "{rotated}: {size} bytes");
+    }
+    // Oldest rotated, newer rotated, current: together the tail of the output, in order.
+    let mut kept = Vec::new();
+    for file in files.iter().filter(|n| *n != name).chain([&name.to_owned()]) {
+        let text = std::fs::read_to_string(dir.join(file)).expect("read");
+        kept.extend(
+            text.lines()
+                .map(|l| l.rsplit(' ').next().unwrap_or_default().to_owned()),
+        );
+    }
+    let first: usize = kept[0].trim_start_matches("line-").parse().expect("line number");
+    assert!(first > 0, "nothing was deleted");
+    let expected: Vec<String> = (first..1000).map(|i| format!("line-{i}")).collect();
+    assert_eq!(kept, expected);
+}

@@ -6,6 +6,7 @@ pub mod env;
 pub mod files;
 pub mod manager;
 pub mod plan;
+pub mod probes;
 pub mod start;
 pub mod status;
 pub mod volumes;

@@ -14,6 +14,7 @@ use tokio::sync::watch;
 
 use super::context::Context;
 use super::plan::{Action, Backoff, ContainerObs, Exit, Observed, RunState, SandboxObs, decide};
+use super::probes::{ProbeTarget, Prober};
 use super::start::{self, AttemptMeta, StartFailure, StartRequest, attempt_dir, container_id, parse_container_id};
 use super::status::{WorkerView, pod_status};
 use super::volumes;
@@ -45,7 +46,32 @@ struct Worker {
     view: WorkerView,
     /// Attempts whose exit already set a back-off: (container, attempt).
     seen_exits: std::collections::HashSet<(String, u32)>,
+    prober: Prober,
     last_status: Option<PodStatus>,
+}
+
+/// Probes reach the pod's network through its sandbox and exec through the runtime.
+struct PodProbeTarget {
+    netns: Option<std::path::PathBuf>,
+    runtime: Arc<runtime::Runtime>,
+}
+
+impl ProbeTarget for PodProbeTarget {
+    fn netns(&self) -> Option<std::path::PathBuf> {
+        self.netns.clone()
+    }
+
+    fn exec(&self, container_id: &str, args: &[String], timeout: Duration) -> Result<(i32, String), String> {
+        match self.runtime.exec_sync(container_id, args, timeout) {
+            Ok(output) => {
+                let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+                text.push_str(&String::from_utf8_lossy(&output.stderr));
+                Ok((output.exit_code, text))
+            }
+            Err(runtime::RuntimeError::Timeout(_)) => Err(format!("command {args:?} timed out")),
+            Err(error) => Err(error.to_string()),
+        }
+    }
 }
 
 /// Runs the worker for pod `uid` until the pod is gone and cleaned up.
@@ -58,6 +84,7 @@ pub async fn run(ctx: Arc<Context>, uid: String, target: StatusTarget, mut updat
         start_backoffs: BTreeMap::new(),
         view: WorkerView::default(),
         seen_exits: Default::default(),
+        prober: Prober::default(),
         last_status: None,
     };
     worker.view.host_ip = Some(worker.ctx.node_ip.clone());
@@ -165,8 +192,12 @@ impl Worker {
         let namespace = pod.metadata.namespace.clone().unwrap_or_else(|| "default".to_string());
         // A finished pod keeps its sandbox: removing it would remove the containers whose
         // exits the status and `kubectl logs` still show.
-        let observed = self.observe();
+        let mut observed = self.observe();
         self.record_exits(&observed);
+        if self.probe(pod, &observed).await {
+            observed = self.observe();
+            self.record_exits(&observed);
+        }
 
         let now = Instant::now();
         let plan = decide(&spec, &observed, &self.backoffs, now);
@@ -273,6 +304,9 @@ impl Worker {
         } else {
             Duration::from_secs(5)
         };
+        if let Some(due) = self.prober.next_due() {
+            wait = wait.min(due.saturating_duration_since(Instant::now()) + Duration::from_millis(10));
+        }
         for until in plan
             .backing_off
             .values()
@@ -285,6 +319,62 @@ impl Worker {
         wait
     }
 
+    /// Runs the probes that are due; kills containers that failed liveness or startup.
+    /// Returns whether it killed any.
+    async fn probe(&mut self, pod: &Pod, observed: &Observed) -> bool {
+        let spec = pod.spec.clone().unwrap_or_default();
+        let now_ts = jiff::Timestamp::now();
+        let now = Instant::now();
+        let mut running = Vec::new();
+        for container in spec.init_containers.iter().flatten().chain(spec.containers.iter()) {
+            if let Some(obs) = observed.containers.get(&container.name)
+                && let RunState::Running { started_at } = &obs.state
+            {
+                let age = now_ts.duration_since(*started_at).unsigned_abs();
+                running.push((
+                    container,
+                    obs.attempt,
+                    obs.id.clone(),
+                    now.checked_sub(age).unwrap_or(now),
+                ));
+            }
+        }
+        if running.is_empty() {
+            return false;
+        }
+        let host_network = spec.host_network.unwrap_or(false);
+        let netns = if host_network {
+            None
+        } else {
+            match self.ctx.runtime.sandbox(&self.uid) {
+                Ok(sandbox) => Some(std::path::PathBuf::from(format!("/proc/{}/ns/net", sandbox.pid))),
+                Err(_) => return false,
+            }
+        };
+        let target: Arc<dyn ProbeTarget> = Arc::new(PodProbeTarget {
+            netns,
+            runtime: self.ctx.runtime.clone(),
+        });
+        let outcome = self
+            .prober
+            .run(&running, target, &mut self.view.ready, &mut self.view.started)
+            .await;
+        for (name, message) in outcome.unhealthy {
+            self.ctx
+                .event(pod, true, "Unhealthy", message, Some(field_path(&spec, &name)));
+        }
+        let killed = !outcome.kill.is_empty();
+        for (name, reason) in outcome.kill {
+            if let Some(obs) = observed.containers.get(&name) {
+                self.ctx
+                    .event(pod, false, "Killing", reason, Some(field_path(&spec, &name)));
+                self.stop_container(&obs.id, grace_of(pod)).await;
+                self.prober.forget(&name, &mut self.view.ready, &mut self.view.started);
+            }
+        }
+        killed
+    }
+
     /// Sets the back-off for containers whose latest attempt exited and that will restart.
     fn record_exits(&mut self, observed: &Observed) {
         for (name, obs) in &observed.containers {
@@ -292,6 +382,7 @@ impl Worker {
                 if !self.seen_exits.insert((name.clone(), obs.attempt)) {
                     continue;
                 }
+                self.prober.forget(name, &mut self.view.ready, &mut self.view.started);
                 let ran_for = exit
                     .started_at
                     .map(|s| exit.finished_at.duration_since(s).unsigned_abs())

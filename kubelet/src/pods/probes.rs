@@ -1,0 +1,449 @@
+//! Liveness, readiness and startup probes (upstream's prober): `httpGet` and `tcpSocket` run
+//! from inside the pod's network namespace (a fresh thread joins it, so the kubelet's own
+//! threads never change namespace), `exec` runs in the container through the runtime.
+//! Thresholds, periods, initial delays and timeouts as upstream defaults them.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Container, Probe};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+/// Which probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    Startup,
+    Liveness,
+    Readiness,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Startup => "Startup",
+            Kind::Liveness => "Liveness",
+            Kind::Readiness => "Readiness",
+        }
+    }
+}
+
+/// One probe's running state for one container attempt.
+#[derive(Debug, Clone)]
+struct State {
+    attempt: u32,
+    next: Instant,
+    successes: i32,
+    failures: i32,
+    /// The current verdict (after thresholds).
+    ok: Option<bool>,
+}
+
+/// What happened in one round of probing.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Containers to kill (failed liveness or startup), with the reason.
+    pub kill: Vec<(String, String)>,
+    /// Failed probe runs to report as `Unhealthy` events: (container, message).
+    pub unhealthy: Vec<(String, String)>,
+}
+
+/// Probe state of one pod.
+#[derive(Debug, Default)]
+pub struct Prober {
+    states: BTreeMap<(String, Kind), State>,
+}
+
+/// How a probe is run: where the pod's network is, and how to exec in a container.
+pub trait ProbeTarget: Send + Sync {
+    /// `/proc/<pid>/ns/net` of the pod, or None for host-network pods.
+    fn netns(&self) -> Option<std::path::PathBuf>;
+    /// Runs `args` in the container; Ok(exit code, output) or Err(message).
+    fn exec(&self, container_id: &str, args: &[String], timeout: Duration) -> Result<(i32, String), String>;
+}
+
+fn probe_of(container: &Container, kind: Kind) -> Option<&Probe> {
+    match kind {
+        Kind::Startup => container.startup_probe.as_ref(),
+        Kind::Liveness => container.liveness_probe.as_ref(),
+        Kind::Readiness => container.readiness_probe.as_ref(),
+    }
+}
+
+fn seconds(value: Option<i32>, default: i32) -> Duration {
+    Duration::from_secs(value.unwrap_or(default).max(0) as u64)
+}
+
+impl Prober {
+    /// Runs the probes that are due for the running containers `(container, attempt, id,
+    /// started_at)`; updates `ready` and `started` (by container name).
+    pub async fn run(
+        &mut self,
+        containers: &[(&Container, u32, String, Instant)],
+        target: std::sync::Arc<dyn ProbeTarget>,
+        ready: &mut BTreeMap<String, bool>,
+        started: &mut BTreeMap<String, bool>,
+    ) -> Outcome {
+        let now = Instant::now();
+        let mut outcome = Outcome::default();
+        let running: Vec<&str> = containers.iter().map(|(c, ..)| c.name.as_str()).collect();
+        self.states.retain(|(name, _), _| running.contains(&name.as_str()));
+        for (container, attempt, id, started_at) in containers {
+            let name = container.name.clone();
+            let has_startup = container.startup_probe.is_some();
+            let startup_done = !has_startup || started.get(&name).copied().unwrap_or(false);
+            for kind in [Kind::Startup, Kind::Liveness, Kind::Readiness] {
+                let Some(probe) = probe_of(container, kind) else {
+                    continue;
+                };
+                if kind != Kind::Startup && !startup_done {
+                    continue;
+                }
+                if kind == Kind::Startup && startup_done {
+                    continue;
+                }
+                let key = (name.clone(), kind);
+                let state = self.states.entry(key.clone()).or_insert_with(|| State {
+                    attempt: *attempt,
+                    next: *started_at + seconds(probe.initial_delay_seconds, 0),
+                    successes: 0,
+                    failures: 0,
+                    ok: None,
+                });
+                if state.attempt != *attempt {
+                    *state = State {
+                        attempt: *attempt,
+                        next: *started_at + seconds(probe.initial_delay_seconds, 0),
+                        successes: 0,
+                        failures: 0,
+                        ok: None,
+                    };
+                }
+                if state.next > now {
+                    continue;
+                }
+                let timeout = seconds(probe.timeout_seconds, 1).max(Duration::from_secs(1));
+                let result = run_probe(probe, id, timeout, target.clone()).await;
+                let state = self.states.get_mut(&key).expect("inserted above");
+                state.next = now + seconds(probe.period_seconds, 10).max(Duration::from_secs(1));
+                match result {
+                    Ok(()) => {
+                        state.failures = 0;
+                        state.successes += 1;
+                        if state.successes >= probe.success_threshold.unwrap_or(1).max(1) {
+                            state.ok = Some(true);
+                        }
+                    }
+                    Err(message) => {
+                        state.successes = 0;
+                        state.failures += 1;
+                        outcome
+                            .unhealthy
+                            .push((name.clone(), format!("{} probe failed: {message}", kind.name())));
+                        if state.failures >= probe.failure_threshold.unwrap_or(3).max(1) {
+                            state.ok = Some(false);
+                        }
+                    }
+                }
+                match (kind, state.ok) {
+                    (Kind::Readiness, Some(ok)) => {
+                        ready.insert(name.clone(), ok);
+                    }
+                    (Kind::Startup, Some(true)) => {
+                        started.insert(name.clone(), true);
+                    }
+                    (Kind::Startup | Kind::Liveness, Some(false)) => {
+                        outcome.kill.push((
+                            name.clone(),
+                            format!(
+                                "Container {name} failed {} probe, will be restarted",
+                                kind.name().to_lowercase()
+                            ),
+                        ));
+                        self.states.remove(&key);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        outcome
+    }
+
+    /// The next time a probe is due, if any.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.states.values().map(|s| s.next).min()
+    }
+
+    /// Forgets a container (it exited or restarts).
+    pub fn forget(&mut self, name: &str, ready: &mut BTreeMap<String, bool>, started: &mut BTreeMap<String, bool>) {
+        self.states.retain(|(n, _), _| n != name);
+        ready.remove(name);
+        started.remove(name);
+    }
+}
+
+async fn run_probe(
+    probe: &Probe,
+    container_id: &str,
+    timeout: Duration,
+    target: std::sync::Arc<dyn ProbeTarget>,
+) -> Result<(), String> {
+    let netns = target.netns();
+    if let Some(http) = &probe.http_get {
+        let port = port_number(&http.port)?;
+        let host = http
+            .host
+            .clone()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "127.0.0.1".to_string());
+        let path = http
+            .path
+            .clone()
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "/".to_string());
+        let headers: Vec<(String, String)> = http
+            .http_headers
+            .iter()
+            .flatten()
+            .map(|h| (h.name.clone(), h.value.clone()))
+            .collect();
+        if http.scheme.as_deref() == Some("HTTPS") {
+            // A TCP connect is what we can check without a TLS client here.
+            return in_netns(netns, move || tcp_check(&host, port, timeout)).await;
+        }
+        return in_netns(netns, move || http_check(&host, port, &path, &headers, timeout)).await;
+    }
+    if let Some(tcp) = &probe.tcp_socket {
+        let port = port_number(&tcp.port)?;
+        let host = tcp
+            .host
+            .clone()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "127.0.0.1".to_string());
+        return in_netns(netns, move || tcp_check(&host, port, timeout)).await;
+    }
+    if let Some(exec) = &probe.exec {
+        let args = exec.command.clone().unwrap_or_default();
+        let id = container_id.to_string();
+        return tokio::task::spawn_blocking(move || match target.exec(&id, &args, timeout) {
+            Ok((0, _)) => Ok(()),
+            Ok((code, output)) => Err(format!("command {args:?} exited with {code}: {}", output.trim())),
+            Err(message) => Err(message),
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    }
+    if probe.grpc.is_some() {
+        return Err("grpc probes are not supported by this kubelet".to_string());
+    }
+    Err("the probe has no handler".to_string())
+}
+
+fn port_number(port: &IntOrString) -> Result<u16, String> {
+    match port {
+        IntOrString::Int(p) => u16::try_from(*p).map_err(|_| format!("invalid port {p}")),
+        IntOrString::String(s) => s.parse().map_err(|_| format!("named port {s:?} is not resolved")),
+    }
+}
+
+/// Runs `f` on a fresh thread inside the network namespace `netns` (or the kubelet's own).
+async fn in_netns(
+    netns: Option<std::path::PathBuf>,
+    f: impl FnOnce() -> Result<(), String> + Send + 'static,
+) -> Result<(), String> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let result = (|| {
+            if let Some(path) = netns {
+                let file = std::fs::File::open(&path).map_err(|e| format!("opening {}: {e}", path.display()))?;
+                nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET)
+                    .map_err(|e| format!("joining the pod network: {e}"))?;
+            }
+            f()
+        })();
+        let _ = tx.send(result);
+    });
+    rx.await.map_err(|_| "the probe thread died".to_string())?
+}
+
+fn connect(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, String> {
+    let ip: std::net::IpAddr = host
+        .parse()
+        .map_err(|_| format!("host {host:?} is not an IP address"))?;
+    let stream = TcpStream::connect_timeout(&SocketAddr::new(ip, port), timeout)
+        .map_err(|e| format!("dial tcp {host}:{port}: connect: {e}"))?;
+    let _ = stream.set_read_timeout(Some(timeout));
+    let _ = stream.set_write_timeout(Some(timeout));
+    Ok(stream)
+}
+
+fn tcp_check(host: &str, port: u16, timeout: Duration) -> Result<(), String> {
+    connect(host, port, timeout).map(|_| ())
+}
+
+fn http_check(
+    host: &str,
+    port: u16,
+    path: &str,
+    headers: &[(String, String)],
+    timeout: Duration,
+) -> Result<(), String> {
+    let mut stream = connect(host, port, timeout)?;
+    let mut request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: kube-probe/1.37\r\nAccept: */*\r\nConnection: close\r\n"
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|e| format!("Get \"http://{host}:{port}{path}\": {e}"))?;
+    let mut head = [0u8; 64];
+    let n = stream
+        .read(&mut head)
+        .map_err(|e| format!("Get \"http://{host}:{port}{path}\": {e}"))?;
+    let line = String::from_utf8_lossy(&head[..n]);
+    let code: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("Get \"http://{host}:{port}{path}\": malformed HTTP response"))?;
+    if (200..400).contains(&code) {
+        Ok(())
+    } else {
+        Err(format!("HTTP probe failed with statuscode: {code}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{HTTPGetAction, TCPSocketAction};
+
+    struct Host;
+    impl ProbeTarget for Host {
+        fn netns(&self) -> Option<std::path::PathBuf> {
+            None
+        }
+        fn exec(&self, _: &str, _: &[String], _: Duration) -> Result<(i32, String), String> {
+            Err("no exec here".into())
+        }
+    }
+
+    fn serve(status: u16) -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let mut stream = stream;
+                let mut buf = [0u8; 1024];
+                let _ = stream.read(&mut buf);
+                let _ = stream.write_all(format!("HTTP/1.1 {status} X\r\nContent-Length: 0\r\n\r\n").as_bytes());
+            }
+        });
+        port
+    }
+
+    fn container(probe: Probe, kind: Kind) -> Container {
+        let mut c = Container {
+            name: "c".into(),
+            ..Default::default()
+        };
+        match kind {
+            Kind::Readiness => c.readiness_probe = Some(probe),
+            Kind::Liveness => c.liveness_probe = Some(probe),
+            Kind::Startup => c.startup_probe = Some(probe),
+        }
+        c
+    }
+
+    #[tokio::test]
+    async fn readiness_follows_http_status() {
+        let ok_port = serve(200);
+        let probe = Probe {
+            http_get: Some(HTTPGetAction {
+                port: IntOrString::Int(i32::from(ok_port)),
+                path: Some("/healthz".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let c = container(probe, Kind::Readiness);
+        let mut prober = Prober::default();
+        let (mut ready, mut started) = (BTreeMap::new(), BTreeMap::new());
+        let target: std::sync::Arc<dyn ProbeTarget> = std::sync::Arc::new(Host);
+        prober
+            .run(
+                &[(&c, 0, "id".into(), Instant::now())],
+                target,
+                &mut ready,
+                &mut started,
+            )
+            .await;
+        assert_eq!(ready.get("c"), Some(&true));
+    }
+
+    #[tokio::test]
+    async fn liveness_failures_kill_after_the_threshold() {
+        let bad_port = serve(500);
+        let probe = Probe {
+            http_get: Some(HTTPGetAction {
+                port: IntOrString::Int(i32::from(bad_port)),
+                ..Default::default()
+            }),
+            failure_threshold: Some(2),
+            period_seconds: Some(1),
+            ..Default::default()
+        };
+        let c = container(probe, Kind::Liveness);
+        let mut prober = Prober::default();
+        let (mut ready, mut started) = (BTreeMap::new(), BTreeMap::new());
+        let target: std::sync::Arc<dyn ProbeTarget> = std::sync::Arc::new(Host);
+        let first = prober
+            .run(
+                &[(&c, 0, "id".into(), Instant::now())],
+                target.clone(),
+                &mut ready,
+                &mut started,
+            )
+            .await;
+        assert!(first.kill.is_empty());
+        assert_eq!(
+            first.unhealthy[0].1,
+            "Liveness probe failed: HTTP probe failed with statuscode: 500"
+        );
+        // Due again after the period.
+        for state in prober.states.values_mut() {
+            state.next = Instant::now();
+        }
+        let second = prober
+            .run(
+                &[(&c, 0, "id".into(), Instant::now())],
+                target,
+                &mut ready,
+                &mut started,
+            )
+            .await;
+        assert_eq!(second.kill[0].1, "Container c failed liveness probe, will be restarted");
+    }
+
+    #[tokio::test]
+    async fn tcp_probe_of_a_closed_port_fails() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let probe = Probe {
+            tcp_socket: Some(TCPSocketAction {
+                port: IntOrString::Int(i32::from(port)),
+                host: None,
+            }),
+            ..Default::default()
+        };
+        let target: std::sync::Arc<dyn ProbeTarget> = std::sync::Arc::new(Host);
+        let result = run_probe(&probe, "id", Duration::from_secs(1), target).await;
+        assert!(result.unwrap_err().contains("connect"), "closed port");
+    }
+}
