@@ -209,7 +209,11 @@ fn async_stream(
             };
             if !data.is_empty() {
                 let len = tokio::fs::metadata(&path).await.map(|m| m.len()).unwrap_or(0);
-                offset = if len < offset + data.len() as u64 { data.len() as u64 } else { offset + data.len() as u64 };
+                offset = if len < offset + data.len() as u64 {
+                    data.len() as u64
+                } else {
+                    offset + data.len() as u64
+                };
                 carry.extend_from_slice(&data);
                 let complete = carry.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
                 let lines: Vec<u8> = carry.drain(..complete).collect();

@@ -449,9 +449,49 @@ async fn probes_gate_readiness_and_restart_unhealthy_containers() {
     let pod = node
         .wait_pod("default", "probed", "web ready", |p| container_state(p, "web").ready)
         .await;
-    assert!(!container_state(&pod, "web").state.and_then(|s| s.running).is_none());
+    assert!(container_state(&pod, "web").state.and_then(|s| s.running).is_some());
     node.wait_pod("default", "probed", "flaky restarted by its liveness probe", |p| {
         container_state(p, "flaky").restart_count >= 1
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lifecycle_hooks_run_after_start_and_before_stop() {
+    use kube::api::DeleteParams;
+    let node = Node1::start(&[]).await;
+    let out = tempfile::tempdir().unwrap();
+    node.create_pod(
+        "default",
+        json!({
+            "metadata": {"name": "hooked"},
+            "spec": {
+                "terminationGracePeriodSeconds": 5,
+                "containers": [{
+                    "name": "main",
+                    "image": node.image,
+                    "command": ["sleep", "3600"],
+                    "volumeMounts": [{"name": "out", "mountPath": "/out"}],
+                    "lifecycle": {
+                        "postStart": {"exec": {"command": ["sh", "-c", "echo post > /out/post"]}},
+                        "preStop": {"exec": {"command": ["sh", "-c", "echo pre > /out/pre"]}},
+                    },
+                }],
+                "volumes": [{"name": "out", "hostPath": {"path": out.path().display().to_string()}}],
+            },
+        }),
+    )
+    .await;
+    node.wait_pod("default", "hooked", "Running", |p| phase(p) == "Running").await;
+    node.wait("the postStart hook's file", std::time::Duration::from_secs(10), || async {
+        std::fs::read_to_string(out.path().join("post")).is_ok_and(|s| s == "post\n")
+    })
+    .await;
+    node.pods("default").delete("hooked", &DeleteParams::default()).await.unwrap();
+    let api = node.pods("default");
+    node.wait("the pod to be gone", std::time::Duration::from_secs(30), || async {
+        api.get_opt("hooked").await.ok().flatten().is_none()
+    })
+    .await;
+    assert_eq!(std::fs::read_to_string(out.path().join("pre")).unwrap(), "pre\n");
 }

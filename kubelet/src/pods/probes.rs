@@ -1,7 +1,8 @@
 //! Liveness, readiness and startup probes (upstream's prober): `httpGet` and `tcpSocket` run
 //! from inside the pod's network namespace (a fresh thread joins it, so the kubelet's own
 //! threads never change namespace), `exec` runs in the container through the runtime.
-//! Thresholds, periods, initial delays and timeouts as upstream defaults them.
+//! Thresholds, periods, initial delays and timeouts as upstream defaults them. Lifecycle hooks
+//! (postStart, preStop) run through the same handlers.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -183,7 +184,7 @@ impl Prober {
     }
 }
 
-async fn run_probe(
+pub(crate) async fn run_probe(
     probe: &Probe,
     container_id: &str,
     timeout: Duration,
@@ -238,6 +239,29 @@ async fn run_probe(
         return Err("grpc probes are not supported by this kubelet".to_string());
     }
     Err("the probe has no handler".to_string())
+}
+
+/// Runs a lifecycle hook (postStart / preStop) handler, bounded by `timeout`.
+pub async fn run_hook(
+    handler: &k8s_openapi::api::core::v1::LifecycleHandler,
+    container_id: &str,
+    timeout: Duration,
+    target: std::sync::Arc<dyn ProbeTarget>,
+) -> Result<(), String> {
+    if let Some(sleep) = &handler.sleep {
+        tokio::time::sleep(Duration::from_secs(sleep.seconds.max(0) as u64).min(timeout)).await;
+        return Ok(());
+    }
+    let as_probe = Probe {
+        exec: handler.exec.clone(),
+        http_get: handler.http_get.clone(),
+        tcp_socket: handler.tcp_socket.clone(),
+        ..Default::default()
+    };
+    match tokio::time::timeout(timeout, run_probe(&as_probe, container_id, timeout, target)).await {
+        Ok(result) => result,
+        Err(_) => Err(format!("the hook did not finish within {}s", timeout.as_secs())),
+    }
 }
 
 fn port_number(port: &IntOrString) -> Result<u16, String> {

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 
 use super::context::Context;
 use super::plan::{Action, Backoff, ContainerObs, Exit, Observed, RunState, SandboxObs, decide};
-use super::probes::{ProbeTarget, Prober};
+use super::probes::{self, ProbeTarget, Prober};
 use super::start::{self, AttemptMeta, StartFailure, StartRequest, attempt_dir, container_id, parse_container_id};
 use super::status::{WorkerView, pod_status};
 use super::volumes;
@@ -210,7 +210,7 @@ impl Worker {
         let mut prepared = None;
         for action in &plan.actions {
             match action {
-                Action::KillPod => self.kill_all(&observed, 0).await,
+                Action::KillPod => self.kill_all(None, &observed, 0).await,
                 Action::CreateSandbox => {
                     if let Err(error) = self.create_sandbox(pod) {
                         self.ctx.event(
@@ -227,7 +227,7 @@ impl Worker {
                     if let Some(obs) = observed.containers.get(name) {
                         self.ctx
                             .event(pod, false, "Killing", reason.clone(), Some(field_path(&spec, name)));
-                        self.stop_container(&obs.id, grace_of(pod)).await;
+                        self.stop_container(Some(pod), name, &obs.id, grace_of(pod)).await;
                     }
                 }
                 Action::Start { name, init } => {
@@ -319,6 +319,21 @@ impl Worker {
         wait
     }
 
+    /// How probes and hooks reach this pod (None when its sandbox is gone).
+    fn probe_target(&self, pod: &Pod) -> Option<Arc<dyn ProbeTarget>> {
+        let host_network = pod.spec.as_ref().and_then(|s| s.host_network).unwrap_or(false);
+        let netns = if host_network {
+            None
+        } else {
+            let sandbox = self.ctx.runtime.sandbox(&self.uid).ok()?;
+            Some(std::path::PathBuf::from(format!("/proc/{}/ns/net", sandbox.pid)))
+        };
+        Some(Arc::new(PodProbeTarget {
+            netns,
+            runtime: self.ctx.runtime.clone(),
+        }))
+    }
+
     /// Runs the probes that are due; kills containers that failed liveness or startup.
     /// Returns whether it killed any.
     async fn probe(&mut self, pod: &Pod, observed: &Observed) -> bool {
@@ -342,19 +357,9 @@ impl Worker {
         if running.is_empty() {
             return false;
         }
-        let host_network = spec.host_network.unwrap_or(false);
-        let netns = if host_network {
-            None
-        } else {
-            match self.ctx.runtime.sandbox(&self.uid) {
-                Ok(sandbox) => Some(std::path::PathBuf::from(format!("/proc/{}/ns/net", sandbox.pid))),
-                Err(_) => return false,
-            }
+        let Some(target) = self.probe_target(pod) else {
+            return false;
         };
-        let target: Arc<dyn ProbeTarget> = Arc::new(PodProbeTarget {
-            netns,
-            runtime: self.ctx.runtime.clone(),
-        });
         let outcome = self
             .prober
             .run(&running, target, &mut self.view.ready, &mut self.view.started)
@@ -368,7 +373,7 @@ impl Worker {
             if let Some(obs) = observed.containers.get(&name) {
                 self.ctx
                     .event(pod, false, "Killing", reason, Some(field_path(&spec, &name)));
-                self.stop_container(&obs.id, grace_of(pod)).await;
+                self.stop_container(Some(pod), &name, &obs.id, grace_of(pod)).await;
                 self.prober.forget(&name, &mut self.view.ready, &mut self.view.started);
             }
         }
@@ -419,7 +424,7 @@ impl Worker {
             volumes,
         };
         match start::start_attempt(&self.ctx, request).await {
-            Ok(_) => {
+            Ok(id) => {
                 self.ctx.event(
                     pod,
                     false,
@@ -432,8 +437,21 @@ impl Worker {
                     false,
                     "Started",
                     format!("Started container {}", container.name),
-                    field,
+                    field.clone(),
                 );
+                if let Some(handler) = container.lifecycle.as_ref().and_then(|l| l.post_start.as_ref())
+                    && let Some(target) = self.probe_target(pod)
+                    && let Err(message) = probes::run_hook(handler, &id, Duration::from_secs(30), target).await
+                {
+                    self.ctx.event(
+                        pod,
+                        true,
+                        "FailedPostStartHook",
+                        format!("PostStartHook failed: {message}"),
+                        field,
+                    );
+                    self.stop_container(None, &container.name, &id, grace_of(pod)).await;
+                }
                 self.view.waiting.remove(&container.name);
                 self.start_backoffs.remove(&container.name);
                 self.prune_attempts(&container.name, attempt).await;
@@ -518,7 +536,35 @@ impl Worker {
     }
 
     /// SIGTERM, up to `grace` seconds, then SIGKILL.
-    async fn stop_container(&self, id: &str, grace: i64) {
+    async fn stop_container(&self, pod: Option<&Pod>, name: &str, id: &str, grace: i64) {
+        let mut grace = grace;
+        let container = pod.and_then(|p| p.spec.as_ref()).and_then(|spec| {
+            spec.containers
+                .iter()
+                .chain(spec.init_containers.iter().flatten())
+                .find(|c| c.name == name)
+        });
+        if let (Some(pod), Some(handler)) = (
+            pod,
+            container
+                .and_then(|c| c.lifecycle.as_ref())
+                .and_then(|l| l.pre_stop.as_ref()),
+        ) && grace > 0
+            && let Some(target) = self.probe_target(pod)
+        {
+            let started = Instant::now();
+            if let Err(message) = probes::run_hook(handler, id, Duration::from_secs(grace as u64), target).await {
+                let spec = pod.spec.clone().unwrap_or_default();
+                self.ctx.event(
+                    pod,
+                    true,
+                    "FailedPreStopHook",
+                    format!("PreStopHook failed: {message}"),
+                    Some(field_path(&spec, name)),
+                );
+            }
+            grace = (grace - started.elapsed().as_secs() as i64).max(0);
+        }
         let rt = self.ctx.runtime.clone();
         let id = id.to_string();
         let _ = tokio::task::spawn_blocking(move || {
@@ -546,12 +592,12 @@ impl Worker {
         .await;
     }
 
-    async fn kill_all(&self, observed: &Observed, grace: i64) {
+    async fn kill_all(&self, pod: Option<&Pod>, observed: &Observed, grace: i64) {
         let stops = observed
             .containers
-            .values()
-            .filter(|c| !matches!(c.state, RunState::Exited(_)))
-            .map(|c| self.stop_container(&c.id, grace));
+            .iter()
+            .filter(|(_, c)| !matches!(c.state, RunState::Exited(_)))
+            .map(|(name, c)| self.stop_container(pod, name, &c.id, grace));
         futures::future::join_all(stops).await;
     }
 
@@ -573,7 +619,7 @@ impl Worker {
                 }
             }
         }
-        self.kill_all(&observed, grace).await;
+        self.kill_all(pod, &observed, grace).await;
         for (id, _) in self.ctx.runtime.list() {
             if let Some((uid, name, attempt)) = parse_container_id(&id)
                 && uid == self.uid
