@@ -31,6 +31,16 @@ pub enum Error {
     /// A shared cache never became ready.
     #[error("cache for {0} stopped before it synced")]
     CacheStopped(&'static str),
+    /// API discovery failed.
+    #[error("discovering the served resources: {0}")]
+    Discovery(#[source] kube::Error),
+    /// An owner reference names a kind discovery does not know.
+    #[error("owner {api_version} {kind} of {key} is of an unknown kind")]
+    UnknownOwnerKind {
+        key: String,
+        api_version: String,
+        kind: String,
+    },
     /// Leader election failed or leadership was lost.
     #[error(transparent)]
     LeaderElection(#[from] component_base::leader_election::LeaderElectionError),

@@ -8,6 +8,7 @@
 
 pub mod context;
 pub mod controllers;
+pub mod discovery;
 pub mod error;
 pub mod informer;
 pub mod options;

@@ -1,7 +1,14 @@
 //! The controllers and their registry, selectable with `--controllers`.
 
 pub mod deployment;
+pub mod endpoints;
+pub mod endpointslice;
+pub mod endpointutil;
 pub mod expectations;
+pub mod garbagecollector;
+pub mod namespace;
+pub mod nodeipam;
+pub mod nodelifecycle;
 pub mod ownership;
 pub mod replicaset;
 pub mod serviceaccount;
@@ -39,6 +46,36 @@ pub const REGISTRY: &[Descriptor] = &[
         name: serviceaccount::NAME,
         disabled_by_default: false,
         run: |ctx| Box::pin(serviceaccount::run(ctx)),
+    },
+    Descriptor {
+        name: endpointslice::NAME,
+        disabled_by_default: false,
+        run: |ctx| Box::pin(endpointslice::run(ctx)),
+    },
+    Descriptor {
+        name: endpoints::NAME,
+        disabled_by_default: false,
+        run: |ctx| Box::pin(endpoints::run(ctx)),
+    },
+    Descriptor {
+        name: namespace::NAME,
+        disabled_by_default: false,
+        run: |ctx| Box::pin(namespace::run(ctx)),
+    },
+    Descriptor {
+        name: garbagecollector::NAME,
+        disabled_by_default: false,
+        run: |ctx| Box::pin(garbagecollector::run(ctx)),
+    },
+    Descriptor {
+        name: nodeipam::NAME,
+        disabled_by_default: false,
+        run: |ctx| Box::pin(nodeipam::run(ctx)),
+    },
+    Descriptor {
+        name: nodelifecycle::NAME,
+        disabled_by_default: false,
+        run: |ctx| Box::pin(nodelifecycle::run(ctx)),
     },
 ];
 

@@ -3,6 +3,10 @@
 //! patching `pods/status`, as a kubelet would.
 
 mod deployment;
+mod endpointslice;
+mod garbagecollector;
+mod namespace;
+mod node;
 mod replicaset;
 mod serviceaccount;
 

@@ -2,6 +2,7 @@
 //! ports, cleaned up on drop.
 
 pub mod apiserver;
+pub mod component;
 pub mod etcd;
 pub mod kubelet;
 pub mod registry;
