@@ -647,7 +647,11 @@ fn prepare_update(
     let deleting = admitted["metadata"].get("deletionTimestamp").is_some();
     let no_finalizers = admitted["metadata"]["finalizers"].as_array().is_none_or(Vec::is_empty);
     let no_grace = admitted["metadata"]["deletionGracePeriodSeconds"].as_i64().unwrap_or(0) == 0;
-    if deleting && no_finalizers && no_grace && !(def.plural == "namespaces" && def.group.is_empty()) {
+    // A namespace also waits for its spec.finalizers (the namespace controller clears
+    // `kubernetes` through /finalize once the content is gone).
+    let is_namespace = def.plural == "namespaces" && def.group.is_empty();
+    let no_spec_finalizers = admitted["spec"]["finalizers"].as_array().is_none_or(Vec::is_empty);
+    if deleting && no_finalizers && no_grace && (!is_namespace || no_spec_finalizers) {
         return Ok(Mutation::Delete(admitted));
     }
     Ok(Mutation::Put(admitted))

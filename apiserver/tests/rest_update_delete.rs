@@ -650,5 +650,15 @@ async fn namespace_deletion_terminates_and_blocks_creates() -> Result<()> {
         default["status"]["phase"] == "Active" && default["metadata"].get("deletionTimestamp").is_none(),
         "{default}"
     );
+
+    // Once the namespace controller clears the `kubernetes` finalizer, the namespace goes.
+    let mut namespace = http.fetch(&format!("/api/v1/namespaces/{ns}")).await?;
+    namespace["spec"]["finalizers"] = json!([]);
+    http.put(&format!("/api/v1/namespaces/{ns}/finalize"), &namespace)
+        .await?
+        .expect(200)?;
+    http.get(&format!("/api/v1/namespaces/{ns}"))
+        .await?
+        .expect_status(404, "NotFound")?;
     Ok(())
 }
