@@ -92,6 +92,14 @@ pub struct Options {
     #[arg(long, default_value = "/")]
     pub cgroup_root: String,
 
+    /// Disk usage (percent) of the image filesystem above which unused images are removed.
+    #[arg(long, default_value_t = 85)]
+    pub image_gc_high_threshold: u8,
+
+    /// Disk usage (percent) image garbage collection frees down to.
+    #[arg(long, default_value_t = 80)]
+    pub image_gc_low_threshold: u8,
+
     /// How often the node status is posted when nothing changed.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub node_status_update_frequency: std::time::Duration,

@@ -2,6 +2,7 @@
 //! (and static pods) with the built-in runtime, reports their status and serves their logs.
 
 pub mod flags;
+pub mod image_gc;
 pub mod logs;
 pub mod machine;
 pub mod node;

@@ -56,6 +56,13 @@ fn reserved(options: &Options) -> Result<BTreeMap<String, i128>> {
 /// Runs the kubelet until `cancel`.
 pub async fn run(options: Options, cancel: CancellationToken) -> Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
+    if options.image_gc_low_threshold > options.image_gc_high_threshold || options.image_gc_high_threshold > 100 {
+        bail!(
+            "--image-gc-low-threshold ({}) must not exceed --image-gc-high-threshold ({}), which must be at most 100",
+            options.image_gc_low_threshold,
+            options.image_gc_high_threshold
+        );
+    }
     let node_name = match &options.node_name {
         Some(name) => name.clone(),
         None => nix::unistd::gethostname()?.to_string_lossy().to_lowercase(),
@@ -165,6 +172,13 @@ pub async fn run(options: Options, cancel: CancellationToken) -> Result<()> {
     let addr = SocketAddr::new(options.address, options.port);
     let server = tokio::spawn(crate::server::serve(addr, tls, router, cancel.clone()));
 
+    tokio::spawn(crate::image_gc::run(
+        root_dir.clone(),
+        ctx.images.clone(),
+        options.image_gc_high_threshold,
+        options.image_gc_low_threshold,
+        cancel.clone(),
+    ));
     tokio::spawn(node::heartbeat(
         client.clone(),
         node_config,
