@@ -482,12 +482,18 @@ async fn lifecycle_hooks_run_after_start_and_before_stop() {
         }),
     )
     .await;
-    node.wait_pod("default", "hooked", "Running", |p| phase(p) == "Running").await;
-    node.wait("the postStart hook's file", std::time::Duration::from_secs(10), || async {
-        std::fs::read_to_string(out.path().join("post")).is_ok_and(|s| s == "post\n")
-    })
+    node.wait_pod("default", "hooked", "Running", |p| phase(p) == "Running")
+        .await;
+    node.wait(
+        "the postStart hook's file",
+        std::time::Duration::from_secs(10),
+        || async { std::fs::read_to_string(out.path().join("post")).is_ok_and(|s| s == "post\n") },
+    )
     .await;
-    node.pods("default").delete("hooked", &DeleteParams::default()).await.unwrap();
+    node.pods("default")
+        .delete("hooked", &DeleteParams::default())
+        .await
+        .unwrap();
     let api = node.pods("default");
     node.wait("the pod to be gone", std::time::Duration::from_secs(30), || async {
         api.get_opt("hooked").await.ok().flatten().is_none()
