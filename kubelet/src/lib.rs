@@ -10,5 +10,6 @@ pub mod pods;
 pub mod run;
 pub mod server;
 pub mod static_pods;
+pub mod streaming;
 
 pub use flags::Options;

@@ -1,5 +1,6 @@
-//! The kubelet's HTTPS server (`--address`, `--port`): `/healthz`, `/pods` and
-//! `/containerLogs/{namespace}/{pod}/{container}`. Every request needs a client certificate
+//! The kubelet's HTTPS server (`--address`, `--port`): `/healthz`, `/pods`,
+//! `/containerLogs/{namespace}/{pod}/{container}` and `/exec/{namespace}/{pod}/{container}`
+//! (`streaming.rs`). Every request needs a client certificate
 //! signed by the cluster CA whose subject is in `system:masters` (the apiserver's kubelet
 //! client certificate); nothing is served anonymously. The serving certificate is self-signed
 //! and kept under `<root-dir>/pki`, as upstream's kubelet does without `--tls-cert-file`.
@@ -26,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 use crate::logs::{LogOptions, stream};
+use crate::streaming::{ExecTarget, StreamError};
 
 /// Why a log request cannot be served: (HTTP status, message).
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +56,8 @@ pub struct LogTarget {
 pub trait NodeView: Send + Sync + 'static {
     fn locate_log(&self, namespace: &str, pod: &str, container: &str, previous: bool) -> Result<LogTarget, LogError>;
     fn pods(&self) -> Vec<Pod>;
+    /// The running container `kubectl exec` enters (its latest attempt).
+    fn exec_target(&self, namespace: &str, pod: &str, container: &str) -> Result<ExecTarget, StreamError>;
 }
 
 /// The self-signed serving certificate under `<root-dir>/pki`, created on first start.
@@ -128,6 +132,10 @@ pub fn router(view: Arc<dyn NodeView>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/pods", get(pods))
         .route("/containerLogs/{namespace}/{pod}/{container}", get(container_logs))
+        .route(
+            "/exec/{namespace}/{pod}/{container}",
+            get(crate::streaming::exec).post(crate::streaming::exec),
+        )
         .with_state(view)
 }
 

@@ -146,6 +146,17 @@ impl Node1 {
     }
 }
 
+impl Node1 {
+    /// Waits until the pod is gone from the API.
+    pub async fn wait_gone(&self, namespace: &str, name: &str) {
+        let api = self.pods(namespace);
+        self.wait(&format!("pod {name} to be gone"), Duration::from_secs(30), || async {
+            api.get_opt(name).await.ok().flatten().is_none()
+        })
+        .await;
+    }
+}
+
 pub fn phase(pod: &Pod) -> &str {
     pod.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("")
 }

@@ -220,11 +220,7 @@ async fn deleting_a_pod_stops_it_gracefully_and_leaves_nothing_behind() {
         .delete("graceful", &DeleteParams::default())
         .await
         .unwrap();
-    let api = node.pods("default");
-    node.wait("the pod to be gone", std::time::Duration::from_secs(30), || async {
-        api.get_opt("graceful").await.ok().flatten().is_none()
-    })
-    .await;
+    node.wait_gone("default", "graceful").await;
     assert!(
         started.elapsed() < std::time::Duration::from_secs(15),
         "the container stopped on SIGTERM, well before its grace period"
@@ -329,11 +325,7 @@ async fn static_pods_run_from_files_with_mirror_pods() {
             .contains_key("kubernetes.io/config.mirror")
     );
     std::fs::remove_file(manifests.path().join("web.yaml")).unwrap();
-    let api = node.pods("kube-system");
-    node.wait("the mirror pod to go", std::time::Duration::from_secs(30), || async {
-        api.get_opt(&mirror).await.ok().flatten().is_none()
-    })
-    .await;
+    node.wait_gone("kube-system", &mirror).await;
     node.wait(
         "the static pod's containers to stop",
         std::time::Duration::from_secs(30),
@@ -494,10 +486,6 @@ async fn lifecycle_hooks_run_after_start_and_before_stop() {
         .delete("hooked", &DeleteParams::default())
         .await
         .unwrap();
-    let api = node.pods("default");
-    node.wait("the pod to be gone", std::time::Duration::from_secs(30), || async {
-        api.get_opt("hooked").await.ok().flatten().is_none()
-    })
-    .await;
+    node.wait_gone("default", "hooked").await;
     assert_eq!(std::fs::read_to_string(out.path().join("pre")).unwrap(), "pre\n");
 }

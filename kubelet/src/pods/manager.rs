@@ -16,6 +16,7 @@ use super::context::Context;
 use super::start::parse_container_id;
 use super::worker::{self, StatusTarget};
 use crate::server::{LogError, LogTarget, NodeView};
+use crate::streaming::{ExecTarget, StreamError};
 
 struct Entry {
     tx: watch::Sender<Option<Pod>>,
@@ -238,5 +239,29 @@ impl NodeView for PodManager {
     fn pods(&self) -> Vec<Pod> {
         let pods = self.pods.lock().unwrap_or_else(|e| e.into_inner());
         pods.values().filter_map(|e| e.tx.borrow().clone()).collect()
+    }
+
+    fn exec_target(&self, namespace: &str, pod: &str, container: &str) -> Result<ExecTarget, StreamError> {
+        let (uid, _) = self.find(namespace, pod).ok_or(StreamError::PodNotFound)?;
+        let latest = self
+            .ctx
+            .runtime
+            .list()
+            .into_iter()
+            .filter(|(_, state)| matches!(state, runtime::ContainerState::Running { .. }))
+            .filter_map(|(id, _)| {
+                let (of, name, attempt) = parse_container_id(&id)?;
+                (of == uid && name == container)
+                    .then_some(attempt)
+                    .map(|a| (a, id.clone()))
+            })
+            .max_by_key(|(attempt, _)| *attempt);
+        match latest {
+            Some((_, container_id)) => Ok(ExecTarget {
+                runtime: self.ctx.runtime.clone(),
+                container_id,
+            }),
+            None => Err(StreamError::ContainerNotFound(container.to_string())),
+        }
     }
 }

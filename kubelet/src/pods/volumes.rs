@@ -165,51 +165,26 @@ fn prepare_one(
     }
     let payload = if let Some(cm_source) = &volume.config_map {
         let mode = cm_source.default_mode.unwrap_or(0o644);
-        match sources.config_maps.get(&cm_source.name) {
-            Some(cm) => {
-                let mut data: BTreeMap<String, Vec<u8>> = cm
-                    .data
-                    .iter()
-                    .flatten()
-                    .map(|(k, v)| (k.clone(), v.as_bytes().to_vec()))
-                    .collect();
-                data.extend(cm.binary_data.iter().flatten().map(|(k, v)| (k.clone(), v.0.clone())));
-                select(
-                    &data,
-                    cm_source.items.as_deref(),
-                    mode,
-                    |k| VolumeError::ConfigMapKey(k.to_string()),
-                    cm_source.optional,
-                )?
-            }
-            None if cm_source.optional == Some(true) => Vec::new(),
-            None => return Err(VolumeError::ConfigMapNotFound(cm_source.name.clone())),
-        }
+        config_map_files(
+            sources,
+            &cm_source.name,
+            cm_source.items.as_deref(),
+            mode,
+            cm_source.optional,
+        )?
         .into_iter()
         .map(|f| ("configmap", f))
         .collect::<Vec<_>>()
     } else if let Some(secret_source) = &volume.secret {
         let secret_name = secret_source.secret_name.clone().unwrap_or_default();
         let mode = secret_source.default_mode.unwrap_or(0o644);
-        match sources.secrets.get(&secret_name) {
-            Some(secret) => {
-                let data: BTreeMap<String, Vec<u8>> = secret
-                    .data
-                    .iter()
-                    .flatten()
-                    .map(|(k, v)| (k.clone(), v.0.clone()))
-                    .collect();
-                select(
-                    &data,
-                    secret_source.items.as_deref(),
-                    mode,
-                    |k| VolumeError::SecretKey(k.to_string()),
-                    secret_source.optional,
-                )?
-            }
-            None if secret_source.optional == Some(true) => Vec::new(),
-            None => return Err(VolumeError::SecretNotFound(secret_name)),
-        }
+        secret_files(
+            sources,
+            &secret_name,
+            secret_source.items.as_deref(),
+            mode,
+            secret_source.optional,
+        )?
         .into_iter()
         .map(|f| ("secret", f))
         .collect()
@@ -223,47 +198,23 @@ fn prepare_one(
         let mode = projected.default_mode.unwrap_or(0o644);
         let mut files = Vec::new();
         for source in projected.sources.iter().flatten() {
-            if let Some(cm_source) = &source.config_map {
-                match sources.config_maps.get(&cm_source.name) {
-                    Some(cm) => {
-                        let data: BTreeMap<String, Vec<u8>> = cm
-                            .data
-                            .iter()
-                            .flatten()
-                            .map(|(k, v)| (k.clone(), v.as_bytes().to_vec()))
-                            .collect();
-                        files.extend(select(
-                            &data,
-                            cm_source.items.as_deref(),
-                            mode,
-                            |k| VolumeError::ConfigMapKey(k.to_string()),
-                            cm_source.optional,
-                        )?);
-                    }
-                    None if cm_source.optional == Some(true) => {}
-                    None => return Err(VolumeError::ConfigMapNotFound(cm_source.name.clone())),
-                }
+            if let Some(cm) = &source.config_map {
+                files.extend(config_map_files(
+                    sources,
+                    &cm.name,
+                    cm.items.as_deref(),
+                    mode,
+                    cm.optional,
+                )?);
             }
-            if let Some(secret_source) = &source.secret {
-                match sources.secrets.get(&secret_source.name) {
-                    Some(secret) => {
-                        let data: BTreeMap<String, Vec<u8>> = secret
-                            .data
-                            .iter()
-                            .flatten()
-                            .map(|(k, v)| (k.clone(), v.0.clone()))
-                            .collect();
-                        files.extend(select(
-                            &data,
-                            secret_source.items.as_deref(),
-                            mode,
-                            |k| VolumeError::SecretKey(k.to_string()),
-                            secret_source.optional,
-                        )?);
-                    }
-                    None if secret_source.optional == Some(true) => {}
-                    None => return Err(VolumeError::SecretNotFound(secret_source.name.clone())),
-                }
+            if let Some(secret) = &source.secret {
+                files.extend(secret_files(
+                    sources,
+                    &secret.name,
+                    secret.items.as_deref(),
+                    mode,
+                    secret.optional,
+                )?);
             }
             if let Some(downward) = &source.downward_api {
                 files.extend(downward_files(
@@ -311,6 +262,59 @@ fn prepare_one(
 }
 
 type File = (String, Vec<u8>, i32);
+
+/// The files of a configMap source (`data` and `binaryData`, or the selected `items`).
+fn config_map_files(
+    sources: &VolumeSources,
+    name: &str,
+    items: Option<&[KeyToPath]>,
+    mode: i32,
+    optional: Option<bool>,
+) -> Result<Vec<File>, VolumeError> {
+    let Some(cm) = sources.config_maps.get(name) else {
+        return match optional {
+            Some(true) => Ok(Vec::new()),
+            _ => Err(VolumeError::ConfigMapNotFound(name.to_string())),
+        };
+    };
+    let mut data: BTreeMap<String, Vec<u8>> = cm
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.as_bytes().to_vec()))
+        .collect();
+    data.extend(cm.binary_data.iter().flatten().map(|(k, v)| (k.clone(), v.0.clone())));
+    select(
+        &data,
+        items,
+        mode,
+        |k| VolumeError::ConfigMapKey(k.to_string()),
+        optional,
+    )
+}
+
+/// The files of a secret source (`data`, or the selected `items`).
+fn secret_files(
+    sources: &VolumeSources,
+    name: &str,
+    items: Option<&[KeyToPath]>,
+    mode: i32,
+    optional: Option<bool>,
+) -> Result<Vec<File>, VolumeError> {
+    let Some(secret) = sources.secrets.get(name) else {
+        return match optional {
+            Some(true) => Ok(Vec::new()),
+            _ => Err(VolumeError::SecretNotFound(name.to_string())),
+        };
+    };
+    let data: BTreeMap<String, Vec<u8>> = secret
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.0.clone()))
+        .collect();
+    select(&data, items, mode, |k| VolumeError::SecretKey(k.to_string()), optional)
+}
 
 fn select(
     data: &BTreeMap<String, Vec<u8>>,

@@ -1,0 +1,537 @@
+//! `kubectl exec` on the node: `/exec/{namespace}/{pod}/{container}?command=…&stdin=…&stdout=…
+//! &stderr=…&tty=…` upgraded to a WebSocket that speaks `v5.channel.k8s.io` (preferred) or
+//! `v4.channel.k8s.io`, as upstream's kubelet does behind the apiserver's `pods/exec` proxy.
+//!
+//! Every binary message starts with a channel byte: 0 stdin (client → server), 1 stdout,
+//! 2 stderr, 3 the final `metav1.Status` (server → client), 4 terminal resize
+//! (`{"Width":W,"Height":H}`), and in v5 255 `[255, channel]`, the client half-closing a
+//! channel (`[255, 0]` is stdin EOF). The session ends with the status message and a close
+//! frame with code 1000; pings are answered by the WebSocket layer while messages are read.
+//! When the client goes away first, the process is killed.
+//!
+//! Errors found before the upgrade (no such pod, container not running, bad parameters) are
+//! plain-text HTTP answers, worded like upstream's kubelet, which the apiserver passes on.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{FromRequestParts, Path as UrlPath, RawQuery, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use futures::stream::SplitStream;
+use futures::{SinkExt, StreamExt};
+use runtime::{ExecExit, ExecProcess, ExecRequest, RuntimeError};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::unix::pipe;
+use tokio::sync::mpsc;
+
+use crate::server::NodeView;
+
+/// The WebSocket subprotocols served, best first.
+pub const PROTOCOL_V5: &str = "v5.channel.k8s.io";
+pub const PROTOCOL_V4: &str = "v4.channel.k8s.io";
+
+const STDIN: u8 = 0;
+const STDOUT: u8 = 1;
+const STDERR: u8 = 2;
+const ERROR: u8 = 3;
+const RESIZE: u8 = 4;
+const CLOSE: u8 = 255;
+
+/// How long output may keep flowing after the process has exited (a background child that
+/// keeps the pipes open does not hold the session forever).
+const DRAIN: Duration = Duration::from_secs(3);
+/// How long a TTY session waits for the client's first terminal size before starting.
+const FIRST_RESIZE: Duration = Duration::from_secs(1);
+/// How long to wait for the client to answer our close frame.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+/// Why an exec request cannot be served, worded like upstream's kubelet.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    #[error("pod does not exist")]
+    PodNotFound,
+    #[error("container not found ({0:?})")]
+    ContainerNotFound(String),
+}
+
+/// The running container an exec request enters.
+pub struct ExecTarget {
+    pub runtime: Arc<runtime::Runtime>,
+    /// The runtime id of the container's latest running attempt.
+    pub container_id: String,
+}
+
+/// The exec request's query parameters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExecOptions {
+    pub command: Vec<String>,
+    pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+    pub tty: bool,
+}
+
+impl ExecOptions {
+    /// Parses `command=…` (repeated, in order) and the boolean flags (`true` or `1`, as the
+    /// apiserver may pass either).
+    pub fn parse(query: &str) -> Result<ExecOptions, String> {
+        let mut options = ExecOptions::default();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let value = percent_decode(value).ok_or_else(|| format!("invalid query parameter {key}"))?;
+            let flag = || matches!(value.as_str(), "1" | "true" | "True" | "TRUE" | "t" | "T");
+            match key {
+                "command" => options.command.push(value),
+                "input" | "stdin" => options.stdin = flag(),
+                "output" | "stdout" => options.stdout = flag(),
+                "error" | "stderr" => options.stderr = flag(),
+                "tty" => options.tty = flag(),
+                _ => {}
+            }
+        }
+        if options.command.is_empty() {
+            return Err("you must specify at least one command for the container".to_string());
+        }
+        if !options.stdin && !options.stdout && !options.stderr {
+            return Err("you must specify at least 1 of stdin, stdout, stderr".to_string());
+        }
+        if options.tty {
+            // A terminal merges stderr into stdout.
+            options.stderr = false;
+        }
+        Ok(options)
+    }
+}
+
+/// Decodes `application/x-www-form-urlencoded` text (`+` is a space).
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            byte => out.push(byte),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+fn text(code: StatusCode, message: String) -> Response {
+    (
+        code,
+        [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        message,
+    )
+        .into_response()
+}
+
+/// `GET` (or `POST`) `/exec/{namespace}/{pod}/{container}` with a WebSocket upgrade.
+pub async fn exec(
+    State(view): State<Arc<dyn NodeView>>,
+    UrlPath((namespace, pod, container)): UrlPath<(String, String, String)>,
+    RawQuery(query): RawQuery,
+    request: Request,
+) -> Response {
+    let options = match ExecOptions::parse(query.as_deref().unwrap_or("")) {
+        Ok(options) => options,
+        Err(message) => return text(StatusCode::BAD_REQUEST, message),
+    };
+    let target = match view.exec_target(&namespace, &pod, &container) {
+        Ok(target) => target,
+        Err(error @ StreamError::PodNotFound) => return text(StatusCode::NOT_FOUND, error.to_string()),
+        Err(error) => return text(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
+    };
+    let (mut parts, _body) = request.into_parts();
+    let websocket = parts
+        .headers
+        .get(http::header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if !websocket {
+        return text(
+            StatusCode::BAD_REQUEST,
+            format!("exec needs a WebSocket upgrade with {PROTOCOL_V5} or {PROTOCOL_V4}; SPDY is not supported"),
+        );
+    }
+    // Upstream accepts the upgrade on POST as well as GET.
+    parts.method = http::Method::GET;
+    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+        Ok(upgrade) => upgrade.protocols([PROTOCOL_V5, PROTOCOL_V4]),
+        Err(rejection) => return rejection.into_response(),
+    };
+    let v5 = match upgrade.selected_protocol().and_then(|p| p.to_str().ok()) {
+        Some(PROTOCOL_V5) => true,
+        Some(_) => false,
+        None => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                format!("requested protocol(s) are not supported; supported: {PROTOCOL_V5}, {PROTOCOL_V4}"),
+            );
+        }
+    };
+    upgrade.on_upgrade(move |socket| session(socket, v5, target, options))
+}
+
+/// One exec session on an upgraded connection.
+async fn session(socket: WebSocket, v5: bool, target: ExecTarget, options: ExecOptions) {
+    let (mut sink, mut incoming) = socket.split();
+    let (out, mut outgoing) = mpsc::channel::<Message>(16);
+    let writer = tokio::spawn(async move {
+        while let Some(message) = outgoing.recv().await {
+            if sink.send(message).await.is_err() {
+                return;
+            }
+        }
+    });
+    let status = run(&mut incoming, &out, v5, target, options).await;
+    let ended = match status {
+        Some(status) => {
+            let mut frame = vec![ERROR];
+            frame.extend_from_slice(status.to_string().as_bytes());
+            let close = Message::Close(Some(CloseFrame {
+                code: 1000,
+                reason: "".into(),
+            }));
+            out.send(Message::Binary(frame.into())).await.is_ok() && out.send(close).await.is_ok()
+        }
+        None => false,
+    };
+    drop(out);
+    let _ = writer.await;
+    if ended {
+        // Let the client answer the close frame before the connection goes.
+        let _ = tokio::time::timeout(CLOSE_WAIT, async {
+            while let Some(Ok(message)) = incoming.next().await {
+                if matches!(message, Message::Close(_)) {
+                    return;
+                }
+            }
+        })
+        .await;
+    }
+}
+
+/// The process's streams, as async pipes.
+struct ProcessIo {
+    stdin: Option<pipe::Sender>,
+    stdout: Option<pipe::Receiver>,
+    stderr: Option<pipe::Receiver>,
+    /// The terminal's master, for resizing.
+    pty: Option<std::fs::File>,
+}
+
+impl ProcessIo {
+    fn take(process: &mut ExecProcess, options: &ExecOptions) -> std::io::Result<ProcessIo> {
+        if let Some(master) = process.take_pty() {
+            let input = options.stdin.then(|| master.try_clone()).transpose()?;
+            let output = master.try_clone()?;
+            return Ok(ProcessIo {
+                stdin: input.map(sender).transpose()?,
+                stdout: Some(receiver(output)?),
+                stderr: None,
+                pty: Some(master),
+            });
+        }
+        Ok(ProcessIo {
+            stdin: process.take_stdin().map(sender).transpose()?,
+            stdout: process.take_stdout().map(receiver).transpose()?,
+            stderr: process.take_stderr().map(receiver).transpose()?,
+            pty: None,
+        })
+    }
+}
+
+fn set_nonblocking(file: &std::fs::File) -> std::io::Result<()> {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    let flags = OFlag::from_bits_truncate(fcntl(file, FcntlArg::F_GETFL)?);
+    fcntl(file, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
+    Ok(())
+}
+
+fn sender(file: std::fs::File) -> std::io::Result<pipe::Sender> {
+    set_nonblocking(&file)?;
+    pipe::Sender::from_file_unchecked(file)
+}
+
+fn receiver(file: std::fs::File) -> std::io::Result<pipe::Receiver> {
+    set_nonblocking(&file)?;
+    pipe::Receiver::from_file_unchecked(file)
+}
+
+/// Starts the process and carries its streams until it exits (`Some(status)`) or the client
+/// goes away (`None`, the process is killed).
+async fn run(
+    incoming: &mut SplitStream<WebSocket>,
+    out: &mpsc::Sender<Message>,
+    v5: bool,
+    target: ExecTarget,
+    options: ExecOptions,
+) -> Option<Value> {
+    // A terminal client sends its size first: wait for it so the process starts with it.
+    let mut first = None;
+    if options.tty {
+        match tokio::time::timeout(FIRST_RESIZE, incoming.next()).await {
+            Ok(Some(Ok(message))) => first = Some(message),
+            Ok(_) => return None,
+            Err(_) => {}
+        }
+    }
+    let request = ExecRequest {
+        args: options.command.clone(),
+        tty: options.tty,
+        stdin: options.stdin,
+        ..Default::default()
+    };
+    let (runtime, id) = (target.runtime.clone(), target.container_id.clone());
+    let mut process = match tokio::task::spawn_blocking(move || runtime.exec(&id, &request)).await {
+        Ok(Ok(process)) => process,
+        Ok(Err(error)) => return Some(exec_failure(&options.command, &error)),
+        Err(error) => return Some(internal_error(&format!("exec task failed: {error}"))),
+    };
+    let io = match ProcessIo::take(&mut process, &options) {
+        Ok(io) => io,
+        Err(error) => return Some(internal_error(&format!("setting up the exec streams: {error}"))),
+    };
+    let cancel = Arc::new(AtomicBool::new(false));
+    let mut waiter = {
+        let cancel = cancel.clone();
+        tokio::task::spawn_blocking(move || wait_or_kill(process, &cancel))
+    };
+    let mut pumps = {
+        let stdout = io
+            .stdout
+            .map(|r| pump(r, options.stdout.then_some(STDOUT), out.clone()));
+        let stderr = io
+            .stderr
+            .map(|r| pump(r, options.stderr.then_some(STDERR), out.clone()));
+        tokio::spawn(async move {
+            futures::future::join(
+                async {
+                    if let Some(stdout) = stdout {
+                        stdout.await
+                    }
+                },
+                async {
+                    if let Some(stderr) = stderr {
+                        stderr.await
+                    }
+                },
+            )
+            .await;
+        })
+    };
+    let (stdin_tx, stdin_rx) = mpsc::channel::<Bytes>(16);
+    let stdin_task = io.stdin.map(|w| tokio::spawn(write_stdin(w, stdin_rx)));
+    let mut stdin_tx = Some(stdin_tx);
+    let pty = io.pty;
+    let mut pending = first;
+    let exit = loop {
+        let message = match pending.take() {
+            Some(message) => Some(Ok(message)),
+            None => tokio::select! {
+                exit = &mut waiter => break exit,
+                message = incoming.next() => message,
+            },
+        };
+        match message {
+            Some(Ok(Message::Binary(data))) => match data.split_first() {
+                Some((&STDIN, input)) => {
+                    if let Some(tx) = &stdin_tx
+                        && !input.is_empty()
+                        && tx.send(Bytes::copy_from_slice(input)).await.is_err()
+                    {
+                        stdin_tx = None;
+                    }
+                }
+                Some((&RESIZE, size)) => resize(pty.as_ref(), size),
+                Some((&CLOSE, [STDIN])) if v5 => stdin_tx = None,
+                _ => {}
+            },
+            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
+                cancel.store(true, Ordering::Release);
+                pumps.abort();
+                if let Some(task) = &stdin_task {
+                    task.abort();
+                }
+                let _ = waiter.await;
+                return None;
+            }
+            Some(Ok(_)) => {}
+        }
+    };
+    drop(stdin_tx);
+    if let Some(task) = &stdin_task {
+        task.abort();
+    }
+    if tokio::time::timeout(DRAIN, &mut pumps).await.is_err() {
+        pumps.abort();
+    }
+    Some(match exit {
+        Ok(Ok(exit)) => exit_status(&options.command, exit),
+        Ok(Err(error)) => internal_error(&format!("waiting for the command: {error}")),
+        Err(error) => internal_error(&format!("exec task failed: {error}")),
+    })
+}
+
+/// Waits for the process; kills it once `cancel` is set.
+fn wait_or_kill(mut process: ExecProcess, cancel: &AtomicBool) -> Result<ExecExit, RuntimeError> {
+    loop {
+        if cancel.load(Ordering::Acquire) {
+            process.kill()?;
+            return process.wait();
+        }
+        if let Some(exit) = process.wait_timeout(Duration::from_millis(100))? {
+            return Ok(exit);
+        }
+    }
+}
+
+/// Copies one output stream to the client on `channel` (or drops it when the client did not
+/// ask for it, so the process never blocks on a full pipe).
+async fn pump(mut reader: pipe::Receiver, channel: Option<u8>, out: mpsc::Sender<Message>) {
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        // A terminal's master reports EIO once the last slave is closed: that is its EOF.
+        let n = match reader.read(&mut buf[1..]).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if let Some(channel) = channel {
+            buf[0] = channel;
+            let message = Message::Binary(Bytes::copy_from_slice(&buf[..=n]));
+            if out.send(message).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Writes the client's input to the process; closing `input` closes its stdin.
+async fn write_stdin(mut writer: pipe::Sender, mut input: mpsc::Receiver<Bytes>) {
+    while let Some(data) = input.recv().await {
+        if writer.write_all(&data).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct TerminalSize {
+    #[serde(rename = "Width")]
+    width: u16,
+    #[serde(rename = "Height")]
+    height: u16,
+}
+
+fn resize(pty: Option<&std::fs::File>, size: &[u8]) {
+    let (Some(pty), Ok(size)) = (pty, serde_json::from_slice::<TerminalSize>(size)) else {
+        return;
+    };
+    if let Err(error) = runtime::resize_pty(pty, size.height, size.width) {
+        tracing::debug!(%error, "resizing an exec terminal");
+    }
+}
+
+/// The status for a finished process: Success, or upstream's NonZeroExitCode failure whose
+/// `ExitCode` cause kubectl exits with.
+fn exit_status(command: &[String], exit: ExecExit) -> Value {
+    if exit.exit_code == 0 {
+        return json!({"metadata": {}, "status": "Success"});
+    }
+    let code = exit.exit_code;
+    json!({
+        "metadata": {},
+        "status": "Failure",
+        "message": format!(
+            "command terminated with non-zero exit code: command '{}' exited with {code}: ",
+            command.join(" ")
+        ),
+        "reason": "NonZeroExitCode",
+        "details": {"causes": [{"reason": "ExitCode", "message": code.to_string()}]},
+    })
+}
+
+fn exec_failure(command: &[String], error: &RuntimeError) -> Value {
+    match error {
+        RuntimeError::Exec(message) => internal_error(&format!(
+            "error executing command in container: failed to exec in container: failed to start exec {:?}: {message}",
+            command.join(" ")
+        )),
+        other => internal_error(&format!("error executing command in container: {other}")),
+    }
+}
+
+/// Upstream's `apierrors.NewInternalError`.
+fn internal_error(message: &str) -> Value {
+    json!({
+        "metadata": {},
+        "status": "Failure",
+        "message": format!("Internal error occurred: {message}"),
+        "reason": "InternalError",
+        "details": {"causes": [{"message": message}]},
+        "code": 500,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_follow_kubectl_and_the_apiserver() {
+        let options =
+            ExecOptions::parse("command=sh&command=-c&command=echo+hi%26there&container=c&stderr=true&stdout=true")
+                .unwrap();
+        assert_eq!(options.command, ["sh", "-c", "echo hi&there"]);
+        assert!(options.stdout && options.stderr && !options.stdin && !options.tty);
+        let options = ExecOptions::parse("command=sh&stdin=1&stdout=1&tty=1&stderr=1").unwrap();
+        assert!(options.stdin && options.tty && !options.stderr);
+        assert_eq!(
+            ExecOptions::parse("stdout=true").unwrap_err(),
+            "you must specify at least one command for the container"
+        );
+        assert!(ExecOptions::parse("command=ls").is_err());
+        assert!(ExecOptions::parse("command=%zz&stdout=1").is_err());
+    }
+
+    #[test]
+    fn statuses_are_upstreams() {
+        let command = ["sh".to_string(), "-c".to_string(), "exit 7".to_string()];
+        let success = exit_status(
+            &command,
+            ExecExit {
+                exit_code: 0,
+                signal: None,
+            },
+        );
+        assert_eq!(success.to_string(), r#"{"metadata":{},"status":"Success"}"#);
+        let failure = exit_status(
+            &command,
+            ExecExit {
+                exit_code: 7,
+                signal: None,
+            },
+        );
+        assert_eq!(failure["reason"], "NonZeroExitCode");
+        assert_eq!(
+            failure["details"]["causes"][0],
+            json!({"reason": "ExitCode", "message": "7"})
+        );
+        assert_eq!(
+            StreamError::ContainerNotFound("x".into()).to_string(),
+            r#"container not found ("x")"#
+        );
+    }
+}
