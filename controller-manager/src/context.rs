@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Pod, Service, ServiceAccount};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -13,6 +13,7 @@ use kube::runtime::watcher;
 use kube::{Api, Client, Resource};
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::Clock;
 use crate::informer::{Informer, Slot};
 use crate::options::Options;
 
@@ -22,11 +23,18 @@ pub struct Context {
     pub options: Options,
     pub token: CancellationToken,
     pub informers: Informers,
+    /// The wall clock time-driven controllers read (shifted only in tests).
+    pub clock: Clock,
 }
 
 impl Context {
     /// A context whose informers start on first use and stop with `token`.
     pub fn new(client: Client, options: Options, token: CancellationToken) -> Arc<Self> {
+        Self::with_clock(client, options, token, Clock::default())
+    }
+
+    /// Like `new`, with the given clock.
+    pub fn with_clock(client: Client, options: Options, token: CancellationToken, clock: Clock) -> Arc<Self> {
         Arc::new(Context {
             informers: Informers {
                 client: client.clone(),
@@ -42,7 +50,9 @@ impl Context {
                 nodes: Slot::default(),
                 leases: Slot::default(),
                 jobs: Slot::default(),
+                cronjobs: Slot::default(),
             },
+            clock,
             client,
             options,
             token,
@@ -120,4 +130,5 @@ informers! {
     nodes: Node => Api::all, watcher::Config::default();
     leases: Lease => |client| Api::namespaced(client, "kube-node-lease"), watcher::Config::default();
     jobs: Job => Api::all, watcher::Config::default();
+    cronjobs: CronJob => Api::all, watcher::Config::default();
 }

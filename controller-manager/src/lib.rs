@@ -6,6 +6,7 @@
 //! (`informer`), queue object keys in a client-go-like work queue (`queue`) and are
 //! level-triggered: every sync starts from the caches, never from the event that caused it.
 
+pub mod clock;
 pub mod context;
 pub mod controllers;
 pub mod discovery;
@@ -62,9 +63,19 @@ pub fn identity() -> String {
 /// Runs the controllers selected by `--controllers` until `token` is cancelled; with
 /// `--leader-elect`, only while this replica holds the `kube-controller-manager` Lease.
 pub async fn run(options: Options, client: kube::Client, token: CancellationToken) -> Result<()> {
+    run_with_clock(options, client, token, clock::Clock::default()).await
+}
+
+/// Like `run`, with the controllers reading `clock` (tests shift it to reach schedules).
+pub async fn run_with_clock(
+    options: Options,
+    client: kube::Client,
+    token: CancellationToken,
+    clock: clock::Clock,
+) -> Result<()> {
     let selected = selected_controllers(&options)?;
     if !options.leader_elect {
-        return run_controllers(&selected, options, client, token).await;
+        return run_controllers(&selected, options, client, token, clock).await;
     }
     let lease = LeaseConfig {
         namespace: options.leader_elect_resource_namespace.clone(),
@@ -76,7 +87,7 @@ pub async fn run(options: Options, client: kube::Client, token: CancellationToke
     };
     LeaderElector::new(client.clone(), lease)
         .run(token, move |leading| async move {
-            if let Err(error) = run_controllers(&selected, options, client, leading).await {
+            if let Err(error) = run_controllers(&selected, options, client, leading, clock).await {
                 tracing::error!(%error, "controllers stopped");
             }
         })
@@ -89,8 +100,9 @@ async fn run_controllers(
     options: Options,
     client: kube::Client,
     token: CancellationToken,
+    clock: clock::Clock,
 ) -> Result<()> {
-    let ctx = context::Context::new(client, options, token.clone());
+    let ctx = context::Context::with_clock(client, options, token.clone(), clock);
     let mut tasks = tokio::task::JoinSet::new();
     for descriptor in controllers::REGISTRY
         .iter()

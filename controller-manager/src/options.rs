@@ -76,6 +76,9 @@ pub struct Options {
     /// Number of jobs synced concurrently.
     #[arg(long, default_value_t = 5)]
     pub concurrent_job_syncs: usize,
+    /// Number of cron jobs synced concurrently.
+    #[arg(long, default_value_t = 5)]
+    pub concurrent_cron_job_syncs: usize,
 }
 
 /// Parses a Go-style duration (`40s`, `1m30s`, `500ms`, `2h`).
@@ -193,6 +196,8 @@ mod tests {
         assert_eq!(options.cluster_cidr, "10.244.0.0/16");
         assert_eq!(options.node_cidr_mask_size, 24);
         assert_eq!(options.node_monitor_grace_period, Duration::from_secs(40));
+        assert_eq!(options.concurrent_job_syncs, 5);
+        assert_eq!(options.concurrent_cron_job_syncs, 5);
         let options = Options::try_parse_from([
             "kube-controller-manager",
             "--leader-elect=false",

@@ -1,17 +1,20 @@
 //! The controllers and their registry, selectable with `--controllers`.
 
+pub mod cronjob;
 pub mod deployment;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod endpointutil;
 pub mod expectations;
 pub mod garbagecollector;
+pub mod job;
 pub mod namespace;
 pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod ownership;
 pub mod replicaset;
 pub mod serviceaccount;
+pub mod ttlafterfinished;
 
 use std::sync::Arc;
 
@@ -41,6 +44,21 @@ pub const REGISTRY: &[Descriptor] = &[
         name: deployment::NAME,
         disabled_by_default: false,
         run: |ctx| Box::pin(deployment::run(ctx)),
+    },
+    Descriptor {
+        name: job::NAME,
+        disabled_by_default: false,
+        run: |ctx| Box::pin(job::run(ctx)),
+    },
+    Descriptor {
+        name: cronjob::NAME,
+        disabled_by_default: false,
+        run: |ctx| Box::pin(cronjob::run(ctx)),
+    },
+    Descriptor {
+        name: ttlafterfinished::NAME,
+        disabled_by_default: false,
+        run: |ctx| Box::pin(ttlafterfinished::run(ctx)),
     },
     Descriptor {
         name: serviceaccount::NAME,

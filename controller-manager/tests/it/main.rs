@@ -2,9 +2,11 @@
 //! embedded store. Pods never run (there is no kubelet): tests mark them Ready themselves by
 //! patching `pods/status`, as a kubelet would.
 
+mod cronjob;
 mod deployment;
 mod endpointslice;
 mod garbagecollector;
+mod job;
 mod namespace;
 mod node;
 mod replicaset;
@@ -40,6 +42,15 @@ impl Harness {
 
     /// Like `start`, with more flags.
     pub async fn start_with(controllers: &str, flags: &[&str]) -> Result<Self> {
+        Self::start_with_clock(controllers, flags, controller_manager::clock::Clock::default()).await
+    }
+
+    /// Like `start_with`, with the controllers reading `clock`.
+    pub async fn start_with_clock(
+        controllers: &str,
+        flags: &[&str],
+        clock: controller_manager::clock::Clock,
+    ) -> Result<Self> {
         component_base::init_logging();
         let binary = testkit::workspace_binary("kube-apiserver")?;
         let server = ApiServer::start_embedded(&binary, &[])?;
@@ -53,7 +64,12 @@ impl Harness {
         let options = controller_manager::Options::try_parse_from(args)?;
         let client = controller_manager::client(&options).await?;
         let token = CancellationToken::new();
-        let task = tokio::spawn(controller_manager::run(options, client.clone(), token.clone()));
+        let task = tokio::spawn(controller_manager::run_with_clock(
+            options,
+            client.clone(),
+            token.clone(),
+            clock,
+        ));
         Ok(Harness {
             client,
             kubeconfig,
