@@ -15,6 +15,7 @@ pub mod ownership;
 pub mod replicaset;
 pub mod serviceaccount;
 pub mod ttlafterfinished;
+pub mod wiring;
 
 use std::sync::Arc;
 

@@ -10,22 +10,12 @@ use kube::Api;
 use kube::api::{DeleteParams, ListParams, PostParams};
 use serde_json::json;
 
-use crate::{Harness, wait_for};
+use crate::{Harness, wait_for, web_workload};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 fn web_deployment() -> Result<Deployment> {
-    Ok(serde_json::from_value(json!({
-        "metadata": {"name": "web"},
-        "spec": {
-            "replicas": 2,
-            "selector": {"matchLabels": {"app": "web"}},
-            "template": {
-                "metadata": {"labels": {"app": "web"}},
-                "spec": {"containers": [{"name": "c", "image": "nginx"}]},
-            },
-        },
-    }))?)
+    web_workload(2)
 }
 
 async fn count<K>(api: &Api<K>, selector: &str) -> Result<usize>
@@ -60,17 +50,8 @@ async fn background_deletion_removes_replicasets_and_pods() -> Result<()> {
 async fn replicaset_with_pods(harness: &Harness, namespace: &str) -> Result<ReplicaSet> {
     let replicasets: Api<ReplicaSet> = Api::namespaced(harness.client.clone(), namespace);
     let pods: Api<Pod> = Api::namespaced(harness.client.clone(), namespace);
-    let rs: ReplicaSet = serde_json::from_value(json!({
-        "metadata": {"name": "web", "labels": {"app": "web"}},
-        "spec": {
-            "replicas": 2,
-            "selector": {"matchLabels": {"app": "web"}},
-            "template": {
-                "metadata": {"labels": {"app": "web"}},
-                "spec": {"containers": [{"name": "c", "image": "nginx"}]},
-            },
-        },
-    }))?;
+    let mut rs: ReplicaSet = web_workload(2)?;
+    rs.metadata.labels = Some([("app".to_string(), "web".to_string())].into());
     let rs = replicasets.create(&PostParams::default(), &rs).await?;
     for name in ["a", "b"] {
         let pod: Pod = serde_json::from_value(json!({

@@ -162,6 +162,21 @@ impl Drop for Harness {
     }
 }
 
+/// A ReplicaSet or Deployment named `web` of `replicas` nginx pods labelled `app=web`.
+pub fn web_workload<K: serde::de::DeserializeOwned>(replicas: u32) -> Result<K> {
+    Ok(serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "c", "image": "nginx"}]},
+            },
+        },
+    }))?)
+}
+
 /// A fresh pod IP.
 pub fn next_ip() -> String {
     use std::sync::atomic::{AtomicU32, Ordering};

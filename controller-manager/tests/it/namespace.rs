@@ -9,7 +9,7 @@ use kube::Api;
 use kube::api::{DeleteParams, PostParams};
 use serde_json::json;
 
-use crate::{Harness, wait_for};
+use crate::{Harness, wait_for, web_workload};
 
 #[tokio::test]
 async fn deleted_namespace_is_emptied_then_removed() -> Result<()> {
@@ -32,17 +32,7 @@ async fn deleted_namespace_is_emptied_then_removed() -> Result<()> {
             &serde_json::from_value(json!({"metadata": {"name": "s"}, "stringData": {"a": "b"}}))?,
         )
         .await?;
-    let deployment: Deployment = serde_json::from_value(json!({
-        "metadata": {"name": "web"},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": {"app": "web"}},
-            "template": {
-                "metadata": {"labels": {"app": "web"}},
-                "spec": {"containers": [{"name": "c", "image": "nginx"}]},
-            },
-        },
-    }))?;
+    let deployment: Deployment = web_workload(1)?;
     deployments.create(&PostParams::default(), &deployment).await?;
 
     namespaces.delete("doomed", &DeleteParams::default()).await?;

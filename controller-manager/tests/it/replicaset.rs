@@ -9,7 +9,7 @@ use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::json;
 
-use crate::{Harness, wait_for};
+use crate::{Harness, wait_for, web_workload};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -28,17 +28,7 @@ async fn replicaset_scales_adopts_and_reports_status() -> Result<()> {
     }))?;
     pods.create(&PostParams::default(), &orphan).await?;
 
-    let rs: ReplicaSet = serde_json::from_value(json!({
-        "metadata": {"name": "web"},
-        "spec": {
-            "replicas": 3,
-            "selector": {"matchLabels": {"app": "web"}},
-            "template": {
-                "metadata": {"labels": {"app": "web"}},
-                "spec": {"containers": [{"name": "c", "image": "nginx"}]},
-            },
-        },
-    }))?;
+    let rs: ReplicaSet = web_workload(3)?;
     let rs = replicasets.create(&PostParams::default(), &rs).await?;
     let uid = rs.metadata.uid.clone().unwrap_or_default();
 

@@ -17,9 +17,9 @@ use kube::{Api, ResourceExt};
 use crate::clock::Clock;
 use crate::context::{Context, EventRecorder};
 use crate::controllers::expectations::Expectations;
+use crate::controllers::wiring::{EventForwarder, When, resync_each};
 use crate::error::{Error, Result, is_conflict, is_not_found};
-use crate::informer::{Change, next_change};
-use crate::queue::{WorkQueue, run_workers};
+use crate::queue::WorkQueue;
 use crate::util;
 
 /// The controller's name in `--controllers`.
@@ -44,8 +44,8 @@ struct Controller {
 pub async fn run(ctx: Arc<Context>) -> Result<()> {
     let cj_informer = ctx.informers.cronjobs();
     let job_informer = ctx.informers.jobs();
-    let mut cj_changes = cj_informer.subscribe();
-    let mut job_changes = job_informer.subscribe();
+    let cj_changes = cj_informer.subscribe();
+    let job_changes = job_informer.subscribe();
     cj_informer.wait_ready().await?;
     job_informer.wait_ready().await?;
     let controller = Arc::new(Controller {
@@ -58,49 +58,21 @@ pub async fn run(ctx: Arc<Context>) -> Result<()> {
         clock: ctx.clock,
     });
     let queue = WorkQueue::<String>::new();
-    let enqueue_all = {
-        let queue = queue.clone();
-        let cronjobs = controller.cronjobs.clone();
-        move || {
-            cronjobs
-                .state()
-                .iter()
-                .for_each(|cj| queue.add(util::key_of(cj.as_ref())))
-        }
-    };
+    let enqueue_all = resync_each(&queue, &controller.cronjobs, |cj| [util::key_of(cj)]);
     enqueue_all();
-    let events = {
-        let queue = queue.clone();
-        let token = ctx.token.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    () = token.cancelled() => return,
-                    change = next_change(&mut cj_changes) => match change {
-                        Some(Change::Applied(cj) | Change::Deleted(cj)) => queue.add(util::key_of(cj.as_ref())),
-                        Some(Change::Resynced) => enqueue_all(),
-                        None => return,
-                    },
-                    change = next_change(&mut job_changes) => match change {
-                        Some(Change::Applied(job) | Change::Deleted(job)) => {
-                            if let Some(owner) = util::controller_of(&job.metadata).filter(|o| o.kind == "CronJob") {
-                                queue.add(util::key(job.namespace().as_deref(), &owner.name));
-                            }
-                        }
-                        Some(Change::Resynced) => enqueue_all(),
-                        None => return,
-                    },
-                }
-            }
-        })
-    };
     let workers = ctx.options.concurrent_cron_job_syncs;
-    run_workers(NAME, queue, workers, ctx.token.clone(), move |key: String| {
-        let controller = controller.clone();
-        async move { controller.sync(&key).await }
-    })
-    .await;
-    events.abort();
+    EventForwarder::new(&queue, enqueue_all)
+        .on(cj_changes, When::Changed, |cj| [util::key_of(cj)])
+        .on(job_changes, When::Changed, |job| {
+            util::controller_of(&job.metadata)
+                .filter(|o| o.kind == "CronJob")
+                .map(|owner| util::key(job.namespace().as_deref(), &owner.name))
+        })
+        .run_workers(NAME, workers, &ctx.token, move |key: String| {
+            let controller = controller.clone();
+            async move { controller.sync(&key).await }
+        })
+        .await;
     Ok(())
 }
 

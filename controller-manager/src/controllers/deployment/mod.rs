@@ -20,9 +20,10 @@ use serde_json::json;
 
 use crate::context::{Context, EventRecorder};
 use crate::controllers::ownership;
+use crate::controllers::wiring::{EventForwarder, Forward, When, resync_each};
 use crate::error::{Error, Result, is_conflict, is_not_found};
-use crate::informer::{Change, next_change};
-use crate::queue::{WorkQueue, run_workers};
+use crate::informer::Change;
+use crate::queue::WorkQueue;
 use crate::util as common;
 use decide::Action;
 
@@ -42,9 +43,9 @@ pub async fn run(ctx: Arc<Context>) -> Result<()> {
     let d_informer = ctx.informers.deployments();
     let rs_informer = ctx.informers.replicasets();
     let pod_informer = ctx.informers.pods();
-    let mut d_changes = d_informer.subscribe();
-    let mut rs_changes = rs_informer.subscribe();
-    let mut pod_changes = pod_informer.subscribe();
+    let d_changes = d_informer.subscribe();
+    let rs_changes = rs_informer.subscribe();
+    let pod_changes = pod_informer.subscribe();
     d_informer.wait_ready().await?;
     rs_informer.wait_ready().await?;
     pod_informer.wait_ready().await?;
@@ -57,62 +58,29 @@ pub async fn run(ctx: Arc<Context>) -> Result<()> {
         recorder: ctx.recorder("deployment-controller"),
     });
     let queue = WorkQueue::<String>::new();
-    let enqueue_all = {
-        let queue = queue.clone();
-        let deployments = controller.deployments.clone();
-        move || {
-            deployments
-                .state()
-                .iter()
-                .for_each(|d| queue.add(common::key_of(d.as_ref())))
-        }
-    };
+    let enqueue_all = resync_each(&queue, &controller.deployments, |d| [common::key_of(d)]);
     enqueue_all();
-    let events = {
-        let queue = queue.clone();
-        let deployments = controller.deployments.clone();
-        let replicasets = controller.replicasets.clone();
-        let token = ctx.token.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    () = token.cancelled() => return,
-                    change = next_change(&mut d_changes) => match change {
-                        Some(Change::Applied(d) | Change::Deleted(d)) => queue.add(common::key_of(d.as_ref())),
-                        Some(Change::Resynced) => enqueue_all(),
-                        None => return,
-                    },
-                    change = next_change(&mut rs_changes) => match change {
-                        Some(Change::Applied(rs) | Change::Deleted(rs)) => {
-                            owners_of(&rs, &deployments).into_iter().for_each(|key| queue.add(key));
-                        }
-                        Some(Change::Resynced) => enqueue_all(),
-                        None => return,
-                    },
-                    change = next_change(&mut pod_changes) => match change {
-                        // Recreate waits for old pods to be gone.
-                        Some(Change::Deleted(pod)) => {
-                            let rs = common::controller_of(&pod.metadata)
-                                .filter(|owner| owner.kind == "ReplicaSet")
-                                .and_then(|owner| common::get(&replicasets, &common::key(pod.namespace().as_deref(), &owner.name)));
-                            if let Some(rs) = rs {
-                                owners_of(&rs, &deployments).into_iter().for_each(|key| queue.add(key));
-                            }
-                        }
-                        Some(_) => {}
-                        None => return,
-                    },
-                }
-            }
-        })
-    };
+    let (deployments, replicasets) = (controller.deployments.clone(), controller.replicasets.clone());
+    let rs_deployments = deployments.clone();
     let workers = ctx.options.concurrent_deployment_syncs;
-    run_workers(NAME, queue, workers, ctx.token.clone(), move |key: String| {
-        let controller = controller.clone();
-        async move { controller.sync(&key).await }
-    })
-    .await;
-    events.abort();
+    EventForwarder::new(&queue, enqueue_all)
+        .on(d_changes, When::Changed, |d| [common::key_of(d)])
+        .on(rs_changes, When::Changed, move |rs| owners_of(rs, &rs_deployments))
+        .watch(pod_changes, move |change| match change {
+            // Recreate waits for old pods to be gone; a pod resync is no reason to look again.
+            Change::Deleted(pod) => {
+                let rs = common::controller_of(&pod.metadata)
+                    .filter(|owner| owner.kind == "ReplicaSet")
+                    .and_then(|owner| common::get(&replicasets, &common::key(pod.namespace().as_deref(), &owner.name)));
+                Forward::Keys(rs.map(|rs| owners_of(&rs, &deployments)).unwrap_or_default())
+            }
+            Change::Applied(_) | Change::Resynced => Forward::Nothing,
+        })
+        .run_workers(NAME, workers, &ctx.token, move |key: String| {
+            let controller = controller.clone();
+            async move { controller.sync(&key).await }
+        })
+        .await;
     Ok(())
 }
 

@@ -13,9 +13,9 @@ use kube::{Api, ResourceExt};
 
 use crate::context::Context;
 use crate::controllers::endpointslice::services_of_namespace;
+use crate::controllers::wiring::{EventForwarder, When};
 use crate::error::{Error, Result, is_conflict, is_not_found};
-use crate::informer::{Change, next_change};
-use crate::queue::{WorkQueue, run_workers};
+use crate::queue::WorkQueue;
 use crate::util;
 
 /// The controller's name in `--controllers`.
@@ -33,9 +33,9 @@ pub async fn run(ctx: Arc<Context>) -> Result<()> {
     let service_informer = ctx.informers.services();
     let pod_informer = ctx.informers.pods();
     let endpoints_informer = ctx.informers.endpoints();
-    let mut service_changes = service_informer.subscribe();
-    let mut pod_changes = pod_informer.subscribe();
-    let mut endpoints_changes = endpoints_informer.subscribe();
+    let service_changes = service_informer.subscribe();
+    let pod_changes = pod_informer.subscribe();
+    let endpoints_changes = endpoints_informer.subscribe();
     service_informer.wait_ready().await?;
     pod_informer.wait_ready().await?;
     endpoints_informer.wait_ready().await?;
@@ -62,44 +62,19 @@ pub async fn run(ctx: Arc<Context>) -> Result<()> {
         }
     };
     enqueue_all();
-    let events = {
-        let queue = queue.clone();
-        let services = controller.services.clone();
-        let token = ctx.token.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    () = token.cancelled() => return,
-                    change = next_change(&mut service_changes) => match change {
-                        Some(Change::Applied(service) | Change::Deleted(service)) => queue.add(util::key_of(service.as_ref())),
-                        Some(Change::Resynced) => enqueue_all(),
-                        None => return,
-                    },
-                    change = next_change(&mut pod_changes) => match change {
-                        Some(Change::Applied(pod) | Change::Deleted(pod)) => {
-                            for key in services_of_namespace(&services, pod.namespace().as_deref()) {
-                                queue.add(key);
-                            }
-                        }
-                        Some(Change::Resynced) => enqueue_all(),
-                        None => return,
-                    },
-                    change = next_change(&mut endpoints_changes) => match change {
-                        Some(Change::Applied(endpoints) | Change::Deleted(endpoints)) => queue.add(util::key_of(endpoints.as_ref())),
-                        Some(Change::Resynced) => enqueue_all(),
-                        None => return,
-                    },
-                }
-            }
-        })
-    };
+    let services = controller.services.clone();
     let workers = ctx.options.concurrent_endpoint_syncs;
-    run_workers(NAME, queue, workers, ctx.token.clone(), move |key: String| {
-        let controller = controller.clone();
-        async move { controller.sync(&key).await }
-    })
-    .await;
-    events.abort();
+    EventForwarder::new(&queue, enqueue_all)
+        .on(service_changes, When::Changed, |service| [util::key_of(service)])
+        .on(pod_changes, When::Changed, move |pod| {
+            services_of_namespace(&services, pod.namespace().as_deref())
+        })
+        .on(endpoints_changes, When::Changed, |endpoints| [util::key_of(endpoints)])
+        .run_workers(NAME, workers, &ctx.token, move |key: String| {
+            let controller = controller.clone();
+            async move { controller.sync(&key).await }
+        })
+        .await;
     Ok(())
 }
 

@@ -20,9 +20,9 @@ use kube::{Api, ResourceExt};
 use crate::context::Context;
 use crate::controllers::endpointutil as eu;
 use crate::controllers::expectations::Expectations;
+use crate::controllers::wiring::{EventForwarder, When};
 use crate::error::{Error, Result, is_not_found};
-use crate::informer::{Change, next_change};
-use crate::queue::{WorkQueue, run_workers};
+use crate::queue::WorkQueue;
 use crate::util;
 
 /// The controller's name in `--controllers`.
@@ -48,9 +48,9 @@ pub async fn run(ctx: Arc<Context>) -> Result<()> {
     let pod_informer = ctx.informers.pods();
     let node_informer = ctx.informers.nodes();
     let slice_informer = ctx.informers.endpointslices();
-    let mut service_changes = service_informer.subscribe();
-    let mut pod_changes = pod_informer.subscribe();
-    let mut slice_changes = slice_informer.subscribe();
+    let service_changes = service_informer.subscribe();
+    let pod_changes = pod_informer.subscribe();
+    let slice_changes = slice_informer.subscribe();
     service_informer.wait_ready().await?;
     pod_informer.wait_ready().await?;
     node_informer.wait_ready().await?;
@@ -79,48 +79,19 @@ pub async fn run(ctx: Arc<Context>) -> Result<()> {
         }
     };
     enqueue_all();
-    let events = {
-        let queue = queue.clone();
-        let services = controller.services.clone();
-        let token = ctx.token.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    () = token.cancelled() => return,
-                    change = next_change(&mut service_changes) => match change {
-                        Some(Change::Applied(service) | Change::Deleted(service)) => queue.add(util::key_of(service.as_ref())),
-                        Some(Change::Resynced) => enqueue_all(),
-                        None => return,
-                    },
-                    change = next_change(&mut pod_changes) => match change {
-                        Some(Change::Applied(pod) | Change::Deleted(pod)) => {
-                            for key in services_of_namespace(&services, pod.namespace().as_deref()) {
-                                queue.add(key);
-                            }
-                        }
-                        Some(Change::Resynced) => enqueue_all(),
-                        None => return,
-                    },
-                    change = next_change(&mut slice_changes) => match change {
-                        Some(Change::Applied(slice) | Change::Deleted(slice)) => {
-                            if let Some(key) = service_key_of_slice(&slice) {
-                                queue.add(key);
-                            }
-                        }
-                        Some(Change::Resynced) => enqueue_all(),
-                        None => return,
-                    },
-                }
-            }
-        })
-    };
+    let services = controller.services.clone();
     let workers = ctx.options.concurrent_service_endpoint_syncs;
-    run_workers(NAME, queue, workers, ctx.token.clone(), move |key: String| {
-        let controller = controller.clone();
-        async move { controller.sync(&key).await }
-    })
-    .await;
-    events.abort();
+    EventForwarder::new(&queue, enqueue_all)
+        .on(service_changes, When::Changed, |service| [util::key_of(service)])
+        .on(pod_changes, When::Changed, move |pod| {
+            services_of_namespace(&services, pod.namespace().as_deref())
+        })
+        .on(slice_changes, When::Changed, service_key_of_slice)
+        .run_workers(NAME, workers, &ctx.token, move |key: String| {
+            let controller = controller.clone();
+            async move { controller.sync(&key).await }
+        })
+        .await;
     Ok(())
 }
 

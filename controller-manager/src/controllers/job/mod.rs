@@ -22,9 +22,9 @@ use serde_json::json;
 
 use crate::context::{Context, EventRecorder};
 use crate::controllers::expectations::Expectations;
+use crate::controllers::wiring::{EventForwarder, When};
 use crate::error::{Error, Result, is_not_found};
-use crate::informer::{Change, next_change};
-use crate::queue::{WorkQueue, run_workers};
+use crate::queue::WorkQueue;
 use crate::util;
 
 /// The controller's name in `--controllers`.
@@ -50,8 +50,8 @@ struct Controller {
 pub async fn run(ctx: Arc<Context>) -> Result<()> {
     let job_informer = ctx.informers.jobs();
     let pod_informer = ctx.informers.pods();
-    let mut job_changes = job_informer.subscribe();
-    let mut pod_changes = pod_informer.subscribe();
+    let job_changes = job_informer.subscribe();
+    let pod_changes = pod_informer.subscribe();
     job_informer.wait_ready().await?;
     pod_informer.wait_ready().await?;
     let controller = Arc::new(Controller {
@@ -81,38 +81,15 @@ pub async fn run(ctx: Arc<Context>) -> Result<()> {
         }
     };
     enqueue_all();
-    let events = {
-        let queue = queue.clone();
-        let token = ctx.token.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    () = token.cancelled() => return,
-                    change = next_change(&mut job_changes) => match change {
-                        Some(Change::Applied(job) | Change::Deleted(job)) => queue.add(util::key_of(job.as_ref())),
-                        Some(Change::Resynced) => enqueue_all(),
-                        None => return,
-                    },
-                    change = next_change(&mut pod_changes) => match change {
-                        Some(Change::Applied(pod) | Change::Deleted(pod)) => {
-                            if let Some(key) = owner_key(&pod) {
-                                queue.add(key);
-                            }
-                        }
-                        Some(Change::Resynced) => enqueue_all(),
-                        None => return,
-                    },
-                }
-            }
-        })
-    };
     let workers = ctx.options.concurrent_job_syncs;
-    run_workers(NAME, queue, workers, ctx.token.clone(), move |key: String| {
-        let controller = controller.clone();
-        async move { controller.sync(&key).await }
-    })
-    .await;
-    events.abort();
+    EventForwarder::new(&queue, enqueue_all)
+        .on(job_changes, When::Changed, |job| [util::key_of(job)])
+        .on(pod_changes, When::Changed, owner_key)
+        .run_workers(NAME, workers, &ctx.token, move |key: String| {
+            let controller = controller.clone();
+            async move { controller.sync(&key).await }
+        })
+        .await;
     Ok(())
 }
 

@@ -14,10 +14,10 @@ use kube::runtime::reflector::Store;
 use kube::{Client, ResourceExt};
 
 use crate::context::Context;
+use crate::controllers::wiring::{EventForwarder, When, resync_each};
 use crate::discovery;
 use crate::error::{Error, Result, is_conflict, is_not_found};
-use crate::informer::{Change, next_change};
-use crate::queue::{WorkQueue, run_workers};
+use crate::queue::WorkQueue;
 use crate::util;
 
 /// The controller's name in `--controllers`.
@@ -29,41 +29,21 @@ const CONTENT_RECHECK: Duration = Duration::from_secs(2);
 /// Runs the controller until the context is cancelled.
 pub async fn run(ctx: Arc<Context>) -> Result<()> {
     let informer = ctx.informers.namespaces();
-    let mut changes = informer.subscribe();
+    let changes = informer.subscribe();
     informer.wait_ready().await?;
     let namespaces = informer.store();
     let queue = WorkQueue::<String>::new();
-    let enqueue_all = {
-        let queue = queue.clone();
-        let namespaces = namespaces.clone();
-        move || namespaces.state().iter().for_each(|ns| queue.add(ns.name_any()))
-    };
+    let enqueue_all = resync_each(&queue, &namespaces, |ns| [ns.name_any()]);
     enqueue_all();
-    let events = {
-        let queue = queue.clone();
-        let token = ctx.token.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    () = token.cancelled() => return,
-                    change = next_change(&mut changes) => match change {
-                        Some(Change::Applied(ns)) => queue.add(ns.name_any()),
-                        Some(Change::Deleted(_)) => {}
-                        Some(Change::Resynced) => enqueue_all(),
-                        None => return,
-                    },
-                }
-            }
-        })
-    };
     let client = ctx.client.clone();
     let workers = ctx.options.concurrent_namespace_syncs;
-    run_workers(NAME, queue, workers, ctx.token.clone(), move |name: String| {
-        let (client, namespaces) = (client.clone(), namespaces.clone());
-        async move { sync(&client, &namespaces, &name).await }
-    })
-    .await;
-    events.abort();
+    EventForwarder::new(&queue, enqueue_all)
+        .on(changes, When::Applied, |ns| [ns.name_any()])
+        .run_workers(NAME, workers, &ctx.token, move |name: String| {
+            let (client, namespaces) = (client.clone(), namespaces.clone());
+            async move { sync(&client, &namespaces, &name).await }
+        })
+        .await;
     Ok(())
 }
 

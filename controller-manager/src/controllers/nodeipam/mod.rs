@@ -16,9 +16,10 @@ use kube::runtime::reflector::Store;
 use kube::{Api, ResourceExt};
 
 use crate::context::{Context, EventRecorder};
+use crate::controllers::wiring::{EventForwarder, Forward, resync_each};
 use crate::error::{Error, Result, is_not_found};
-use crate::informer::{Change, next_change};
-use crate::queue::{WorkQueue, run_workers};
+use crate::informer::Change;
+use crate::queue::WorkQueue;
 use crate::util;
 use cidrset::{Cidr, CidrError, CidrSet};
 
@@ -155,7 +156,7 @@ pub async fn run(ctx: Arc<Context>) -> Result<()> {
         ctx.options.node_cidr_mask_size,
     )?));
     let informer = ctx.informers.nodes();
-    let mut changes = informer.subscribe();
+    let changes = informer.subscribe();
     informer.wait_ready().await?;
     let nodes = informer.store();
     let queue = WorkQueue::<String>::new();
@@ -168,31 +169,26 @@ pub async fn run(ctx: Arc<Context>) -> Result<()> {
             queue.add(node.name_any());
         }
     }
-    let events = {
-        let (queue, nodes, allocator, token) = (queue.clone(), nodes.clone(), allocator.clone(), ctx.token.clone());
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    () = token.cancelled() => return,
-                    change = next_change(&mut changes) => match change {
-                        Some(Change::Applied(node)) => queue.add(node.name_any()),
-                        Some(Change::Deleted(node)) => lock(&allocator).release(&node),
-                        Some(Change::Resynced) => nodes.state().iter().for_each(|node| queue.add(node.name_any())),
-                        None => return,
-                    },
-                }
-            }
-        })
-    };
+    let enqueue_all = resync_each(&queue, &nodes, |node| [node.name_any()]);
+    let released = allocator.clone();
     let client = ctx.client.clone();
     let recorder = ctx.recorder("node-ipam-controller");
-    // One worker: allocations are serialized anyway.
-    run_workers(NAME, queue, 1, ctx.token.clone(), move |name: String| {
-        let (client, nodes, allocator, recorder) = (client.clone(), nodes.clone(), allocator.clone(), recorder.clone());
-        async move { sync(&client, &nodes, &allocator, &recorder, &name).await }
-    })
-    .await;
-    events.abort();
+    EventForwarder::new(&queue, enqueue_all)
+        .watch(changes, move |change| match change {
+            Change::Applied(node) => Forward::Keys(Some(node.name_any())),
+            Change::Deleted(node) => {
+                lock(&released).release(&node);
+                Forward::Nothing
+            }
+            Change::Resynced => Forward::ResyncAll,
+        })
+        // One worker: allocations are serialized anyway.
+        .run_workers(NAME, 1, &ctx.token, move |name: String| {
+            let (client, nodes, allocator, recorder) =
+                (client.clone(), nodes.clone(), allocator.clone(), recorder.clone());
+            async move { sync(&client, &nodes, &allocator, &recorder, &name).await }
+        })
+        .await;
     Ok(())
 }
 

@@ -23,9 +23,9 @@ use kube::{Api, ResourceExt};
 use tokio::time::Instant;
 
 use crate::context::{Context, EventRecorder};
+use crate::controllers::wiring::{EventForwarder, When, resync_each};
 use crate::error::{Error, Result, is_conflict, is_not_found};
-use crate::informer::{Change, next_change};
-use crate::queue::{WorkQueue, run_workers};
+use crate::queue::WorkQueue;
 use crate::util;
 
 /// The controller's name in `--controllers`.
@@ -57,9 +57,9 @@ pub async fn run(ctx: Arc<Context>) -> Result<()> {
     let node_informer = ctx.informers.nodes();
     let lease_informer = ctx.informers.leases();
     let pod_informer = ctx.informers.pods();
-    let mut node_changes = node_informer.subscribe();
-    let mut lease_changes = lease_informer.subscribe();
-    let mut pod_changes = pod_informer.subscribe();
+    let node_changes = node_informer.subscribe();
+    let lease_changes = lease_informer.subscribe();
+    let pod_changes = pod_informer.subscribe();
     node_informer.wait_ready().await?;
     lease_informer.wait_ready().await?;
     pod_informer.wait_ready().await?;
@@ -74,53 +74,20 @@ pub async fn run(ctx: Arc<Context>) -> Result<()> {
         recorder: ctx.recorder("node-controller"),
     });
     let queue = WorkQueue::<String>::new();
-    let events = {
-        let queue = queue.clone();
-        let controller = controller.clone();
-        let token = ctx.token.clone();
-        tokio::spawn(async move {
-            let enqueue_all = || {
-                controller
-                    .nodes
-                    .state()
-                    .iter()
-                    .for_each(|node| queue.add(node.name_any()))
-            };
-            let mut ticker = tokio::time::interval(controller.period);
-            loop {
-                tokio::select! {
-                    () = token.cancelled() => return,
-                    _ = ticker.tick() => enqueue_all(),
-                    change = next_change(&mut node_changes) => match change {
-                        Some(Change::Applied(node) | Change::Deleted(node)) => queue.add(node.name_any()),
-                        Some(Change::Resynced) => enqueue_all(),
-                        None => return,
-                    },
-                    change = next_change(&mut lease_changes) => match change {
-                        Some(Change::Applied(lease) | Change::Deleted(lease)) => queue.add(lease.name_any()),
-                        Some(Change::Resynced) => enqueue_all(),
-                        None => return,
-                    },
-                    change = next_change(&mut pod_changes) => match change {
-                        Some(Change::Applied(pod)) => {
-                            if let Some(node) = pod.spec.as_ref().and_then(|spec| spec.node_name.clone()) {
-                                queue.add(node);
-                            }
-                        }
-                        Some(Change::Deleted(_)) => {}
-                        Some(Change::Resynced) => enqueue_all(),
-                        None => return,
-                    },
-                }
-            }
+    let enqueue_all = resync_each(&queue, &controller.nodes, |node| [node.name_any()]);
+    // No initial enqueue: the first tick, at once, is it.
+    EventForwarder::new(&queue, enqueue_all)
+        .every(controller.period)
+        .on(node_changes, When::Changed, |node| [node.name_any()])
+        .on(lease_changes, When::Changed, |lease| [lease.name_any()])
+        .on(pod_changes, When::Applied, |pod| {
+            pod.spec.as_ref().and_then(|spec| spec.node_name.clone())
         })
-    };
-    run_workers(NAME, queue, 1, ctx.token.clone(), move |name: String| {
-        let controller = controller.clone();
-        async move { controller.sync(&name).await }
-    })
-    .await;
-    events.abort();
+        .run_workers(NAME, 1, &ctx.token, move |name: String| {
+            let controller = controller.clone();
+            async move { controller.sync(&name).await }
+        })
+        .await;
     Ok(())
 }
 

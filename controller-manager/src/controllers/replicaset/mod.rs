@@ -18,9 +18,9 @@ use kube::{Api, ResourceExt};
 use crate::context::{Context, EventRecorder};
 use crate::controllers::expectations::Expectations;
 use crate::controllers::ownership;
+use crate::controllers::wiring::{EventForwarder, When, resync_each};
 use crate::error::{Error, Result, is_not_found};
-use crate::informer::{Change, next_change};
-use crate::queue::{WorkQueue, run_workers};
+use crate::queue::WorkQueue;
 use crate::util;
 
 /// The controller's name in `--controllers`.
@@ -41,8 +41,8 @@ struct Controller {
 pub async fn run(ctx: Arc<Context>) -> Result<()> {
     let rs_informer = ctx.informers.replicasets();
     let pod_informer = ctx.informers.pods();
-    let mut rs_changes = rs_informer.subscribe();
-    let mut pod_changes = pod_informer.subscribe();
+    let rs_changes = rs_informer.subscribe();
+    let pod_changes = pod_informer.subscribe();
     rs_informer.wait_ready().await?;
     pod_informer.wait_ready().await?;
     let controller = Arc::new(Controller {
@@ -53,42 +53,18 @@ pub async fn run(ctx: Arc<Context>) -> Result<()> {
         recorder: ctx.recorder("replicaset-controller"),
     });
     let queue = WorkQueue::<String>::new();
-    for rs in controller.replicasets.state() {
-        queue.add(util::key_of(rs.as_ref()));
-    }
-    let events = {
-        let queue = queue.clone();
-        let replicasets = controller.replicasets.clone();
-        let token = ctx.token.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    () = token.cancelled() => return,
-                    change = next_change(&mut rs_changes) => match change {
-                        Some(Change::Applied(rs) | Change::Deleted(rs)) => queue.add(util::key_of(rs.as_ref())),
-                        Some(Change::Resynced) => replicasets.state().iter().for_each(|rs| queue.add(util::key_of(rs.as_ref()))),
-                        None => return,
-                    },
-                    change = next_change(&mut pod_changes) => match change {
-                        Some(Change::Applied(pod) | Change::Deleted(pod)) => {
-                            for key in owners_of(&pod, &replicasets) {
-                                queue.add(key);
-                            }
-                        }
-                        Some(Change::Resynced) => replicasets.state().iter().for_each(|rs| queue.add(util::key_of(rs.as_ref()))),
-                        None => return,
-                    },
-                }
-            }
-        })
-    };
+    let enqueue_all = resync_each(&queue, &controller.replicasets, |rs| [util::key_of(rs)]);
+    enqueue_all();
+    let replicasets = controller.replicasets.clone();
     let workers = ctx.options.concurrent_replicaset_syncs;
-    run_workers(NAME, queue, workers, ctx.token.clone(), move |key: String| {
-        let controller = controller.clone();
-        async move { controller.sync(&key).await }
-    })
-    .await;
-    events.abort();
+    EventForwarder::new(&queue, enqueue_all)
+        .on(rs_changes, When::Changed, |rs| [util::key_of(rs)])
+        .on(pod_changes, When::Changed, move |pod| owners_of(pod, &replicasets))
+        .run_workers(NAME, workers, &ctx.token, move |key: String| {
+            let controller = controller.clone();
+            async move { controller.sync(&key).await }
+        })
+        .await;
     Ok(())
 }
 

@@ -11,9 +11,9 @@ use kube::runtime::reflector::Store;
 use kube::{Api, ResourceExt};
 
 use crate::context::Context;
+use crate::controllers::wiring::{EventForwarder, When, resync_each};
 use crate::error::{Error, Result, is_conflict};
-use crate::informer::{Change, next_change};
-use crate::queue::{WorkQueue, run_workers};
+use crate::queue::WorkQueue;
 use crate::util;
 
 /// The controller's name in `--controllers`.
@@ -41,50 +41,25 @@ pub fn decide(namespace: &Namespace, existing: &[String]) -> Vec<String> {
 pub async fn run(ctx: Arc<Context>) -> Result<()> {
     let ns_informer = ctx.informers.namespaces();
     let sa_informer = ctx.informers.serviceaccounts();
-    let mut ns_changes = ns_informer.subscribe();
-    let mut sa_changes = sa_informer.subscribe();
+    let ns_changes = ns_informer.subscribe();
+    let sa_changes = sa_informer.subscribe();
     ns_informer.wait_ready().await?;
     sa_informer.wait_ready().await?;
     let namespaces = ns_informer.store();
     let accounts = sa_informer.store();
     let queue = WorkQueue::<String>::new();
-    let enqueue_all = {
-        let queue = queue.clone();
-        let namespaces = namespaces.clone();
-        move || namespaces.state().iter().for_each(|ns| queue.add(ns.name_any()))
-    };
+    let enqueue_all = resync_each(&queue, &namespaces, |ns| [ns.name_any()]);
     enqueue_all();
-    let events = {
-        let queue = queue.clone();
-        let token = ctx.token.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    () = token.cancelled() => return,
-                    change = next_change(&mut ns_changes) => match change {
-                        Some(Change::Applied(ns)) => queue.add(ns.name_any()),
-                        Some(Change::Deleted(_)) => {}
-                        Some(Change::Resynced) => enqueue_all(),
-                        None => return,
-                    },
-                    change = next_change(&mut sa_changes) => match change {
-                        Some(Change::Deleted(sa)) => queue.add(sa.namespace().unwrap_or_default()),
-                        Some(Change::Applied(_)) => {}
-                        Some(Change::Resynced) => enqueue_all(),
-                        None => return,
-                    },
-                }
-            }
-        })
-    };
     let client = ctx.client.clone();
     let workers = ctx.options.concurrent_serviceaccount_syncs;
-    run_workers(NAME, queue, workers, ctx.token.clone(), move |key: String| {
-        let (client, namespaces, accounts) = (client.clone(), namespaces.clone(), accounts.clone());
-        async move { sync(client, &namespaces, &accounts, &key).await }
-    })
-    .await;
-    events.abort();
+    EventForwarder::new(&queue, enqueue_all)
+        .on(ns_changes, When::Applied, |ns| [ns.name_any()])
+        .on(sa_changes, When::Deleted, |sa| [sa.namespace().unwrap_or_default()])
+        .run_workers(NAME, workers, &ctx.token, move |key: String| {
+            let (client, namespaces, accounts) = (client.clone(), namespaces.clone(), accounts.clone());
+            async move { sync(client, &namespaces, &accounts, &key).await }
+        })
+        .await;
     Ok(())
 }
 

@@ -13,9 +13,9 @@ use kube::{Api, ResourceExt};
 
 use crate::context::Context;
 use crate::controllers::job::decide::finished_condition;
+use crate::controllers::wiring::{EventForwarder, When, resync_each};
 use crate::error::{Error, Result, is_conflict, is_not_found};
-use crate::informer::{Change, next_change};
-use crate::queue::{WorkQueue, run_workers};
+use crate::queue::WorkQueue;
 use crate::util;
 
 /// The controller's name in `--controllers`.
@@ -73,45 +73,21 @@ pub fn decide(job: &Job, now: Timestamp) -> Decision {
 /// Runs the controller until the context is cancelled.
 pub async fn run(ctx: Arc<Context>) -> Result<()> {
     let informer = ctx.informers.jobs();
-    let mut changes = informer.subscribe();
+    let changes = informer.subscribe();
     informer.wait_ready().await?;
     let jobs = informer.store();
     let queue = WorkQueue::<String>::new();
-    let enqueue_all = {
-        let queue = queue.clone();
-        let jobs = jobs.clone();
-        move || {
-            jobs.state()
-                .iter()
-                .for_each(|job| queue.add(util::key_of(job.as_ref())))
-        }
-    };
+    let enqueue_all = resync_each(&queue, &jobs, |job| [util::key_of(job)]);
     enqueue_all();
-    let events = {
-        let queue = queue.clone();
-        let token = ctx.token.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    () = token.cancelled() => return,
-                    change = next_change(&mut changes) => match change {
-                        Some(Change::Applied(job)) => queue.add(util::key_of(job.as_ref())),
-                        Some(Change::Deleted(_)) => {}
-                        Some(Change::Resynced) => enqueue_all(),
-                        None => return,
-                    },
-                }
-            }
-        })
-    };
     let client = ctx.client.clone();
-    run_workers(NAME, queue, WORKERS, ctx.token.clone(), move |key: String| {
-        let client = client.clone();
-        let jobs = jobs.clone();
-        async move { sync(&client, &jobs, &key).await }
-    })
-    .await;
-    events.abort();
+    EventForwarder::new(&queue, enqueue_all)
+        .on(changes, When::Applied, |job| [util::key_of(job)])
+        .run_workers(NAME, WORKERS, &ctx.token, move |key: String| {
+            let client = client.clone();
+            let jobs = jobs.clone();
+            async move { sync(&client, &jobs, &key).await }
+        })
+        .await;
     Ok(())
 }
 
