@@ -99,6 +99,7 @@ pub fn resources(group: &str, version: &str) -> Option<Value> {
                 Subresource::Eviction => (Some("policy"), Some("v1"), "Eviction", &["create"]),
                 Subresource::Finalize => (None, None, def.kind, &["update"]),
                 Subresource::Log => (None, None, def.kind, &["get"]),
+                Subresource::Exec => (None, None, "PodExecOptions", &["create", "get"]),
             };
             let mut entry = json!({
                 "name": format!("{}/{}", def.plural, sub.name()),
@@ -180,6 +181,7 @@ fn aggregated_group(group: &str, versions: &[&str]) -> Value {
                                 Subresource::Eviction => (response_kind("policy", "v1", "Eviction"), &["create"]),
                                 Subresource::Finalize => (response_kind(def.group, def.version, def.kind), &["update"]),
                                 Subresource::Log => (response_kind(def.group, def.version, def.kind), &["get"]),
+                                Subresource::Exec => (response_kind("", "v1", "PodExecOptions"), &["create", "get"]),
                             };
                             json!({"subresource": sub.name(), "responseKind": kind, "verbs": verbs})
                         })

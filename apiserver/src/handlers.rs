@@ -80,7 +80,9 @@ fn check_accept(headers: &HeaderMap) -> ApiResult<()> {
     }
 }
 
-/// Entry point for `/api/...` and `/apis/...` resource URLs.
+/// Entry point for `/api/...` and `/apis/...` resource URLs. `upgrade` is the pending
+/// connection upgrade of an HTTP/1.1 request (for `pods/exec`).
+#[allow(clippy::too_many_arguments)]
 pub async fn serve_resource(
     state: Arc<AppState>,
     core: bool,
@@ -89,25 +91,28 @@ pub async fn serve_resource(
     query: Option<&str>,
     headers: &HeaderMap,
     body: Bytes,
+    upgrade: Option<hyper::upgrade::OnUpgrade>,
 ) -> Response {
-    match route(state, core, method, path, query, headers, body).await {
+    match route(state, core, method, path, query, headers, body, upgrade).await {
         Ok(response) => response,
         Err(error) => error.into_response(),
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn route(
     state: Arc<AppState>,
     core: bool,
     method: Method,
     path: &str,
-    query: Option<&str>,
+    raw_query: Option<&str>,
     headers: &HeaderMap,
     body: Bytes,
+    upgrade: Option<hyper::upgrade::OnUpgrade>,
 ) -> ApiResult<Response> {
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let request = parse_resource_path(core, &segments)?;
-    let query = Query::parse(query)?;
+    let query = Query::parse(raw_query)?;
     check_accept(headers)?;
     let store = state.store.clone();
     let def = request.def;
@@ -153,6 +158,20 @@ async fn route(
                 Some(table) => Ok(json_response(StatusCode::OK, &table)),
                 None => Ok(bytes_response(StatusCode::OK, list_body(def, &result))),
             }
+        }
+        (&Method::GET | &Method::POST, Some(name), Some(Subresource::Exec)) => {
+            crate::node_proxy::pod_exec(
+                &store,
+                state.kubelet_tls.clone(),
+                ns.unwrap_or("default"),
+                name,
+                &method,
+                raw_query,
+                &query,
+                headers,
+                upgrade,
+            )
+            .await
         }
         (&Method::GET, Some(name), Some(Subresource::Log)) => {
             crate::node_proxy::pod_log(&store, state.kubelet_tls.clone(), ns.unwrap_or("default"), name, &query).await

@@ -1,6 +1,7 @@
-//! `pods/log`: the apiserver finds the pod's node and streams the log from that node's
-//! kubelet (`https://<InternalIP>:<kubelet port>/containerLogs/...`), authenticating with the
-//! apiserver's kubelet client certificate. Like upstream without
+//! `pods/log` and `pods/exec`: the apiserver finds the pod's node and streams the log from
+//! that node's kubelet (`https://<InternalIP>:<kubelet port>/containerLogs/...`), or proxies
+//! the upgraded exec connection to it (`/exec/...`), authenticating with the apiserver's
+//! kubelet client certificate. Like upstream without
 //! `--kubelet-certificate-authority`, the kubelet's self-signed serving certificate is not
 //! verified (the kubelet does verify us).
 
@@ -124,6 +125,77 @@ fn kubelet_endpoint(node: &Value) -> Option<(String, u16)> {
     Some((address.to_string(), u16::try_from(port).ok()?))
 }
 
+/// Where a pod's container runs: (container, node name, kubelet host, kubelet port).
+struct Located {
+    container: String,
+    node_name: String,
+    host: String,
+    port: u16,
+}
+
+/// Finds the pod, picks its container (`container=` or the only one) and finds the kubelet
+/// of the pod's node.
+async fn locate(store: &Store, namespace: &str, name: &str, query: &Query) -> ApiResult<Located> {
+    let pods = api::registry::find("", "v1", "pods").ok_or_else(|| ApiError::internal("pods are not registered"))?;
+    let nodes = api::registry::find("", "v1", "nodes").ok_or_else(|| ApiError::internal("nodes are not registered"))?;
+    let cached = store.get_cached(pods, Some(namespace), name, None).await?;
+    let pod: Value = serde_json::from_slice(&cached.json).map_err(ApiError::internal)?;
+    let container = pick_container(&pod, name, query.get("container"))?;
+    let node_name = pod["spec"]["nodeName"].as_str().unwrap_or_default().to_string();
+    if node_name.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "pod {name} does not have a host assigned"
+        )));
+    }
+    let node_cached = store.get_cached(nodes, None, &node_name, None).await?;
+    let node: Value = serde_json::from_slice(&node_cached.json).map_err(ApiError::internal)?;
+    let (host, port) = kubelet_endpoint(&node)
+        .ok_or_else(|| ApiError::internal(format!("node {node_name} has no address for its kubelet")))?;
+    Ok(Located {
+        container,
+        node_name,
+        host,
+        port,
+    })
+}
+
+fn unavailable(what: String) -> ApiError {
+    ApiError::new(500, "InternalError", what)
+}
+
+/// Opens an HTTP/1.1 connection to the kubelet (TLS with the apiserver's client
+/// certificate); the connection task runs with upgrades enabled.
+async fn connect(
+    tls: Arc<rustls::ClientConfig>,
+    at: &Located,
+) -> ApiResult<hyper::client::conn::http1::SendRequest<http_body_util::Empty<bytes::Bytes>>> {
+    let (node_name, host, port) = (&at.node_name, &at.host, at.port);
+    let tcp = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        tokio::net::TcpStream::connect((host.as_str(), port)),
+    )
+    .await
+    .map_err(|_| {
+        unavailable(format!(
+            "dialing the kubelet of node {node_name} at {host}:{port}: timeout"
+        ))
+    })?
+    .map_err(|e| unavailable(format!("dialing the kubelet of node {node_name} at {host}:{port}: {e}")))?;
+    let _ = tcp.set_nodelay(true);
+    let server_name = ServerName::try_from(host.clone()).map_err(ApiError::internal)?;
+    let tls_stream = tokio_rustls::TlsConnector::from(tls)
+        .connect(server_name, tcp)
+        .await
+        .map_err(|e| unavailable(format!("TLS with the kubelet of node {node_name}: {e}")))?;
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls_stream))
+        .await
+        .map_err(|e| unavailable(e.to_string()))?;
+    tokio::spawn(async move {
+        let _ = connection.with_upgrades().await;
+    });
+    Ok(sender)
+}
+
 /// Serves `GET .../pods/{name}/log`.
 pub async fn pod_log(
     store: &Store,
@@ -132,22 +204,7 @@ pub async fn pod_log(
     name: &str,
     query: &Query,
 ) -> ApiResult<Response> {
-    let pods = api::registry::find("", "v1", "pods").ok_or_else(|| ApiError::internal("pods are not registered"))?;
-    let nodes = api::registry::find("", "v1", "nodes").ok_or_else(|| ApiError::internal("nodes are not registered"))?;
-    let cached = store.get_cached(pods, Some(namespace), name, None).await?;
-    let pod: Value = serde_json::from_slice(&cached.json).map_err(ApiError::internal)?;
-    let container = pick_container(&pod, name, query.get("container"))?;
-    let node_name = pod["spec"]["nodeName"].as_str().unwrap_or_default();
-    if node_name.is_empty() {
-        return Err(ApiError::bad_request(format!(
-            "pod {name} does not have a host assigned"
-        )));
-    }
-    let node_cached = store.get_cached(nodes, None, node_name, None).await?;
-    let node: Value = serde_json::from_slice(&node_cached.json).map_err(ApiError::internal)?;
-    let (host, port) = kubelet_endpoint(&node)
-        .ok_or_else(|| ApiError::internal(format!("node {node_name} has no address for its kubelet")))?;
-
+    let at = locate(store, namespace, name, query).await?;
     let mut forwarded = Vec::new();
     for key in [
         "follow",
@@ -164,41 +221,20 @@ pub async fn pod_log(
         }
     }
     let path = format!(
-        "/containerLogs/{namespace}/{name}/{container}{}{}",
+        "/containerLogs/{namespace}/{name}/{}{}{}",
+        at.container,
         if forwarded.is_empty() { "" } else { "?" },
         forwarded.join("&")
     );
-    let unavailable = |what: String| ApiError::new(500, "InternalError", what);
-    let tcp = tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        tokio::net::TcpStream::connect((host.as_str(), port)),
-    )
-    .await
-    .map_err(|_| {
-        unavailable(format!(
-            "dialing the kubelet of node {node_name} at {host}:{port}: timeout"
-        ))
-    })?
-    .map_err(|e| unavailable(format!("dialing the kubelet of node {node_name} at {host}:{port}: {e}")))?;
-    let server_name = ServerName::try_from(host.clone()).map_err(ApiError::internal)?;
-    let tls_stream = tokio_rustls::TlsConnector::from(tls)
-        .connect(server_name, tcp)
-        .await
-        .map_err(|e| unavailable(format!("TLS with the kubelet of node {node_name}: {e}")))?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls_stream))
-        .await
-        .map_err(|e| unavailable(e.to_string()))?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
+    let mut sender = connect(tls, &at).await?;
     let request = http::Request::get(&path)
-        .header(http::header::HOST, format!("{host}:{port}"))
+        .header(http::header::HOST, format!("{}:{}", at.host, at.port))
         .body(http_body_util::Empty::<bytes::Bytes>::new())
         .map_err(ApiError::internal)?;
     let response = sender
         .send_request(request)
         .await
-        .map_err(|e| unavailable(format!("reading logs from the kubelet of node {node_name}: {e}")))?;
+        .map_err(|e| unavailable(format!("reading logs from the kubelet of node {}: {e}", at.node_name)))?;
     let status = response.status();
     if !status.is_success() {
         use http_body_util::BodyExt;
@@ -221,6 +257,105 @@ pub async fn pod_log(
         .header(http::header::CONTENT_TYPE, "text/plain")
         .body(Body::new(response.into_body()))
         .unwrap_or_else(|_| axum::response::IntoResponse::into_response(ApiError::internal("building the response"))))
+}
+
+/// Whether a request asks to upgrade its connection (`Connection: Upgrade` + `Upgrade`).
+pub fn is_upgrade(headers: &http::HeaderMap) -> bool {
+    let connection_upgrade = headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
+    connection_upgrade && headers.contains_key(http::header::UPGRADE)
+}
+
+/// Request headers that stay with the apiserver: the client's credentials and the hop to
+/// us.
+fn forwardable(name: &http::HeaderName) -> bool {
+    let name = name.as_str();
+    !(name == "host" || name == "authorization" || name == "proxy-authorization" || name.starts_with("impersonate-"))
+}
+
+/// Serves `pods/{name}/exec`: an upgrade request (WebSocket `v5.channel.k8s.io`, or the
+/// SPDY fallback, which the kubelet refuses) is forwarded to the kubelet's `/exec/...` with
+/// the same method, query and upgrade headers. On `101 Switching Protocols` the client gets
+/// the kubelet's 101 (with its `Sec-WebSocket-Accept` and protocol) and the two upgraded
+/// connections are spliced; any other answer is passed on as is, like upstream's proxy (so
+/// kubectl prints `unable to upgrade connection: <the kubelet's message>`).
+#[allow(clippy::too_many_arguments)]
+pub async fn pod_exec(
+    store: &Store,
+    tls: Arc<rustls::ClientConfig>,
+    namespace: &str,
+    name: &str,
+    method: &http::Method,
+    raw_query: Option<&str>,
+    query: &Query,
+    headers: &http::HeaderMap,
+    upgrade: Option<hyper::upgrade::OnUpgrade>,
+) -> ApiResult<Response> {
+    let (true, Some(client_upgrade)) = (is_upgrade(headers), upgrade) else {
+        return Err(ApiError::bad_request("Upgrade request required"));
+    };
+    let at = locate(store, namespace, name, query).await?;
+    let path = format!(
+        "/exec/{namespace}/{name}/{}?{}",
+        at.container,
+        raw_query.unwrap_or_default()
+    );
+    let mut request = http::Request::builder()
+        .method(method.clone())
+        .uri(&path)
+        .header(http::header::HOST, format!("{}:{}", at.host, at.port));
+    for (key, value) in headers.iter().filter(|(key, _)| forwardable(key)) {
+        request = request.header(key, value);
+    }
+    let request = request
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .map_err(ApiError::internal)?;
+    let mut sender = connect(tls, &at).await?;
+    let mut response = sender.send_request(request).await.map_err(|e| {
+        unavailable(format!(
+            "error dialing backend: the kubelet of node {}: {e}",
+            at.node_name
+        ))
+    })?;
+    if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+        use http_body_util::BodyExt;
+        let status = response.status();
+        let content_type = response.headers().get(http::header::CONTENT_TYPE).cloned();
+        let body = http_body_util::Limited::new(response.into_body(), 1 << 20)
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let mut answer = Response::builder().status(status);
+        if let Some(content_type) = content_type {
+            answer = answer.header(http::header::CONTENT_TYPE, content_type);
+        }
+        return answer.body(Body::from(body)).map_err(ApiError::internal);
+    }
+    let mut answer = Response::builder().status(StatusCode::SWITCHING_PROTOCOLS);
+    for (key, value) in response.headers() {
+        answer = answer.header(key, value);
+    }
+    let answer = answer.body(Body::empty()).map_err(ApiError::internal)?;
+    let kubelet_upgrade = hyper::upgrade::on(&mut response);
+    tokio::spawn(async move {
+        let (client, kubelet) = match tokio::join!(client_upgrade, kubelet_upgrade) {
+            (Ok(client), Ok(kubelet)) => (client, kubelet),
+            (client, kubelet) => {
+                tracing::debug!(client = ?client.err(), kubelet = ?kubelet.err(), "exec upgrade failed");
+                return;
+            }
+        };
+        let (mut client, mut kubelet) = (TokioIo::new(client), TokioIo::new(kubelet));
+        if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut kubelet).await {
+            tracing::debug!(%error, "exec stream ended");
+        }
+    });
+    Ok(answer)
 }
 
 fn percent_encode(value: &str) -> String {
@@ -253,6 +388,21 @@ mod tests {
         assert_eq!(pick_container(&two, "p", Some("i")).unwrap(), "i");
         let err = pick_container(&two, "p", Some("x")).unwrap_err();
         assert_eq!(err.message, "container x is not valid for pod p");
+    }
+
+    #[test]
+    fn upgrades_and_forwarded_headers() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(http::header::UPGRADE, "websocket".parse().unwrap());
+        assert!(!is_upgrade(&headers));
+        headers.insert(http::header::CONNECTION, "keep-alive, Upgrade".parse().unwrap());
+        assert!(is_upgrade(&headers));
+        headers.remove(http::header::UPGRADE);
+        assert!(!is_upgrade(&headers));
+        assert!(forwardable(&http::header::SEC_WEBSOCKET_PROTOCOL));
+        assert!(!forwardable(&http::header::AUTHORIZATION));
+        assert!(!forwardable(&http::header::HOST));
+        assert!(!forwardable(&http::HeaderName::from_static("impersonate-user")));
     }
 
     #[test]

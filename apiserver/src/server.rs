@@ -237,7 +237,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
 
 /// `/api...` and `/apis...`: discovery documents or resources.
 async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
     let path = parts.uri.path().to_string();
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     if parts.method == Method::GET && segments.first() == Some(&"openapi") {
@@ -312,6 +312,7 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Respo
         parts.uri.query(),
         &parts.headers,
         body,
+        parts.extensions.remove::<hyper::upgrade::OnUpgrade>(),
     )
     .await
 }

@@ -18,6 +18,9 @@ pub enum Subresource {
     Finalize,
     /// `pods/log`: the container's log, streamed from the node's kubelet.
     Log,
+    /// `pods/exec`: a process in a container, its stdio carried over an upgraded
+    /// connection (WebSocket) proxied to the node's kubelet.
+    Exec,
 }
 
 impl Subresource {
@@ -29,6 +32,7 @@ impl Subresource {
             Subresource::Eviction => "eviction",
             Subresource::Finalize => "finalize",
             Subresource::Log => "log",
+            Subresource::Exec => "exec",
         }
     }
 
@@ -40,6 +44,7 @@ impl Subresource {
             Self::Eviction,
             Self::Finalize,
             Self::Log,
+            Self::Exec,
         ]
         .into_iter()
         .find(|s| s.name() == name)
@@ -172,7 +177,7 @@ impl ResourceDef {
     }
 }
 
-use Subresource::{Binding, Eviction, Finalize, Log, Scale, Status};
+use Subresource::{Binding, Eviction, Exec, Finalize, Log, Scale, Status};
 
 const META_ONLY: &[SelectableField] = &[];
 const NO_NAMES: &[&str] = &[];
@@ -233,7 +238,7 @@ pub static RESOURCES: &[ResourceDef] = &[
     ResourceDef {
         short_names: &["po"],
         categories: ALL,
-        subresources: &[Status, Binding, Eviction, Log],
+        subresources: &[Status, Binding, Eviction, Log, Exec],
         tracks_generation: true,
         graceful_delete: true,
         selectable_fields: &[
