@@ -280,8 +280,15 @@ impl Runtime {
 
     /// Every container with its state.
     pub fn list(&self) -> Vec<(String, ContainerState)> {
+        self.list_with_prefix("")
+    }
+
+    /// The containers whose id starts with `prefix` (e.g. one pod's), with their states; only
+    /// those containers' state is read.
+    pub fn list_with_prefix(&self, prefix: &str) -> Vec<(String, ContainerState)> {
         list_dir(&self.root.join("containers"))
             .into_iter()
+            .filter(|id| id.starts_with(prefix))
             .filter_map(|id| self.container_state(&id).ok().map(|s| (id, s)))
             .collect()
     }

@@ -135,7 +135,7 @@ impl Worker {
             Err(_) => SandboxObs::Missing,
         };
         let mut attempts: BTreeMap<String, BTreeMap<u32, (String, RunState)>> = BTreeMap::new();
-        for (id, state) in self.ctx.runtime.list() {
+        for (id, state) in self.ctx.runtime.list_with_prefix(&format!("{}_", self.uid)) {
             let Some((uid, name, attempt)) = parse_container_id(&id) else {
                 continue;
             };
@@ -620,7 +620,7 @@ impl Worker {
             }
         }
         self.kill_all(pod, &observed, grace).await;
-        for (id, _) in self.ctx.runtime.list() {
+        for (id, _) in self.ctx.runtime.list_with_prefix(&format!("{}_", self.uid)) {
             if let Some((uid, name, attempt)) = parse_container_id(&id)
                 && uid == self.uid
             {
