@@ -16,6 +16,7 @@ debs=(
   umoci skopeo        # build test images from busybox and push them
   busybox-static      # the userland of test images and runtime tests
   runc crun           # peers in the container runtime benchmark
+  curl                # dev-cluster.sh waits for the apiserver's /readyz
 )
 missing=()
 for pkg in "${debs[@]}"; do

@@ -152,14 +152,6 @@ pub fn stream(
     options: LogOptions,
     still_running: impl Fn() -> bool + Send + 'static,
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send {
-    async_stream(path, options, still_running)
-}
-
-fn async_stream(
-    path: PathBuf,
-    options: LogOptions,
-    still_running: impl Fn() -> bool + Send + 'static,
-) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(16);
     tokio::spawn(async move {
         let mut budget = options.limit_bytes.filter(|l| *l > 0).map(|l| l as usize);

@@ -266,7 +266,7 @@ impl Worker {
             }
         }
         // Crash-loop back-off: say so in the status, once per back-off.
-        for (name, until) in &plan.backing_off {
+        for name in plan.backing_off.keys() {
             let delay = self.backoffs.get(name).map(|b| b.delay).unwrap_or_default();
             let message = format!(
                 "back-off {} restarting failed container={name} pod={pod_name}_{namespace}({})",
@@ -288,7 +288,6 @@ impl Worker {
             self.view
                 .waiting
                 .insert(name.clone(), ("CrashLoopBackOff".to_string(), message));
-            let _ = until;
         }
 
         let observed = self.observe();
@@ -568,7 +567,7 @@ impl Worker {
         let rt = self.ctx.runtime.clone();
         let id = id.to_string();
         let _ = tokio::task::spawn_blocking(move || {
-            let _ = rt.kill(&id, libc_signal(15));
+            let _ = rt.kill(&id, SIGTERM);
             let deadline = Instant::now() + Duration::from_secs(grace.max(0) as u64);
             loop {
                 match rt.container_state(&id) {
@@ -576,7 +575,7 @@ impl Worker {
                     _ => return,
                 }
                 if Instant::now() >= deadline {
-                    let _ = rt.kill(&id, libc_signal(9));
+                    let _ = rt.kill(&id, SIGKILL);
                     // Wait for the shim to record the exit.
                     for _ in 0..100 {
                         if !matches!(rt.container_state(&id), Ok(runtime::ContainerState::Running { .. })) {
@@ -766,9 +765,8 @@ fn grace_of(pod: &Pod) -> i64 {
         .unwrap_or(DEFAULT_GRACE)
 }
 
-fn libc_signal(n: i32) -> i32 {
-    n
-}
+const SIGTERM: i32 = 15;
+const SIGKILL: i32 = 9;
 
 /// Go's duration formatting for whole seconds and minutes (`10s`, `2m40s`, `5m0s`).
 fn humantime(d: Duration) -> String {
