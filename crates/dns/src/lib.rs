@@ -1,0 +1,1 @@
+//! Cluster DNS: answers for the cluster domain from Services, EndpointSlices and pods.

@@ -1,0 +1,1 @@
+//! Pod network on a node: bridge, veth pairs, IPAM and host-gw routes over netlink.
