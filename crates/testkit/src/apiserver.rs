@@ -15,6 +15,10 @@ pub struct ApiServer {
     pub port: u16,
     /// The etcd the apiserver stores into; empty when it runs on its embedded store.
     pub etcd_endpoint: String,
+    /// `--bind-address`.
+    pub bind_address: String,
+    /// The network namespace the process runs in (None: the test's own).
+    netns: Option<PathBuf>,
 }
 
 impl ApiServer {
@@ -45,6 +49,31 @@ impl ApiServer {
             child: None,
             port: crate::free_port(),
             etcd_endpoint: etcd_endpoint.to_string(),
+            bind_address: "127.0.0.1".into(),
+            netns: None,
+        };
+        server.launch()?;
+        Ok(server)
+    }
+
+    /// Starts `binary` on its embedded store inside the network namespace at `netns`, listening
+    /// on `bind_address` (which the kubeconfig it writes points at), and waits until it is ready.
+    pub fn start_embedded_in_netns(
+        binary: &Path,
+        netns: &Path,
+        bind_address: &str,
+        extra_args: &[&str],
+    ) -> Result<Self> {
+        let data_dir = tempfile::Builder::new().prefix("kaji-apiserver-").tempdir()?;
+        let mut server = Self {
+            binary: binary.to_path_buf(),
+            args: extra_args.iter().map(|s| s.to_string()).collect(),
+            data_dir,
+            child: None,
+            port: crate::free_port(),
+            etcd_endpoint: String::new(),
+            bind_address: bind_address.to_string(),
+            netns: Some(netns.to_path_buf()),
         };
         server.launch()?;
         Ok(server)
@@ -60,7 +89,7 @@ impl ApiServer {
     }
 
     pub fn url(&self) -> String {
-        format!("https://127.0.0.1:{}", self.port)
+        format!("https://{}:{}", self.bind_address, self.port)
     }
 
     fn log_path(&self) -> PathBuf {
@@ -79,6 +108,9 @@ impl ApiServer {
         let _ = std::fs::remove_file(self.kubeconfig());
         let log = std::fs::File::create(self.log_path())?;
         let mut command = Command::new(&self.binary);
+        if let Some(netns) = &self.netns {
+            crate::netlab::join_on_spawn(&mut command, netns);
+        }
         // Without --etcd-servers the apiserver uses its embedded store (its default).
         if !self.etcd_endpoint.is_empty() {
             command.arg("--etcd-servers").arg(&self.etcd_endpoint);
@@ -87,7 +119,7 @@ impl ApiServer {
             .arg("--data-dir")
             .arg(self.data_dir.path())
             .arg("--bind-address")
-            .arg("127.0.0.1")
+            .arg(&self.bind_address)
             .arg("--secure-port")
             .arg(self.port.to_string())
             .args(&self.args)

@@ -16,11 +16,24 @@ pub struct Component {
 impl Component {
     /// Starts `binary` with `args`, logging to a temporary file.
     pub fn start(binary: &Path, args: &[&str]) -> Result<Component> {
+        Self::start_with(binary, None, args)
+    }
+
+    /// Starts `binary` with `args` inside the network namespace at `netns`.
+    pub fn start_in_netns(binary: &Path, netns: &Path, args: &[&str]) -> Result<Component> {
+        Self::start_with(binary, Some(netns), args)
+    }
+
+    fn start_with(binary: &Path, netns: Option<&Path>, args: &[&str]) -> Result<Component> {
         let log = tempfile::Builder::new()
             .prefix("kaji-component-")
             .suffix(".log")
             .tempfile()?;
-        let child = Command::new(binary)
+        let mut command = Command::new(binary);
+        if let Some(netns) = netns {
+            crate::netlab::join_on_spawn(&mut command, netns);
+        }
+        let child = command
             .args(args)
             .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
             .stdin(Stdio::null())

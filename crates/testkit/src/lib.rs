@@ -5,6 +5,7 @@ pub mod apiserver;
 pub mod component;
 pub mod etcd;
 pub mod kubelet;
+pub mod netlab;
 pub mod registry;
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.
