@@ -17,6 +17,8 @@ debs=(
   busybox-static      # the userland of test images and runtime tests
   runc crun           # peers in the container runtime benchmark
   curl                # dev-cluster.sh waits for the apiserver's /readyz
+  iproute2 iptables   # pod network tests build namespaces; kube-proxy and hostPorts use iptables-restore
+  containernetworking-plugins # the CNI bridge + host-local peers in the pod network benchmark
 )
 missing=()
 for pkg in "${debs[@]}"; do

@@ -103,6 +103,19 @@ pub struct Options {
     /// How often the node status is posted when nothing changed.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub node_status_update_frequency: std::time::Duration,
+
+    /// The pod network: `bridge` (a bridge, a veth per pod and an address from the node's pod
+    /// CIDR; pods wait until the node has one) or `none` (pods get a loopback interface only).
+    #[arg(long, default_value = "bridge", value_parser = ["bridge", "none"])]
+    pub pod_network: String,
+
+    /// The pod CIDR when the node's `spec.podCIDR` is not set (standalone nodes).
+    #[arg(long)]
+    pub pod_cidr: Option<String>,
+
+    /// The node's bridge for pod veths.
+    #[arg(long, default_value = "kaji0")]
+    pub network_bridge: String,
 }
 
 fn parse_mirror(s: &str) -> Result<(String, String), String> {

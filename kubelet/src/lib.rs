@@ -2,9 +2,11 @@
 //! (and static pods) with the built-in runtime, reports their status and serves their logs.
 
 pub mod flags;
+pub mod hostports;
 pub mod image_gc;
 pub mod logs;
 pub mod machine;
+pub mod network;
 pub mod node;
 pub mod pods;
 pub mod run;

@@ -40,8 +40,8 @@ pub struct NodeConfig {
 /// nodefs.available 10 %).
 const EVICTION_MEMORY_BYTES: u64 = 100 * 1024 * 1024;
 
-/// The node's status as observed now; `ready` is false while the runtime is not usable.
-pub fn node_status(config: &NodeConfig, machine: &Machine, ready: bool, now: &Time) -> NodeStatus {
+/// The node's status as observed now; `ready` holds why pods cannot run yet (the pod network).
+pub fn node_status(config: &NodeConfig, machine: &Machine, ready: Result<(), &str>, now: &Time) -> NodeStatus {
     let mut capacity = BTreeMap::new();
     capacity.insert("cpu".to_string(), Quantity(machine.cpus.to_string()));
     capacity.insert(
@@ -129,10 +129,9 @@ pub fn node_status(config: &NodeConfig, machine: &Machine, ready: bool, now: &Ti
                 "kubelet has sufficient PID available",
             )
         },
-        if ready {
-            condition("Ready", true, "KubeletReady", "kubelet is posting ready status")
-        } else {
-            condition("Ready", false, "KubeletNotReady", "container runtime is not ready")
+        match ready {
+            Ok(()) => condition("Ready", true, "KubeletReady", "kubelet is posting ready status"),
+            Err(why) => condition("Ready", false, "KubeletNotReady", why),
         },
     ];
 
@@ -251,7 +250,14 @@ pub async fn register(client: &kube::Client, config: &NodeConfig, machine: &Mach
         Err(kube::Error::Api(status)) if status.code == 409 => nodes.get(&config.name).await?,
         Err(error) => return Err(error),
     };
-    post_status(client, config, machine, true, node.status.as_ref()).await
+    post_status(
+        client,
+        config,
+        machine,
+        Err("the kubelet is starting"),
+        node.status.as_ref(),
+    )
+    .await
 }
 
 /// Posts the node's status (merge patch of `status`).
@@ -259,7 +265,7 @@ pub async fn post_status(
     client: &kube::Client,
     config: &NodeConfig,
     machine: &Machine,
-    ready: bool,
+    ready: Result<(), &str>,
     previous: Option<&NodeStatus>,
 ) -> Result<Node, kube::Error> {
     let nodes: Api<Node> = Api::all(client.clone());
@@ -276,6 +282,7 @@ pub async fn post_status(
 pub async fn heartbeat(
     client: kube::Client,
     config: NodeConfig,
+    network: std::sync::Arc<crate::network::PodNetworking>,
     root_dir: std::path::PathBuf,
     status_every: Duration,
     cancel: CancellationToken,
@@ -284,9 +291,11 @@ pub async fn heartbeat(
     let mut node_uid: Option<String> = None;
     let mut lease_tick = tokio::time::interval(Duration::from_secs(10));
     let mut status_tick = tokio::time::interval(status_every);
+    let mut network_changed = network.subscribe();
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
+            Ok(()) = network_changed.changed() => status_tick.reset_immediately(),
             _ = lease_tick.tick() => {
                 if let Err(error) = renew_lease(&client, &config.name, node_uid.as_deref()).await {
                     tracing::warn!(%error, "renewing the node lease");
@@ -294,7 +303,8 @@ pub async fn heartbeat(
             }
             _ = status_tick.tick() => {
                 let machine = Machine::read(&root_dir);
-                match post_status(&client, &config, &machine, true, last_status.as_ref()).await {
+                let ready = network.ready();
+                match post_status(&client, &config, &machine, ready.as_ref().map(|_| ()).map_err(String::as_str), last_status.as_ref()).await {
                     Ok(node) => {
                         node_uid = node.metadata.uid.clone();
                         last_status = node.status;
@@ -380,7 +390,7 @@ mod tests {
 
     #[test]
     fn capacity_and_allocatable() {
-        let status = node_status(&config(), &machine(), true, &Time(jiff::Timestamp::UNIX_EPOCH));
+        let status = node_status(&config(), &machine(), Ok(()), &Time(jiff::Timestamp::UNIX_EPOCH));
         let capacity = status.capacity.unwrap();
         assert_eq!(capacity["cpu"].0, "2");
         assert_eq!(capacity["memory"].0, "4194304Ki");
@@ -402,7 +412,7 @@ mod tests {
         let mut m = machine();
         m.memory_available_bytes = 1024;
         m.disk_available_bytes = 1;
-        let status = node_status(&config(), &m, false, &Time(jiff::Timestamp::UNIX_EPOCH));
+        let status = node_status(&config(), &m, Err("not ready"), &Time(jiff::Timestamp::UNIX_EPOCH));
         let by_type = |t: &str| {
             status
                 .conditions
@@ -421,9 +431,9 @@ mod tests {
 
     #[test]
     fn transition_times_are_kept_while_status_holds() {
-        let old = node_status(&config(), &machine(), true, &Time(jiff::Timestamp::UNIX_EPOCH));
+        let old = node_status(&config(), &machine(), Ok(()), &Time(jiff::Timestamp::UNIX_EPOCH));
         let later = Time(jiff::Timestamp::from_second(1000).unwrap());
-        let mut new = node_status(&config(), &machine(), false, &later);
+        let mut new = node_status(&config(), &machine(), Err("not ready"), &later);
         carry_transition_times(&mut new, Some(&old));
         let conditions = new.conditions.unwrap();
         let memory = conditions.iter().find(|c| c.type_ == "MemoryPressure").unwrap();

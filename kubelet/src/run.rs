@@ -163,7 +163,22 @@ pub async fn run(options: Options, cancel: CancellationToken) -> Result<()> {
         milli("memory") / 1000,
     );
     ctx.pod_manifest_path = options.pod_manifest_path.clone();
+    ctx.network = Arc::new(crate::network::PodNetworking::new(
+        options.pod_network == "bridge",
+        options.network_bridge.clone(),
+        &root_dir,
+    ));
     let ctx = Arc::new(ctx);
+    tokio::spawn(ctx.network.clone().run(
+        client.clone(),
+        node_name.clone(),
+        options.pod_cidr.clone(),
+        {
+            let runtime = ctx.runtime.clone();
+            move |uid: &str| runtime.sandbox(uid).is_ok()
+        },
+        cancel.clone(),
+    ));
     let manager = PodManager::new(ctx.clone());
 
     let (cert, key) = crate::server::serving_certificate(&root_dir, &node_name, &[node_ip])?;
@@ -182,6 +197,7 @@ pub async fn run(options: Options, cancel: CancellationToken) -> Result<()> {
     tokio::spawn(node::heartbeat(
         client.clone(),
         node_config,
+        ctx.network.clone(),
         root_dir.clone(),
         options.node_status_update_frequency,
         cancel.clone(),

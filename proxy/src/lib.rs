@@ -1,6 +1,46 @@
-//! kube-proxy: programs iptables for Services.
+//! kube-proxy: programs iptables so that Service IPs reach their endpoints.
 //!
-//! Not built yet: see issue 6. The binary refuses to run rather than pretend.
+//! Watchers ([`run`]) keep caches of Services and EndpointSlices; on every change (batched by
+//! `--iptables-min-sync-period`) and every `--iptables-sync-period` the pure
+//! [`rules::compute`] derives the desired chains, and the [`proxier::Proxier`] applies only the
+//! chains that changed (`iptables-restore --noflush`), or the whole nat and filter tables on a
+//! full resync (start, failures, every `--iptables-full-sync-period`).
+//!
+//! Beside the proxier runs the node's cluster DNS server ([`cluster_dns`]), unless
+//! `--cluster-dns` is empty.
 
-/// The issue that will deliver this component.
-pub const TRACKING_ISSUE: u32 = 6;
+pub mod cluster_dns;
+pub mod flags;
+pub mod iptables;
+pub mod proxier;
+pub mod rules;
+mod run;
+
+pub use flags::Options;
+pub use run::run;
+
+/// Why kube-proxy stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("unsupported --proxy-mode {0:?}: only \"iptables\" is implemented")]
+    UnsupportedMode(String),
+    #[error("--hostname-override is required")]
+    MissingNodeName,
+    #[error("reading kubeconfig {path}: {source}")]
+    Kubeconfig {
+        path: String,
+        source: kube::config::KubeconfigError,
+    },
+    #[error("loading client configuration: {0}")]
+    InferConfig(#[from] kube::config::InferConfigError),
+    #[error("creating the API client: {0}")]
+    Client(#[from] kube::Error),
+    #[error(transparent)]
+    Iptables(#[from] iptables::IptablesError),
+    #[error("a watcher stopped: {0}")]
+    Watcher(String),
+    #[error(transparent)]
+    Dns(#[from] cluster_dns::DnsError),
+    #[error("--cluster-dns {0:?}: not an IPv4 address")]
+    ClusterDns(String),
+}

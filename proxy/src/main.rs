@@ -1,8 +1,12 @@
 //! `kube-proxy`: thin entry point.
 
-fn main() -> anyhow::Result<()> {
-    anyhow::bail!(
-        "kube-proxy is not implemented yet in kaji (tracking issue {})",
-        proxy::TRACKING_ISSUE
-    )
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    component_base::init_logging();
+    let options = proxy::Options::parse();
+    let shutdown = component_base::shutdown_token();
+    proxy::run(options, shutdown).await?;
+    Ok(())
 }

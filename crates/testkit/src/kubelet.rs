@@ -14,6 +14,7 @@ pub struct Kubelet {
     binary: PathBuf,
     args: Vec<String>,
     child: Option<Child>,
+    netns: Option<PathBuf>,
     pub node_name: String,
     pub root_dir: PathBuf,
     pub port: u16,
@@ -26,7 +27,37 @@ pub struct Kubelet {
 impl Kubelet {
     /// Starts `binary` as node `node_name` against the apiserver of `kubeconfig`, listening on
     /// 127.0.0.1, with `extra_args`.
+    /// It runs in the test's own network namespace, so it never builds a pod network there
+    /// (`--pod-network none`: pods get loopback only); see [`Kubelet::start_in_netns`].
     pub fn start(binary: &Path, kubeconfig: &Path, node_name: &str, extra_args: &[&str]) -> Result<Kubelet> {
+        let mut args = vec!["--pod-network", "none"];
+        args.extend_from_slice(extra_args);
+        Self::start_with(binary, kubeconfig, node_name, None, "127.0.0.1", &args)
+    }
+
+    /// Starts `binary` as node `node_name` inside the network namespace at `netns`, listening
+    /// on (and reporting as its node IP) `address`.
+    pub fn start_in_netns(
+        binary: &Path,
+        kubeconfig: &Path,
+        node_name: &str,
+        netns: &Path,
+        address: &str,
+        extra_args: &[&str],
+    ) -> Result<Kubelet> {
+        let mut args = vec!["--node-ip", address];
+        args.extend_from_slice(extra_args);
+        Self::start_with(binary, kubeconfig, node_name, Some(netns), address, &args)
+    }
+
+    fn start_with(
+        binary: &Path,
+        kubeconfig: &Path,
+        node_name: &str,
+        netns: Option<&Path>,
+        address: &str,
+        extra_args: &[&str],
+    ) -> Result<Kubelet> {
         let dir = tempfile::Builder::new().prefix("kaji-kubelet-").tempdir()?;
         let root_dir = dir.path().join("root");
         let port = crate::free_port();
@@ -39,7 +70,7 @@ impl Kubelet {
             "--root-dir".into(),
             root_dir.display().to_string(),
             "--address".into(),
-            "127.0.0.1".into(),
+            address.into(),
             "--port".into(),
             port.to_string(),
             "--cgroup-root".into(),
@@ -50,6 +81,7 @@ impl Kubelet {
             binary: binary.to_path_buf(),
             args,
             child: None,
+            netns: netns.map(Path::to_path_buf),
             node_name: node_name.to_string(),
             root_dir,
             port,
@@ -66,7 +98,11 @@ impl Kubelet {
             .create(true)
             .append(true)
             .open(&self.log_path)?;
-        let child = Command::new(&self.binary)
+        let mut command = Command::new(&self.binary);
+        if let Some(netns) = &self.netns {
+            crate::netlab::join_on_spawn(&mut command, netns);
+        }
+        let child = command
             .args(&self.args)
             .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
             .stdin(Stdio::null())

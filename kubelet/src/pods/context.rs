@@ -22,6 +22,8 @@ pub struct Context {
     pub allocatable_memory: i128,
     /// `--pod-manifest-path`, for telling static pods from orphans.
     pub pod_manifest_path: Option<PathBuf>,
+    /// Pod interfaces and addresses.
+    pub network: Arc<crate::network::PodNetworking>,
     recorder: Recorder,
 }
 
@@ -45,6 +47,7 @@ impl Context {
                 instance: Some(node_name.clone()),
             },
         );
+        let network = Arc::new(crate::network::PodNetworking::new(false, String::new(), &root_dir));
         Context {
             client,
             node_name,
@@ -56,6 +59,7 @@ impl Context {
             allocatable_milli_cpu,
             allocatable_memory,
             pod_manifest_path: None,
+            network,
             recorder,
         }
     }

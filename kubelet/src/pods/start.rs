@@ -279,7 +279,11 @@ pub async fn start_attempt(ctx: &Context, request: StartRequest<'_>) -> Result<S
     } else {
         files::hostname(pod)
     };
-    let pod_ip = host_network.then(|| ctx.node_ip.clone());
+    let pod_ip = if host_network {
+        Some(ctx.node_ip.clone())
+    } else {
+        ctx.network.pod_ip(&uid).map(|ip| ip.to_string())
+    };
     let writes = [
         (
             etc.join("hosts"),

@@ -88,6 +88,8 @@ pub async fn run(ctx: Arc<Context>, uid: String, target: StatusTarget, mut updat
         last_status: None,
     };
     worker.view.host_ip = Some(worker.ctx.node_ip.clone());
+    // A restarted kubelet finds the address its pod already holds.
+    worker.view.pod_ip = worker.ctx.network.pod_ip(&worker.uid).map(|ip| ip.to_string());
     let mut last_pod: Option<Pod> = None;
     loop {
         let current = updates.borrow_and_update().clone();
@@ -190,6 +192,11 @@ impl Worker {
         let spec = pod.spec.clone().unwrap_or_default();
         let pod_name = pod.metadata.name.clone().unwrap_or_default();
         let namespace = pod.metadata.namespace.clone().unwrap_or_else(|| "default".to_string());
+        if spec.host_network.unwrap_or(false) {
+            self.view.pod_ip = Some(self.ctx.node_ip.clone());
+        } else if let Some(ip) = &self.view.pod_ip {
+            self.ctx.network.sync_host_ports(&self.uid, pod, ip).await;
+        }
         // A finished pod keeps its sandbox: removing it would remove the containers whose
         // exits the status and `kubectl logs` still show.
         let mut observed = self.observe();
@@ -212,7 +219,19 @@ impl Worker {
             match action {
                 Action::KillPod => self.kill_all(None, &observed, 0).await,
                 Action::CreateSandbox => {
-                    if let Err(error) = self.create_sandbox(pod) {
+                    if let Err(error) = self.ctx.network.ready()
+                        && !spec.host_network.unwrap_or(false)
+                    {
+                        self.ctx.event(
+                            pod,
+                            true,
+                            "NetworkNotReady",
+                            format!("network is not ready: {error}"),
+                            None,
+                        );
+                        return Duration::from_secs(2);
+                    }
+                    if let Err(error) = self.create_sandbox(pod).await {
                         self.ctx.event(
                             pod,
                             true,
@@ -514,7 +533,8 @@ impl Worker {
         .await;
     }
 
-    fn create_sandbox(&self, pod: &Pod) -> Result<(), runtime::RuntimeError> {
+    /// A new sandbox (namespaces and pod cgroup) with the pod's network interface in it.
+    async fn create_sandbox(&mut self, pod: &Pod) -> Result<(), String> {
         let spec = pod.spec.clone().unwrap_or_default();
         // A dead sandbox goes with its containers; their root filesystems are ours to unmount.
         if self.ctx.runtime.remove_sandbox(&self.uid).is_ok() {
@@ -523,15 +543,34 @@ impl Worker {
                 let _ = std::fs::remove_dir_all(&dir);
             }
         }
-        self.ctx.runtime.create_sandbox(&runtime::SandboxSpec {
-            id: self.uid.clone(),
-            pod_uid: self.uid.clone(),
-            hostname: super::files::hostname(pod),
-            host_network: spec.host_network.unwrap_or(false),
-            share_process_namespace: spec.share_process_namespace.unwrap_or(false),
-            resources: runtime::Resources::default(),
-        })?;
-        Ok(())
+        let host_network = spec.host_network.unwrap_or(false);
+        let sandbox = self
+            .ctx
+            .runtime
+            .create_sandbox(&runtime::SandboxSpec {
+                id: self.uid.clone(),
+                pod_uid: self.uid.clone(),
+                hostname: super::files::hostname(pod),
+                host_network,
+                share_process_namespace: spec.share_process_namespace.unwrap_or(false),
+                resources: runtime::Resources::default(),
+            })
+            .map_err(|e| e.to_string())?;
+        if host_network {
+            self.view.pod_ip = Some(self.ctx.node_ip.clone());
+            return Ok(());
+        }
+        let netns = std::path::PathBuf::from(format!("/proc/{}/ns/net", sandbox.pid));
+        match self.ctx.network.setup_pod(&self.uid, &netns).await {
+            Ok(ip) => {
+                self.view.pod_ip = ip.map(|ip| ip.to_string());
+                Ok(())
+            }
+            Err(error) => {
+                let _ = self.ctx.runtime.remove_sandbox(&self.uid);
+                Err(format!("setting up the pod network: {error}"))
+            }
+        }
     }
 
     /// SIGTERM, up to `grace` seconds, then SIGKILL.
@@ -627,6 +666,7 @@ impl Worker {
             }
         }
         let _ = self.ctx.runtime.remove_sandbox(&self.uid);
+        self.ctx.network.teardown_pod(&self.uid).await;
         let pod_dir = self.pod_dir();
         let logs = self.ctx.logs_dir();
         let uid = self.uid.clone();

@@ -1,0 +1,181 @@
+//! Full and partial sync timings against real iptables, inside a network namespace it creates:
+//! `cargo bench -p proxy --bench sync` (needs root). Prints a table in milliseconds.
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
+use k8s_openapi::api::discovery::v1::{Endpoint, EndpointPort, EndpointSlice};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use proxy::iptables::{Backend, CommandBackend, RestoreMode};
+use proxy::proxier::{Proxier, SyncKind};
+use proxy::rules::{Config, compute, render_full};
+
+struct Netns(String);
+
+impl Netns {
+    fn create(tag: &str) -> Netns {
+        let name = format!("kproxy-bench-{tag}-{}", std::process::id());
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        let ok = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .map(|s| s.success());
+        assert_eq!(ok.ok(), Some(true), "ip netns add {name} (needs root)");
+        Netns(name)
+    }
+
+    fn backend(&self) -> CommandBackend {
+        CommandBackend::in_netns(&self.0, "iptables-restore", "iptables-save")
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.0])
+            .stderr(Stdio::null())
+            .output();
+    }
+}
+
+fn cluster(n: usize, changed: bool) -> (Vec<Service>, Vec<EndpointSlice>) {
+    let meta = |name: String, labels: Option<BTreeMap<String, String>>| ObjectMeta {
+        namespace: Some("bench".into()),
+        name: Some(name),
+        labels,
+        ..Default::default()
+    };
+    let services = (0..n)
+        .map(|i| Service {
+            metadata: meta(format!("svc-{i}"), None),
+            spec: Some(ServiceSpec {
+                cluster_ip: Some(format!("10.{}.{}.{}", 96 + i / 65536, (i / 256) % 256, i % 256)),
+                ports: Some(vec![ServicePort {
+                    name: Some("http".into()),
+                    port: 80,
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            status: None,
+        })
+        .collect();
+    let slices = (0..n)
+        .map(|i| {
+            let base = if changed && i == 0 { 100 } else { 0 };
+            let ip = |k: usize| {
+                format!(
+                    "10.{}.{}.{}",
+                    128 + (2 * i + k) / 65536,
+                    ((2 * i + k) / 256) % 256,
+                    (2 * i + k + base) % 256
+                )
+            };
+            EndpointSlice {
+                metadata: meta(
+                    format!("svc-{i}-x"),
+                    Some(BTreeMap::from([(
+                        "kubernetes.io/service-name".into(),
+                        format!("svc-{i}"),
+                    )])),
+                ),
+                address_type: "IPv4".into(),
+                endpoints: Some(
+                    (0..2)
+                        .map(|k| Endpoint {
+                            addresses: vec![ip(k)],
+                            ..Default::default()
+                        })
+                        .collect(),
+                ),
+                ports: Some(vec![EndpointPort {
+                    name: Some("http".into()),
+                    port: Some(8080),
+                    ..Default::default()
+                }]),
+            }
+        })
+        .collect();
+    (services, slices)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+async fn timed<F: std::future::Future<Output = T>, T>(f: F) -> (T, Duration) {
+    let start = Instant::now();
+    let out = f.await;
+    (out, start.elapsed())
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let config = Config {
+        node_name: "node-a".into(),
+        cluster_cidr: Some("10.128.0.0/9".into()),
+    };
+    let sizes: Vec<usize> = std::env::var("KPROXY_BENCH_SIZES")
+        .ok()
+        .map(|s| s.split(',').filter_map(|n| n.parse().ok()).collect())
+        .unwrap_or_else(|| vec![1000, 5000, 10000]);
+    let reps = 3;
+    println!(
+        "{:>7} {:>7} {:>9} {:>11} {:>14} {:>15} {:>12}",
+        "svcs", "rules", "compute", "bare-restore", "full(empty)", "full(resync)", "1-svc-change"
+    );
+    for n in sizes {
+        let (services, slices) = cluster(n, false);
+        let start = Instant::now();
+        let rules = compute(&services, &slices, &config);
+        let compute_ms = ms(start.elapsed());
+        let (_, changed_slices) = cluster(n, true);
+        let changed = compute(&services, &changed_slices, &config);
+        let text = render_full(&rules);
+
+        let mut bare = Vec::new();
+        let mut full_empty = Vec::new();
+        let mut full_resync = Vec::new();
+        let mut partial = Vec::new();
+        for _ in 0..reps {
+            let netns = Netns::create("bare");
+            let (result, elapsed) = timed(netns.backend().restore(text.clone(), RestoreMode::Flush)).await;
+            result.expect("bare restore");
+            bare.push(ms(elapsed));
+            drop(netns);
+
+            let netns = Netns::create("sync");
+            let mut proxier = Proxier::new(netns.backend(), Duration::from_secs(3600));
+            let (kind, elapsed) = timed(proxier.sync(rules.clone())).await;
+            assert_eq!(kind.ok(), Some(SyncKind::Full));
+            full_empty.push(ms(elapsed));
+            proxier.request_full_sync();
+            let (kind, elapsed) = timed(proxier.sync(rules.clone())).await;
+            assert_eq!(kind.ok(), Some(SyncKind::Full));
+            full_resync.push(ms(elapsed));
+            for (from, to) in [(&rules, &changed), (&changed, &rules)] {
+                let _ = from;
+                let (kind, elapsed) = timed(proxier.sync(to.clone())).await;
+                assert!(matches!(kind, Ok(SyncKind::Partial { .. })), "{kind:?}");
+                partial.push(ms(elapsed));
+            }
+        }
+        println!(
+            "{:>7} {:>7} {:>9.1} {:>11.1} {:>14.1} {:>15.1} {:>12.1}",
+            n,
+            rules.rule_count(),
+            compute_ms,
+            median(bare),
+            median(full_empty),
+            median(full_resync),
+            median(partial)
+        );
+    }
+}

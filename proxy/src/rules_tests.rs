@@ -1,0 +1,304 @@
+//! Table tests of [`compute`](super::compute): rendered `iptables-restore` text compared with
+//! snapshots under `src/testdata/` (`UPDATE_EXPECT=1 cargo test -p proxy` rewrites them).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    ClientIPConfig, LoadBalancerIngress, LoadBalancerStatus, Service, ServicePort, ServiceSpec, ServiceStatus,
+    SessionAffinityConfig,
+};
+use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use super::*;
+
+fn service(name: &str, ip: &str, edit: impl FnOnce(&mut ServiceSpec)) -> Service {
+    let mut spec = ServiceSpec {
+        cluster_ip: Some(ip.to_string()),
+        type_: Some("ClusterIP".into()),
+        ports: Some(vec![ServicePort {
+            name: Some("http".into()),
+            port: 80,
+            protocol: Some("TCP".into()),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    };
+    edit(&mut spec);
+    Service {
+        metadata: ObjectMeta {
+            namespace: Some("ns".into()),
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        spec: Some(spec),
+        status: None,
+    }
+}
+
+/// An endpoint: (ip, ready, serving, terminating, node).
+type Ep<'a> = (&'a str, bool, bool, bool, &'a str);
+
+fn slice(service: &str, endpoints: &[Ep<'_>]) -> EndpointSlice {
+    EndpointSlice {
+        metadata: ObjectMeta {
+            namespace: Some("ns".into()),
+            name: Some(format!("{service}-abc")),
+            labels: Some(BTreeMap::from([(
+                "kubernetes.io/service-name".to_string(),
+                service.to_string(),
+            )])),
+            ..Default::default()
+        },
+        address_type: "IPv4".into(),
+        endpoints: Some(
+            endpoints
+                .iter()
+                .map(|(ip, ready, serving, terminating, node)| Endpoint {
+                    addresses: vec![ip.to_string()],
+                    conditions: Some(EndpointConditions {
+                        ready: Some(*ready),
+                        serving: Some(*serving),
+                        terminating: Some(*terminating),
+                    }),
+                    node_name: Some(node.to_string()),
+                    ..Default::default()
+                })
+                .collect(),
+        ),
+        ports: Some(vec![EndpointPort {
+            name: Some("http".into()),
+            port: Some(8080),
+            protocol: Some("TCP".into()),
+            ..Default::default()
+        }]),
+    }
+}
+
+fn config() -> Config {
+    Config {
+        node_name: "node-a".into(),
+        cluster_cidr: Some("10.244.0.0/16".into()),
+    }
+}
+
+const READY_A: Ep<'static> = ("10.244.1.5", true, true, false, "node-a");
+const READY_B: Ep<'static> = ("10.244.2.7", true, true, false, "node-b");
+
+/// Renders only the chains that differ from an empty cluster, so snapshots stay small.
+fn render_service_chains(services: &[Service], slices: &[EndpointSlice]) -> String {
+    let empty = compute(&[], &[], &config());
+    let rules = compute(services, slices, &config());
+    render_diff(&empty, &rules).unwrap_or_default()
+}
+
+fn check(name: &str, actual: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("src/testdata")
+        .join(format!("{name}.txt"));
+    if std::env::var_os("UPDATE_EXPECT").is_some() {
+        let _ = std::fs::create_dir_all(path.parent().unwrap_or(std::path::Path::new(".")));
+        let _ = std::fs::write(&path, actual);
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_default();
+    assert_eq!(actual, expected, "snapshot {name} differs (UPDATE_EXPECT=1 to rewrite)");
+}
+
+#[test]
+fn empty_cluster_has_only_base_chains() {
+    check("empty", &render_full(&compute(&[], &[], &config())));
+}
+
+#[test]
+fn cluster_ip_with_two_endpoints() {
+    let out = render_service_chains(
+        &[service("web", "10.96.0.10", |_| {})],
+        &[slice("web", &[READY_A, READY_B])],
+    );
+    assert!(out.contains("--probability 0.5000000000"));
+    check("cluster_ip_two_endpoints", &out);
+}
+
+#[test]
+fn chain_names_match_upstream_hashing() {
+    // base32(sha256("ns/web:httptcp"))[:16], computed independently.
+    let name = service_port_chain("KUBE-SVC-", "ns/web:http", "tcp");
+    assert_eq!(name.len(), "KUBE-SVC-".len() + 16);
+    assert!(
+        name.chars()
+            .skip(9)
+            .all(|c| c.is_ascii_uppercase() || ('2'..='7').contains(&c))
+    );
+    assert_eq!(probability(3), "0.3333333333");
+}
+
+#[test]
+fn node_port() {
+    let out = render_service_chains(
+        &[service("web", "10.96.0.10", |spec| {
+            spec.type_ = Some("NodePort".into());
+            if let Some(port) = spec.ports.as_mut().and_then(|p| p.first_mut()) {
+                port.node_port = Some(30080);
+            }
+        })],
+        &[slice("web", &[READY_A, READY_B])],
+    );
+    assert!(out.contains("-A KUBE-NODEPORTS -p tcp -m tcp --dport 30080:30111 -j KUBE-NPS-TCP-3AC"));
+    check("node_port", &out);
+}
+
+#[test]
+fn no_endpoints_rejects_in_filter() {
+    let out = render_service_chains(
+        &[service("web", "10.96.0.10", |spec| {
+            spec.type_ = Some("NodePort".into());
+            spec.external_ips = Some(vec!["192.0.2.1".into()]);
+            if let Some(port) = spec.ports.as_mut().and_then(|p| p.first_mut()) {
+                port.node_port = Some(30080);
+            }
+        })],
+        &[],
+    );
+    assert!(!out.contains("*nat"), "no nat rules without endpoints:\n{out}");
+    check("no_endpoints", &out);
+}
+
+#[test]
+fn terminating_endpoints_used_only_without_ready_ones() {
+    let terminating = ("10.244.3.3", false, true, true, "node-a");
+    let not_serving = ("10.244.3.4", false, false, true, "node-a");
+    let out = render_service_chains(
+        &[service("web", "10.96.0.10", |_| {})],
+        &[slice("web", &[terminating, not_serving])],
+    );
+    assert!(out.contains("10.244.3.3:8080") && !out.contains("10.244.3.4"));
+    check("terminating_only", &out);
+    let mixed = render_service_chains(
+        &[service("web", "10.96.0.10", |_| {})],
+        &[slice("web", &[terminating, READY_B])],
+    );
+    assert!(!mixed.contains("10.244.3.3"));
+}
+
+#[test]
+fn session_affinity() {
+    let out = render_service_chains(
+        &[service("web", "10.96.0.10", |spec| {
+            spec.session_affinity = Some("ClientIP".into());
+            spec.session_affinity_config = Some(SessionAffinityConfig {
+                client_ip: Some(ClientIPConfig {
+                    timeout_seconds: Some(600),
+                }),
+            });
+        })],
+        &[slice("web", &[READY_A, READY_B])],
+    );
+    assert!(out.contains("--rcheck --seconds 600 --reap"));
+    check("session_affinity", &out);
+}
+
+#[test]
+fn external_traffic_policy_local() {
+    let mut lb = service("web", "10.96.0.10", |spec| {
+        spec.type_ = Some("LoadBalancer".into());
+        spec.external_traffic_policy = Some("Local".into());
+        if let Some(port) = spec.ports.as_mut().and_then(|p| p.first_mut()) {
+            port.node_port = Some(30080);
+        }
+    });
+    lb.status = Some(ServiceStatus {
+        load_balancer: Some(LoadBalancerStatus {
+            ingress: Some(vec![LoadBalancerIngress {
+                ip: Some("203.0.113.9".into()),
+                ..Default::default()
+            }]),
+        }),
+        ..Default::default()
+    });
+    let out = render_service_chains(std::slice::from_ref(&lb), &[slice("web", &[READY_A, READY_B])]);
+    check("etp_local", &out);
+    // No endpoint on this node: external traffic is dropped, pods still reach the cluster chain.
+    let remote_only = render_service_chains(&[lb], &[slice("web", &[READY_B])]);
+    assert!(remote_only.contains("has no local endpoints\" -m addrtype --dst-type LOCAL"));
+    check("etp_local_no_local_endpoints", &remote_only);
+}
+
+#[test]
+fn internal_traffic_policy_local() {
+    let out = render_service_chains(
+        &[service("web", "10.96.0.10", |spec| {
+            spec.internal_traffic_policy = Some("Local".into());
+        })],
+        &[slice("web", &[READY_A, READY_B])],
+    );
+    assert!(out.contains("KUBE-SVL-") && !out.contains("KUBE-SVC-") && !out.contains("10.244.2.7"));
+    check("itp_local", &out);
+}
+
+#[test]
+fn headless_and_external_name_get_no_rules() {
+    let headless = service("db", "None", |_| {});
+    let external = service("ext", "", |spec| {
+        spec.type_ = Some("ExternalName".into());
+        spec.external_name = Some("example.com".into());
+    });
+    let out = render_service_chains(
+        &[headless, external],
+        &[slice("db", &[READY_A]), slice("ext", &[READY_A])],
+    );
+    assert_eq!(out, "");
+}
+
+#[test]
+fn one_service_change_touches_only_its_chains() {
+    let services: Vec<Service> = (0..50)
+        .map(|i| service(&format!("s{i}"), &format!("10.96.{}.{}", i / 200, i % 200 + 1), |_| {}))
+        .collect();
+    let mut slices: Vec<EndpointSlice> = (0..50)
+        .map(|i| {
+            slice(
+                &format!("s{i}"),
+                &[(&format!("10.244.0.{}", i + 1), true, true, false, "node-a")],
+            )
+        })
+        .collect();
+    let before = compute(&services, &slices, &config());
+    slices[7] = slice("s7", &[("10.244.9.9", true, true, false, "node-b")]);
+    let after = compute(&services, &slices, &config());
+    let diff = render_diff(&before, &after).unwrap_or_default();
+    check("one_service_change", &diff);
+    assert!(
+        !diff.contains("KUBE-SERVICES"),
+        "KUBE-SERVICES must not be rewritten:\n{diff}"
+    );
+    assert!(!diff.contains("*filter"));
+    // A new service touches its shard and, the first time the shard appears, KUBE-SERVICES.
+    let mut more = services.clone();
+    more.push(service("new", "10.96.0.8", |_| {}));
+    slices.push(slice("new", &[READY_A]));
+    let added = render_diff(&after, &compute(&more, &slices, &config())).unwrap_or_default();
+    assert!(added.contains(":KUBE-SVCS-08 - [0:0]") && !added.contains(":KUBE-SERVICES"));
+    assert!(render_diff(&after, &after).is_none());
+}
+
+#[test]
+fn malformed_input_is_skipped() {
+    let mut broken = service("web", "10.96.0.10", |spec| {
+        spec.ports = Some(vec![
+            ServicePort {
+                port: 0,
+                ..Default::default()
+            },
+            ServicePort {
+                port: 53,
+                protocol: Some("ICMP".into()),
+                ..Default::default()
+            },
+        ]);
+    });
+    broken.metadata.name = None;
+    let ipv6 = service("v6", "fd00::1", |_| {});
+    let out = render_service_chains(&[broken, ipv6], &[slice("v6", &[("not-an-ip", true, true, false, "")])]);
+    assert_eq!(out, "");
+}

@@ -1,0 +1,208 @@
+//! The kube-proxy process: client, watchers, and the sync loop beside them.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::Api;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::iptables::{Backend, CommandBackend, cleanup};
+use crate::proxier::{Proxier, SyncKind};
+use crate::rules::{Config, compute};
+use crate::{Options, ProxyError};
+
+/// A client from `--kubeconfig`, or inferred (in-cluster, `$KUBECONFIG`, `~/.kube/config`).
+async fn client(options: &Options) -> Result<kube::Client, ProxyError> {
+    let config = match &options.kubeconfig {
+        Some(path) => {
+            let kubeconfig_error = |source| ProxyError::Kubeconfig {
+                path: path.display().to_string(),
+                source,
+            };
+            let kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(kubeconfig_error)?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
+                .await
+                .map_err(kubeconfig_error)?
+        }
+        None => kube::Config::infer().await?,
+    };
+    Ok(kube::Client::try_from(config)?)
+}
+
+/// Runs kube-proxy until `shutdown`. With `--cleanup`, removes our rules and returns.
+///
+/// Long-running parts are tasks in one [`JoinSet`]; more (a DNS server) can be spawned beside
+/// the proxier there.
+pub async fn run(options: Options, shutdown: CancellationToken) -> Result<(), ProxyError> {
+    if options.proxy_mode != "iptables" {
+        return Err(ProxyError::UnsupportedMode(options.proxy_mode));
+    }
+    let backend = CommandBackend::new(&options.iptables_restore_path, &options.iptables_save_path);
+    if options.cleanup {
+        cleanup(&backend).await?;
+        tracing::info!("removed kube-proxy's iptables rules");
+        return Ok(());
+    }
+    let node_name = options.hostname_override.clone().ok_or(ProxyError::MissingNodeName)?;
+    let cluster_dns = match options.cluster_dns.trim() {
+        "" => None,
+        text => Some(
+            text.parse::<std::net::Ipv4Addr>()
+                .map_err(|_| ProxyError::ClusterDns(text.to_string()))?,
+        ),
+    };
+    let client = client(&options).await?;
+    let mut tasks: JoinSet<Result<(), ProxyError>> = JoinSet::new();
+    if let Some(cluster_ip) = cluster_dns {
+        let dns_options = crate::cluster_dns::DnsOptions {
+            cluster_ip,
+            domain: options.cluster_domain.clone(),
+            node_name: node_name.clone(),
+            resolv_conf: options.dns_resolv_conf.clone(),
+        };
+        let (client, shutdown) = (client.clone(), shutdown.clone());
+        tasks.spawn(async move { Ok(crate::cluster_dns::run(client, dns_options, shutdown).await?) });
+    }
+    let config = Config {
+        node_name,
+        cluster_cidr: options.cluster_cidr.clone(),
+    };
+
+    let changed = std::sync::Arc::new(Notify::new());
+    let services = spawn_reflector(
+        &mut tasks,
+        Api::<Service>::all(client.clone()),
+        changed.clone(),
+        &shutdown,
+    );
+    let slices = spawn_reflector(
+        &mut tasks,
+        Api::<EndpointSlice>::all(client),
+        changed.clone(),
+        &shutdown,
+    );
+    let loop_settings = LoopSettings {
+        sync_period: options.iptables_sync_period,
+        min_sync_period: options.iptables_min_sync_period,
+    };
+    let proxier = Proxier::new(backend, options.iptables_full_sync_period);
+    tasks.spawn(sync_loop(
+        proxier,
+        config,
+        services,
+        slices,
+        changed,
+        loop_settings,
+        shutdown.clone(),
+    ));
+
+    let mut result = Ok(());
+    while let Some(joined) = tasks.join_next().await {
+        let outcome = joined.unwrap_or_else(|error| Err(ProxyError::Watcher(error.to_string())));
+        if let Err(error) = outcome {
+            if result.is_ok() {
+                result = Err(error);
+            }
+            shutdown.cancel();
+        }
+    }
+    result
+}
+
+/// Keeps a store of `api` objects up to date, pinging `changed` on every event.
+fn spawn_reflector<K>(
+    tasks: &mut JoinSet<Result<(), ProxyError>>,
+    api: Api<K>,
+    changed: std::sync::Arc<Notify>,
+    shutdown: &CancellationToken,
+) -> Store<K>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + k8s_openapi::serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = reflector::store();
+    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
+        .default_backoff()
+        .touched_objects();
+    let shutdown = shutdown.clone();
+    tasks.spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                item = stream.next() => match item {
+                    Some(Ok(_)) => changed.notify_one(),
+                    Some(Err(error)) => tracing::warn!(%error, "watch error"),
+                    None => return Err(ProxyError::Watcher("stream ended".into())),
+                },
+            }
+        }
+    });
+    store
+}
+
+/// Timing of the sync loop.
+#[derive(Clone, Copy, Debug)]
+struct LoopSettings {
+    sync_period: Duration,
+    min_sync_period: Duration,
+}
+
+async fn sync_loop<B: Backend>(
+    mut proxier: Proxier<B>,
+    config: Config,
+    services: Store<Service>,
+    slices: Store<EndpointSlice>,
+    changed: std::sync::Arc<Notify>,
+    settings: LoopSettings,
+    shutdown: CancellationToken,
+) -> Result<(), ProxyError> {
+    tokio::select! {
+        _ = shutdown.cancelled() => return Ok(()),
+        ready = async { tokio::try_join!(services.wait_until_ready(), slices.wait_until_ready()) } => {
+            ready.map_err(|error| ProxyError::Watcher(error.to_string()))?;
+        }
+    }
+    let mut retry_delay = settings.min_sync_period.max(Duration::from_millis(100));
+    loop {
+        let started = tokio::time::Instant::now();
+        let service_list: Vec<Service> = services.state().iter().map(|s| (**s).clone()).collect();
+        let slice_list: Vec<EndpointSlice> = slices.state().iter().map(|s| (**s).clone()).collect();
+        let desired = compute(&service_list, &slice_list, &config);
+        let next_wait = match proxier.sync(desired).await {
+            Ok(kind) => {
+                if kind != SyncKind::Unchanged {
+                    tracing::info!(?kind, elapsed = ?started.elapsed(), services = service_list.len(), "synced iptables rules");
+                }
+                retry_delay = settings.min_sync_period.max(Duration::from_millis(100));
+                settings.sync_period
+            }
+            Err(error) => {
+                tracing::error!(%error, "syncing iptables rules failed; retrying with a full sync");
+                retry_delay = (retry_delay * 2).min(settings.sync_period.max(Duration::from_secs(1)));
+                retry_delay
+            }
+        };
+        // Batch changes: never sync more often than the minimum period.
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = tokio::time::sleep_until(started + settings.min_sync_period) => {}
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = changed.notified() => {}
+            _ = tokio::time::sleep_until(started + next_wait) => {}
+        }
+    }
+}

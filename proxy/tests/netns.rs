@@ -1,0 +1,178 @@
+//! Runs the proxier against real iptables, only inside a network namespace each test creates.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
+use k8s_openapi::api::discovery::v1::{Endpoint, EndpointPort, EndpointSlice};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use proxy::iptables::{CommandBackend, cleanup};
+use proxy::proxier::{Proxier, SyncKind};
+use proxy::rules::{Config, compute};
+
+/// A network namespace deleted on drop.
+struct Netns(String);
+
+impl Netns {
+    fn create(tag: &str) -> Option<Netns> {
+        let name = format!("kproxy-test-{tag}-{}", std::process::id());
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        let ok = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .ok()?
+            .success();
+        ok.then(|| Netns(name))
+    }
+
+    fn exec(&self, args: &[&str], stdin: Option<&str>) -> String {
+        use std::io::Write;
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.0])
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn ip netns exec");
+        if let (Some(mut pipe), Some(text)) = (child.stdin.take(), stdin) {
+            pipe.write_all(text.as_bytes()).expect("write stdin");
+        }
+        let output = child.wait_with_output().expect("wait");
+        assert!(output.status.success(), "{args:?} failed");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// `iptables-save` without comment lines.
+    fn save(&self) -> String {
+        self.exec(&["iptables-save"], None)
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    }
+
+    fn backend(&self) -> CommandBackend {
+        CommandBackend::in_netns(&self.0, "iptables-restore", "iptables-save")
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
+    }
+}
+
+fn service(name: &str, ip: &str) -> Service {
+    Service {
+        metadata: ObjectMeta {
+            namespace: Some("default".into()),
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        spec: Some(ServiceSpec {
+            cluster_ip: Some(ip.into()),
+            ports: Some(vec![ServicePort {
+                port: 80,
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
+
+fn slice(name: &str, ips: &[&str]) -> EndpointSlice {
+    EndpointSlice {
+        metadata: ObjectMeta {
+            namespace: Some("default".into()),
+            name: Some(format!("{name}-x")),
+            labels: Some(BTreeMap::from([("kubernetes.io/service-name".into(), name.into())])),
+            ..Default::default()
+        },
+        address_type: "IPv4".into(),
+        endpoints: Some(
+            ips.iter()
+                .map(|ip| Endpoint {
+                    addresses: vec![ip.to_string()],
+                    ..Default::default()
+                })
+                .collect(),
+        ),
+        ports: Some(vec![EndpointPort {
+            port: Some(8080),
+            ..Default::default()
+        }]),
+    }
+}
+
+const FOREIGN: &str = "*nat
+:FOREIGN - [0:0]
+-A PREROUTING -j FOREIGN
+-A FOREIGN -d 1.2.3.4/32 -j RETURN
+COMMIT
+*filter
+-A INPUT -s 5.6.7.8/32 -j ACCEPT
+COMMIT
+";
+
+#[tokio::test]
+async fn sync_partial_update_resync_and_cleanup() {
+    let Some(netns) = Netns::create("sync") else {
+        eprintln!("skipping: cannot create a network namespace (needs root)");
+        return;
+    };
+    netns.exec(&["iptables-restore", "--noflush"], Some(FOREIGN));
+    let before = netns.save();
+    let config = Config {
+        node_name: "n1".into(),
+        cluster_cidr: Some("10.244.0.0/16".into()),
+    };
+    let services = vec![
+        service("a", "10.96.0.10"),
+        service("b", "10.96.0.11"),
+        service("c", "10.96.0.12"),
+    ];
+    let mut slices = vec![slice("a", &["10.244.0.2", "10.244.0.3"]), slice("b", &["10.244.0.4"])];
+    let mut proxier = Proxier::new(netns.backend(), Duration::from_secs(3600));
+
+    let first = compute(&services, &slices, &config);
+    assert_eq!(proxier.sync(first).await.ok(), Some(SyncKind::Full));
+    let applied = netns.save();
+    assert!(applied.contains("-A PREROUTING -j FOREIGN") && applied.contains("-A INPUT -s 5.6.7.8/32 -j ACCEPT"));
+    assert!(applied.contains("-A PREROUTING -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES"));
+    assert!(applied.contains("--to-destination 10.244.0.3:8080"));
+    assert!(applied.contains("default/c has no endpoints"), "{applied}");
+
+    // One service changes: only its chains are restored.
+    slices[1] = slice("b", &["10.244.0.9"]);
+    let second = compute(&services, &slices, &config);
+    assert!(matches!(
+        proxier.sync(second.clone()).await,
+        Ok(SyncKind::Partial { chains: 3 })
+    ));
+    let updated = netns.save();
+    assert!(updated.contains("--to-destination 10.244.0.9:8080") && !updated.contains("10.244.0.4:8080"));
+    let untouched = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| !l.contains("default/b"))
+            .map(String::from)
+            .collect()
+    };
+    let (old_lines, new_lines) = (untouched(&applied), untouched(&updated));
+    assert_eq!(
+        old_lines.iter().filter(|l| l.starts_with("-A")).count(),
+        new_lines.iter().filter(|l| l.starts_with("-A")).count()
+    );
+
+    // Drift: someone flushes a shard chain; a full resync repairs it.
+    netns.exec(&["iptables", "-t", "nat", "-F", "KUBE-SVCS-0A"], None);
+    assert!(!netns.save().contains("-A KUBE-SVCS-0A"));
+    proxier.request_full_sync();
+    assert_eq!(proxier.sync(second).await.ok(), Some(SyncKind::Full));
+    assert_eq!(netns.save(), updated);
+
+    // Cleanup leaves iptables as it was found.
+    cleanup(&netns.backend()).await.expect("cleanup");
+    assert_eq!(netns.save(), before);
+}
