@@ -206,6 +206,31 @@ async fn kubectl_exec_runs_commands_in_containers() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout).trim(), "300000");
 
+    // `kubectl cp` both ways (tar through exec's stdin and stdout): 10 MiB, same checksum.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let local = dir.path().join("big.bin");
+    let payload: Vec<u8> = (0..10 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    std::fs::write(&local, &payload).expect("writing the local file");
+    let local_name = local.display().to_string();
+    let out = kubectl(&node, &["cp", &local_name, "shell:/tmp/big.bin", "-c", "main"], None).await;
+    assert!(out.status.success(), "cp to the pod: {}", text(&out.stderr));
+    let out = kubectl(
+        &node,
+        &["exec", "shell", "-c", "main", "--", "sha256sum", "/tmp/big.bin"],
+        None,
+    )
+    .await;
+    let local_sum = Command::new("sha256sum").arg(&local).output().await.expect("sha256sum");
+    let first_word = |b: &[u8]| text(b).split_whitespace().next().unwrap_or_default().to_string();
+    assert_eq!(first_word(&out.stdout), first_word(&local_sum.stdout), "checksum in the pod");
+    let back = dir.path().join("back.bin");
+    let back_name = back.display().to_string();
+    let out = kubectl(&node, &["cp", "shell:/tmp/big.bin", &back_name, "-c", "main"], None).await;
+    assert!(out.status.success(), "cp from the pod: {}", text(&out.stderr));
+    assert!(std::fs::read(&back).expect("copied back") == payload, "the file came back unchanged");
+
     // A container the pod does not have: the apiserver's upstream message.
     let out = kubectl(&node, &["exec", "shell", "-c", "nope", "--", "true"], None).await;
     assert!(!out.status.success());

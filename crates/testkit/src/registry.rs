@@ -32,7 +32,7 @@ const LAYOUT_TAG: &str = "image";
 pub const BUSYBOX_APPLETS: &[&str] = &[
     "sh", "true", "false", "echo", "cat", "sleep", "ls", "env", "id", "hostname", "wc", "yes", "head", "dd", "mkdir",
     "ps", "date", "touch", "test", "[", "printf", "nc", "wget", "httpd", "rm", "cp", "mv", "grep", "sed", "kill",
-    "mount", "uname", "tail", "ln", "stat", "chmod", "whoami", "pwd", "timeout", "nslookup",
+    "mount", "uname", "tail", "ln", "stat", "chmod", "whoami", "pwd", "timeout", "nslookup", "tar", "sha256sum",
 ];
 
 /// A running registry, reachable at [`Registry::host`] over plain HTTP. Dropping it kills the
