@@ -224,12 +224,19 @@ async fn kubectl_exec_runs_commands_in_containers() {
     .await;
     let local_sum = Command::new("sha256sum").arg(&local).output().await.expect("sha256sum");
     let first_word = |b: &[u8]| text(b).split_whitespace().next().unwrap_or_default().to_string();
-    assert_eq!(first_word(&out.stdout), first_word(&local_sum.stdout), "checksum in the pod");
+    assert_eq!(
+        first_word(&out.stdout),
+        first_word(&local_sum.stdout),
+        "checksum in the pod"
+    );
     let back = dir.path().join("back.bin");
     let back_name = back.display().to_string();
     let out = kubectl(&node, &["cp", "shell:/tmp/big.bin", &back_name, "-c", "main"], None).await;
     assert!(out.status.success(), "cp from the pod: {}", text(&out.stderr));
-    assert!(std::fs::read(&back).expect("copied back") == payload, "the file came back unchanged");
+    assert!(
+        std::fs::read(&back).expect("copied back") == payload,
+        "the file came back unchanged"
+    );
 
     // A container the pod does not have: the apiserver's upstream message.
     let out = kubectl(&node, &["exec", "shell", "-c", "nope", "--", "true"], None).await;
