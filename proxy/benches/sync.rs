@@ -1,5 +1,7 @@
 //! Full and partial sync timings against real iptables, inside a network namespace it creates:
 //! `cargo bench -p proxy --bench sync` (needs root). Prints a table in milliseconds.
+//! `KPROXY_BENCH_SIZES=1000,5000` picks the sizes; `KPROXY_BENCH_DEBUG=1` also prints each
+//! one-service-change sample and splits it into diff rendering and the restore itself.
 
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
@@ -158,13 +160,34 @@ async fn main() {
             full_empty.push(ms(elapsed));
             proxier.request_full_sync();
             let (kind, elapsed) = timed(proxier.sync(rules.clone())).await;
-            assert_eq!(kind.ok(), Some(SyncKind::Full));
+            assert_eq!(kind.ok(), Some(SyncKind::Resync { repaired: 0 }));
             full_resync.push(ms(elapsed));
             for (from, to) in [(&rules, &changed), (&changed, &rules)] {
                 let _ = from;
                 let (kind, elapsed) = timed(proxier.sync(to.clone())).await;
                 assert!(matches!(kind, Ok(SyncKind::Partial { .. })), "{kind:?}");
                 partial.push(ms(elapsed));
+            }
+        }
+        if std::env::var_os("KPROXY_BENCH_DEBUG").is_some() {
+            eprintln!("partial samples: {partial:?}");
+            let netns = Netns::create("dbg");
+            let backend = netns.backend();
+            let mut proxier = Proxier::new(backend.clone(), Duration::from_secs(3600));
+            let _ = proxier.sync(rules.clone()).await;
+            for (from, to) in [(&rules, &changed), (&changed, &rules)] {
+                let input = proxy::rules::render_diff(from, to).expect("diff");
+                let start = Instant::now();
+                let diff_again = proxy::rules::render_diff(from, to);
+                let render = start.elapsed();
+                let (result, elapsed) = timed(backend.restore(input.clone(), RestoreMode::NoFlush)).await;
+                result.expect("restore");
+                eprintln!(
+                    "render {:.1} ms, restore {:.1} ms, input:\n{input}",
+                    ms(render),
+                    ms(elapsed)
+                );
+                drop(diff_again);
             }
         }
         println!(

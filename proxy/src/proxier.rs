@@ -1,17 +1,23 @@
 //! The proxier: remembers what it last applied and turns a fresh [`RuleSet`] into either a
 //! partial `--noflush` restore of the changed chains or a full resync of the tables.
 //!
-//! Why full syncs are a flush-mode restore: `iptables-nft-restore --noflush` (1.8.9) keeps the
+//! A full sync (start, after a failure, every `full_sync_period`) reads `iptables-save` and
+//! compares it chain by chain with the desired rules ([`plan_resync`]). Since partial syncs
+//! keep the tables exact, this normally finds nothing or a few drifted chains, and restores
+//! only those with `--noflush`. The whole tables are restored in flush mode only when none of
+//! our chains exist yet (a fresh node), or when the drift is large.
+//!
+//! Why large restores are flush-mode: `iptables-nft-restore --noflush` (1.8.9) keeps the
 //! chains named in its input in a sorted linked list (`cache_chain_list_insert`), so a
 //! `--noflush` input that names all of 30 000 chains costs O(chains²) in userspace — about
-//! 15 s at 5 000 services and minutes at 10 000. A full sync therefore reads `iptables-save`,
-//! keeps every rule that is not ours, and restores nat and filter whole (flush mode, one
+//! 15 s at 5 000 services and minutes at 10 000. Such a sync therefore keeps every rule of
+//! `iptables-save` that is not ours and restores nat and filter whole (flush mode, one
 //! transaction), which scales linearly. Partial syncs name only the changed chains, and thanks
 //! to the sharded dispatch chains of [`crate::rules`] a one-service change names a handful.
 
 use std::time::{Duration, Instant};
 
-use crate::iptables::{Backend, IptablesError, RestoreMode, merge_full};
+use crate::iptables::{Backend, IptablesError, RestoreMode, ResyncPlan, plan_resync};
 use crate::rules::{RuleSet, render_diff};
 
 /// What one sync did.
@@ -19,6 +25,9 @@ use crate::rules::{RuleSet, render_diff};
 pub enum SyncKind {
     /// Restored the whole nat and filter tables.
     Full,
+    /// A full resync found our chains in place and rewrote only the `repaired` ones that
+    /// differed from the desired rules (0: the tables were exact).
+    Resync { repaired: usize },
     /// Restored only the changed chains (`chains` of them were named).
     Partial { chains: usize },
     /// Nothing changed since the last sync.
@@ -70,11 +79,20 @@ impl<B: Backend> Proxier<B> {
     async fn try_sync(&mut self, desired: RuleSet) -> Result<SyncKind, IptablesError> {
         if self.needs_full_sync() {
             let saved = self.backend.save().await?;
-            let input = merge_full(&saved, Some(&desired));
-            self.backend.restore(input, RestoreMode::Flush).await?;
+            let kind = match plan_resync(&saved, &desired) {
+                ResyncPlan::Flush(input) => {
+                    self.backend.restore(input, RestoreMode::Flush).await?;
+                    SyncKind::Full
+                }
+                ResyncPlan::Repair { input, chains } => {
+                    self.backend.restore(input, RestoreMode::NoFlush).await?;
+                    SyncKind::Resync { repaired: chains.len() }
+                }
+                ResyncPlan::InSync => SyncKind::Resync { repaired: 0 },
+            };
             self.applied = Some(desired);
             self.last_full = Some(Instant::now());
-            return Ok(SyncKind::Full);
+            return Ok(kind);
         }
         let Some(applied) = self.applied.as_ref() else {
             return Ok(SyncKind::Unchanged);
@@ -126,6 +144,38 @@ mod tests {
         );
         assert_eq!(proxier.sync(next).await.ok(), Some(SyncKind::Unchanged));
         assert!(fake.take_calls().is_empty());
+    }
+
+    #[tokio::test]
+    async fn resync_over_applied_tables_restores_only_drift() {
+        let fake = FakeBackend::default();
+        let mut proxier = Proxier::new(fake.clone(), Duration::from_secs(3600));
+        let desired = rules(&[("KUBE-SVC-A", "-j RETURN")]);
+        assert_eq!(proxier.sync(desired.clone()).await.ok(), Some(SyncKind::Full));
+        // The flush-mode input reads back like `iptables-save` output of the same tables.
+        let applied = fake.take_calls().remove(0).1;
+        if let Ok(mut saved) = fake.saved.lock() {
+            saved.clone_from(&applied);
+        }
+        proxier.request_full_sync();
+        assert_eq!(
+            proxier.sync(desired.clone()).await.ok(),
+            Some(SyncKind::Resync { repaired: 0 })
+        );
+        assert!(fake.take_calls().is_empty());
+
+        if let Ok(mut saved) = fake.saved.lock() {
+            *saved = applied.replace("-A KUBE-SVC-A -j RETURN\n", "");
+        }
+        proxier.request_full_sync();
+        assert_eq!(proxier.sync(desired).await.ok(), Some(SyncKind::Resync { repaired: 1 }));
+        assert_eq!(
+            fake.take_calls(),
+            vec![(
+                RestoreMode::NoFlush,
+                "*nat\n:KUBE-SVC-A - [0:0]\n-A KUBE-SVC-A -j RETURN\nCOMMIT\n".to_string()
+            )]
+        );
     }
 
     #[tokio::test]

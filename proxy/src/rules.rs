@@ -694,10 +694,21 @@ pub fn render_full(rules: &RuleSet) -> String {
 pub fn render_diff(old: &RuleSet, new: &RuleSet) -> Option<String> {
     let mut out = String::new();
     for table in TableName::ALL {
-        let (old, new) = (old.table(table), new.table(table));
-        let changed: Vec<(&String, &Vec<String>)> =
-            new.iter().filter(|(chain, r)| old.get(*chain) != Some(*r)).collect();
-        let deleted: Vec<&String> = old.keys().filter(|chain| !new.contains_key(*chain)).collect();
+        // Both maps are sorted: one merge walk instead of a tree lookup per chain (at 30 000
+        // chains the lookups' cache misses cost tens of milliseconds).
+        let mut changed: Vec<(&String, &Vec<String>)> = Vec::new();
+        let mut deleted: Vec<&String> = Vec::new();
+        let mut old_chains = old.table(table).iter().peekable();
+        for (chain, rules) in new.table(table) {
+            while let Some((gone, _)) = old_chains.next_if(|(o, _)| *o < chain) {
+                deleted.push(gone);
+            }
+            match old_chains.next_if(|(o, _)| *o == chain) {
+                Some((_, old_rules)) if old_rules == rules => {}
+                _ => changed.push((chain, rules)),
+            }
+        }
+        deleted.extend(old_chains.map(|(gone, _)| gone));
         if changed.is_empty() && deleted.is_empty() {
             continue;
         }

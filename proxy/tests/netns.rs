@@ -7,7 +7,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointPort, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use proxy::iptables::{CommandBackend, cleanup};
+use proxy::iptables::{CommandBackend, ResyncPlan, cleanup, plan_resync};
 use proxy::proxier::{Proxier, SyncKind};
 use proxy::rules::{Config, compute};
 
@@ -15,15 +15,17 @@ use proxy::rules::{Config, compute};
 struct Netns(String);
 
 impl Netns {
-    fn create(tag: &str) -> Option<Netns> {
+    /// Creates the namespace, or panics: these tests run as root in CI and must not pass
+    /// without having run.
+    fn create(tag: &str) -> Netns {
         let name = format!("kproxy-test-{tag}-{}", std::process::id());
         let _ = Command::new("ip").args(["netns", "del", &name]).output();
-        let ok = Command::new("ip")
-            .args(["netns", "add", &name])
-            .status()
-            .ok()?
-            .success();
-        ok.then(|| Netns(name))
+        let status = Command::new("ip").args(["netns", "add", &name]).status();
+        assert!(
+            status.as_ref().is_ok_and(|s| s.success()),
+            "ip netns add {name} failed ({status:?}); this test needs root"
+        );
+        Netns(name)
     }
 
     fn exec(&self, args: &[&str], stdin: Option<&str>) -> String {
@@ -118,10 +120,7 @@ COMMIT
 
 #[tokio::test]
 async fn sync_partial_update_resync_and_cleanup() {
-    let Some(netns) = Netns::create("sync") else {
-        eprintln!("skipping: cannot create a network namespace (needs root)");
-        return;
-    };
+    let netns = Netns::create("sync");
     netns.exec(&["iptables-restore", "--noflush"], Some(FOREIGN));
     let before = netns.save();
     let config = Config {
@@ -165,9 +164,46 @@ async fn sync_partial_update_resync_and_cleanup() {
         new_lines.iter().filter(|l| l.starts_with("-A")).count()
     );
 
-    // Drift: someone flushes a shard chain; a full resync repairs it.
+    // A full resync over exact tables restores nothing.
+    proxier.request_full_sync();
+    assert_eq!(
+        proxier.sync(second.clone()).await.ok(),
+        Some(SyncKind::Resync { repaired: 0 })
+    );
+    assert_eq!(netns.save(), updated);
+
+    // Drift: someone flushes a shard chain, adds a stray chain of ours and deletes a jump
+    // from a built-in chain; a full resync repairs exactly that.
     netns.exec(&["iptables", "-t", "nat", "-F", "KUBE-SVCS-0A"], None);
-    assert!(!netns.save().contains("-A KUBE-SVCS-0A"));
+    netns.exec(&["iptables", "-t", "nat", "-N", "KUBE-SEP-STRAY"], None);
+    netns.exec(
+        &[
+            "iptables",
+            "-t",
+            "filter",
+            "-D",
+            "FORWARD",
+            "-m",
+            "comment",
+            "--comment",
+            "kubernetes forwarding rules",
+            "-j",
+            "KUBE-FORWARD",
+        ],
+        None,
+    );
+    let drifted = netns.save();
+    assert!(!drifted.contains("-A KUBE-SVCS-0A") && drifted.contains(":KUBE-SEP-STRAY"));
+    assert!(!drifted.contains("-j KUBE-FORWARD"));
+    proxier.request_full_sync();
+    assert_eq!(
+        proxier.sync(second.clone()).await.ok(),
+        Some(SyncKind::Resync { repaired: 2 })
+    );
+    assert_eq!(netns.save(), updated);
+
+    // Someone deletes all of our chains (e.g. a firewall reload): restored whole.
+    cleanup(&netns.backend()).await.expect("cleanup");
     proxier.request_full_sync();
     assert_eq!(proxier.sync(second).await.ok(), Some(SyncKind::Full));
     assert_eq!(netns.save(), updated);
@@ -175,4 +211,75 @@ async fn sync_partial_update_resync_and_cleanup() {
     // Cleanup leaves iptables as it was found.
     cleanup(&netns.backend()).await.expect("cleanup");
     assert_eq!(netns.save(), before);
+}
+
+/// Every rule form `compute` writes reads back from `iptables-save` as the same rule, so that a
+/// full resync over the tables it just wrote restores nothing.
+#[tokio::test]
+async fn resync_after_sync_finds_every_rule_form_in_place() {
+    let netns = Netns::create("fixpoint");
+    let config = Config {
+        node_name: "n1".into(),
+        cluster_cidr: Some("10.244.0.0/16".into()),
+    };
+    let mut services = vec![service("plain", "10.96.0.10"), service("empty", "10.96.0.11")];
+    let mut node_port = service("np", "10.96.0.12");
+    if let Some(spec) = node_port.spec.as_mut() {
+        spec.type_ = Some("LoadBalancer".into());
+        spec.external_traffic_policy = Some("Local".into());
+        spec.external_ips = Some(vec!["203.0.113.7".into()]);
+        spec.session_affinity = Some("ClientIP".into());
+        if let Some(port) = spec.ports.as_mut().and_then(|p| p.first_mut()) {
+            port.node_port = Some(30080);
+            port.protocol = Some("UDP".into());
+        }
+    }
+    services.push(node_port);
+    let mut local_only = service("itp", "10.96.0.13");
+    if let Some(spec) = local_only.spec.as_mut() {
+        spec.internal_traffic_policy = Some("Local".into());
+        spec.type_ = Some("NodePort".into());
+        if let Some(port) = spec.ports.as_mut().and_then(|p| p.first_mut()) {
+            port.node_port = Some(30081);
+        }
+    }
+    services.push(local_only);
+    let mut slices = vec![
+        slice("plain", &["10.244.0.2", "10.244.0.3", "10.244.0.4"]),
+        slice("np", &["10.244.0.5", "10.244.0.6"]),
+        slice("itp", &["10.244.0.7"]),
+    ];
+    for slice in &mut slices {
+        if let Some(port) = slice.ports.as_mut().and_then(|p| p.first_mut())
+            && slice.metadata.name.as_deref() == Some("np-x")
+        {
+            port.protocol = Some("UDP".into());
+        }
+        for endpoint in slice.endpoints.iter_mut().flatten() {
+            if endpoint.addresses.first().is_some_and(|a| a == "10.244.0.5") {
+                endpoint.node_name = Some("n1".into());
+            }
+        }
+    }
+    let desired = compute(&services, &slices, &config);
+    let rendered = proxy::rules::render_full(&desired);
+    for form in [
+        "--rcheck",
+        "--probability",
+        "REJECT",
+        "DROP",
+        "--dst-type LOCAL",
+        "! -s",
+        "KUBE-SVL-",
+        "KUBE-EXT-",
+    ] {
+        assert!(
+            rendered.contains(form),
+            "the cluster must exercise {form:?}:\n{rendered}"
+        );
+    }
+    let mut proxier = Proxier::new(netns.backend(), Duration::from_secs(3600));
+    assert_eq!(proxier.sync(desired.clone()).await.ok(), Some(SyncKind::Full));
+    let saved = netns.save();
+    assert_eq!(plan_resync(&saved, &desired), ResyncPlan::InSync, "{saved}");
 }

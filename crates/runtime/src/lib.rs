@@ -40,6 +40,7 @@ mod logs;
 mod oci;
 mod pause;
 mod process_exec;
+pub mod reclaim;
 mod runtime;
 mod shim;
 mod state;

@@ -153,14 +153,7 @@ impl Kubelet {
             }
         }
         self.kill();
-        for _ in 0..3 {
-            for pid in processes_of(&self.root_dir, &self.cgroup_root) {
-                let _ = unsafe_kill(pid, 9);
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        unmount_under(&self.root_dir);
-        remove_cgroups(&self.cgroup_root);
+        runtime::reclaim::reclaim_node(&self.root_dir, &self.cgroup_root);
         let _ = std::fs::remove_dir_all(&self.root_dir);
     }
 }
@@ -174,78 +167,4 @@ impl Drop for Kubelet {
 fn unsafe_kill(pid: i32, signal: i32) -> i32 {
     // SAFETY: kill(2) has no memory-safety preconditions.
     unsafe { libc::kill(pid, signal) }
-}
-
-/// Processes of this node: whose command line names the root directory (shims, sandbox
-/// holders) or that sit in a cgroup under the node's cgroup root (containers).
-fn processes_of(root_dir: &Path, cgroup_root: &str) -> Vec<i32> {
-    let root = root_dir.display().to_string();
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        if pid == std::process::id() as i32 {
-            continue;
-        }
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let cmdline = String::from_utf8_lossy(&cmdline);
-        let cgroups = std::fs::read_to_string(entry.path().join("cgroup")).unwrap_or_default();
-        if cmdline.contains(&root) || cgroups.lines().any(|l| l.contains(&format!("/{cgroup_root}/"))) {
-            pids.push(pid);
-        }
-    }
-    pids
-}
-
-fn unmount_under(dir: &Path) {
-    let prefix = dir.display().to_string();
-    for _ in 0..3 {
-        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let mut targets: Vec<String> = mountinfo
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .filter(|t| t.starts_with(&prefix))
-            .map(str::to_string)
-            .collect();
-        if targets.is_empty() {
-            return;
-        }
-        targets.sort_by_key(|t| std::cmp::Reverse(t.len()));
-        for target in targets {
-            if let Ok(c) = std::ffi::CString::new(target) {
-                // SAFETY: a valid NUL-terminated path.
-                unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-            }
-        }
-    }
-}
-
-/// Removes `<hierarchy>/<cgroup_root>` (deepest first) in every mounted cgroup hierarchy.
-fn remove_cgroups(cgroup_root: &str) {
-    let mut dirs = Vec::new();
-    for entry in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
-        dirs.push(entry.path().join(cgroup_root));
-    }
-    dirs.push(PathBuf::from("/sys/fs/cgroup").join(cgroup_root));
-    for dir in dirs {
-        let mut all = Vec::new();
-        collect_dirs(&dir, &mut all);
-        all.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
-        for d in all {
-            let _ = std::fs::remove_dir(d);
-        }
-    }
-}
-
-fn collect_dirs(dir: &Path, out: &mut Vec<PathBuf>) {
-    if !dir.is_dir() {
-        return;
-    }
-    out.push(dir.to_path_buf());
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        if entry.file_type().is_ok_and(|t| t.is_dir()) {
-            collect_dirs(&entry.path(), out);
-        }
-    }
 }

@@ -1,0 +1,95 @@
+//! `kaji`: a multi-node cluster on one Linux machine, kind-style. The control plane runs on the
+//! host; every node is a network namespace joined to a bridge the command creates, with its own
+//! kubelet (and root directory and cgroups) and kube-proxy. `kaji up` builds it and waits until
+//! every node is Ready, `kaji down` removes every process, namespace, link, route, mount and
+//! cgroup it made. What a cluster is made of is recorded under `$KAJI_HOME` (default
+//! `~/.kaji`)`/clusters/NAME/cluster.json`, so `down` needs nothing else.
+
+pub mod down;
+pub mod host;
+pub mod kubeconfig;
+pub mod state;
+pub mod up;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "kaji",
+    about = "A Kubernetes-compatible cluster on this machine, nodes as network namespaces"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Creates a cluster and waits until every node is Ready.
+    Up(UpArgs),
+    /// Stops a cluster and removes everything it made.
+    Down {
+        #[arg(long, default_value = "kaji")]
+        name: String,
+    },
+    /// Lists the clusters.
+    List,
+    /// Shows a cluster's nodes and processes.
+    Status {
+        #[arg(long, default_value = "kaji")]
+        name: String,
+    },
+}
+
+/// `kaji up` flags.
+#[derive(Debug, clap::Args)]
+pub struct UpArgs {
+    /// The cluster's name (its context is `kaji-NAME`).
+    #[arg(long, default_value = "kaji")]
+    pub name: String,
+    /// How many nodes.
+    #[arg(long, default_value_t = 1)]
+    pub nodes: u8,
+    /// The kubeconfig to write or merge the admin context into (default `~/.kube/config`).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// A plain-HTTP registry the nodes may pull from (`HOST:PORT`, reachable from the nodes).
+    #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
+    pub insecure_registries: Vec<String>,
+}
+
+/// Runs one command.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Up(args) => up::up(&args),
+        Command::Down { name } => down::down(&name),
+        Command::List => {
+            for name in state::cluster_names()? {
+                println!("{name}");
+            }
+            Ok(())
+        }
+        Command::Status { name } => {
+            let cluster = state::Cluster::load(&name)?;
+            println!(
+                "cluster {} (bridge {}, {}.1)",
+                cluster.name, cluster.bridge, cluster.subnet
+            );
+            for node in &cluster.nodes {
+                println!("  node {} {} (netns {})", node.name, node.ip, node.netns);
+            }
+            for process in &cluster.processes {
+                let state = if host::is_running(process) {
+                    "running"
+                } else {
+                    "stopped"
+                };
+                println!("  {:<24} pid {:<8} {state}", process.component, process.pid);
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,278 @@
+//! `kaji up`: the bridge, the control plane on the host, one network namespace per node with
+//! its kubelet and kube-proxy, a route to the pods, then waits until every node is Ready and
+//! merges the admin context into the kubeconfig. A failure half-way removes what was made.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use k8s_openapi::api::core::v1::Node as NodeObject;
+use kube::Api;
+
+use crate::state::{self, Cluster, Node};
+use crate::{UpArgs, host};
+
+/// The DNS Service's ClusterIP, inside the default service range.
+const CLUSTER_DNS: &str = "10.96.0.10";
+const APISERVER_PORT: u16 = 6443;
+
+pub fn up(args: &UpArgs) -> Result<()> {
+    state::validate_name(&args.name)?;
+    if !(1..=50).contains(&args.nodes) {
+        bail!("--nodes must be between 1 and 50");
+    }
+    if state::cluster_dir(&args.name)?.join("cluster.json").exists() {
+        bail!(
+            "cluster {:?} exists already: `kaji down --name {}` removes it",
+            args.name,
+            args.name
+        );
+    }
+    let started = Instant::now();
+    let index = Cluster::free_index()?;
+    let subnet = format!("10.250.{index}");
+    let dir = state::cluster_dir(&args.name)?;
+    std::fs::create_dir_all(dir.join("logs"))?;
+    let mut cluster = Cluster {
+        name: args.name.clone(),
+        index,
+        bridge: format!("kaji{index}"),
+        subnet: subnet.clone(),
+        pod_cidr: format!("10.{}.0.0/16", 244 - u16::from(index)),
+        nodes: Vec::new(),
+        processes: Vec::new(),
+    };
+    cluster.save()?;
+    match build(&mut cluster, args, started) {
+        Ok(()) => Ok(()),
+        Err(error) => {
+            let _ = cluster.save();
+            eprintln!("kaji up failed: {error:#}\nremoving what was made");
+            if let Err(cleanup) = crate::down::down(&args.name) {
+                eprintln!("cleaning up: {cleanup:#}");
+            }
+            Err(error)
+        }
+    }
+}
+
+fn step(started: Instant, text: &str) {
+    println!("[{:>5.1}s] {text}", started.elapsed().as_secs_f64());
+}
+
+fn build(cluster: &mut Cluster, args: &UpArgs, started: Instant) -> Result<()> {
+    let dir = state::cluster_dir(&cluster.name)?;
+    let logs = dir.join("logs");
+    let gateway = format!("{}.1", cluster.subnet);
+    let binaries = [
+        "kube-apiserver",
+        "kube-scheduler",
+        "kube-controller-manager",
+        "kubelet",
+        "kube-proxy",
+    ]
+    .map(host::binary);
+    let [apiserver, scheduler, controllers, kubelet, proxy] = binaries;
+    let (apiserver, scheduler, controllers, kubelet, proxy) = (apiserver?, scheduler?, controllers?, kubelet?, proxy?);
+
+    step(started, &format!("bridge {} ({gateway}/24)", cluster.bridge));
+    host::ip(&["link", "add", &cluster.bridge, "type", "bridge"])?;
+    host::ip(&["addr", "add", &format!("{gateway}/24"), "dev", &cluster.bridge])?;
+    host::ip(&["link", "set", &cluster.bridge, "up"])?;
+
+    step(
+        started,
+        "control plane: kube-apiserver, kube-scheduler, kube-controller-manager",
+    );
+    let apiserver_dir = dir.join("apiserver");
+    std::fs::create_dir_all(&apiserver_dir)?;
+    let admin = apiserver_dir.join("admin.kubeconfig");
+    let process = host::spawn(
+        "kube-apiserver",
+        &apiserver,
+        &strings(&[
+            "--data-dir",
+            &apiserver_dir.display().to_string(),
+            "--bind-address",
+            &gateway,
+            "--secure-port",
+            &APISERVER_PORT.to_string(),
+        ]),
+        &logs.join("kube-apiserver.log"),
+        None,
+    )?;
+    cluster.processes.push(process);
+    cluster.save()?;
+    wait_for(Duration::from_secs(30), "the apiserver's kubeconfig", || admin.exists())?;
+    let admin_path = admin.display().to_string();
+    for (component, binary, extra) in [
+        ("kube-scheduler", &scheduler, vec![]),
+        (
+            "kube-controller-manager",
+            &controllers,
+            vec!["--cluster-cidr".to_string(), cluster.pod_cidr.clone()],
+        ),
+    ] {
+        let mut flags = strings(&["--kubeconfig", &admin_path]);
+        flags.extend(extra);
+        let process = host::spawn(component, binary, &flags, &logs.join(format!("{component}.log")), None)?;
+        cluster.processes.push(process);
+    }
+    cluster.save()?;
+
+    for i in 0..args.nodes {
+        let name = format!("{}-node{i}", cluster.name);
+        let netns = format!("kaji-{}-{i}", cluster.name);
+        let ip = format!("{}.{}", cluster.subnet, 10 + u16::from(i));
+        step(started, &format!("node {name}: namespace {netns}, {ip}"));
+        let node = Node {
+            name: name.clone(),
+            netns: netns.clone(),
+            ip: ip.clone(),
+            root_dir: dir.join("nodes").join(&name),
+            cgroup_root: format!("kaji-{}-{i}", cluster.name),
+        };
+        cluster.nodes.push(node.clone());
+        cluster.save()?;
+        host::ip(&["netns", "add", &netns])?;
+        let veth = format!("{}-{i}", cluster.bridge);
+        host::ip(&[
+            "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &netns,
+        ])?;
+        host::ip(&["link", "set", &veth, "master", &cluster.bridge, "up"])?;
+        host::ip(&["-n", &netns, "link", "set", "lo", "up"])?;
+        host::ip(&["-n", &netns, "addr", "add", &format!("{ip}/24"), "dev", "eth0"])?;
+        host::ip(&["-n", &netns, "link", "set", "eth0", "up"])?;
+        host::ip(&["-n", &netns, "route", "add", "default", "via", &gateway])?;
+        std::fs::create_dir_all(&node.root_dir)?;
+        let mut flags = strings(&[
+            "--kubeconfig",
+            &admin_path,
+            "--node-name",
+            &name,
+            "--root-dir",
+            &node.root_dir.display().to_string(),
+            "--address",
+            &ip,
+            "--node-ip",
+            &ip,
+            "--cgroup-root",
+            &node.cgroup_root,
+            "--cluster-dns",
+            CLUSTER_DNS,
+        ]);
+        for registry in &args.insecure_registries {
+            flags.extend(strings(&["--insecure-registry", registry]));
+        }
+        let process = host::spawn(
+            "kubelet",
+            &kubelet,
+            &flags,
+            &logs.join(format!("kubelet-{name}.log")),
+            Some(&netns),
+        )?;
+        cluster.processes.push(process);
+        let process = host::spawn(
+            "kube-proxy",
+            &proxy,
+            &strings(&[
+                "--kubeconfig",
+                &admin_path,
+                "--hostname-override",
+                &name,
+                "--cluster-cidr",
+                &cluster.pod_cidr,
+                "--cluster-dns",
+                CLUSTER_DNS,
+            ]),
+            &logs.join(format!("kube-proxy-{name}.log")),
+            Some(&netns),
+        )?;
+        cluster.processes.push(process);
+        cluster.save()?;
+    }
+    // The host reaches pods through the first node, which routes to the others (host-gw).
+    let node0 = cluster.nodes[0].ip.clone();
+    host::ip(&["route", "replace", &cluster.pod_cidr, "via", &node0])?;
+
+    step(started, "waiting for every node to be Ready");
+    wait_ready(&admin, cluster.nodes.len(), cluster, started)?;
+
+    let target = match &args.kubeconfig {
+        Some(path) => path.clone(),
+        None => crate::kubeconfig::default_path()?,
+    };
+    crate::kubeconfig::merge(&target, &admin, &cluster.name)?;
+    std::fs::write(dir.join("kubeconfig-path"), target.display().to_string())?;
+    step(started, &format!("cluster kaji-{} is up", cluster.name));
+    println!(
+        "\nUse it with:\n  kubectl --kubeconfig {} --context kaji-{} get nodes\nRemove it with:\n  kaji down --name {}",
+        target.display(),
+        cluster.name,
+        cluster.name
+    );
+    Ok(())
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+fn wait_for(timeout: Duration, what: &str, check: impl Fn() -> bool) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if check() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!("timed out waiting for {what}")
+}
+
+/// Polls the Nodes until `count` of them are Ready; a component that died ends the wait.
+fn wait_ready(admin: &std::path::Path, count: usize, cluster: &Cluster, started: Instant) -> Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime
+        .block_on(async {
+            let kubeconfig = kube::config::Kubeconfig::read_from(admin)?;
+            let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
+            let client = kube::Client::try_from(config)?;
+            let nodes: Api<NodeObject> = Api::all(client);
+            let deadline = Instant::now() + Duration::from_secs(120);
+            let mut reported = 0;
+            loop {
+                if let Some(dead) = cluster.processes.iter().find(|p| !host::is_running(p)) {
+                    bail!(
+                        "{} (pid {}) exited; see {}",
+                        dead.component,
+                        dead.pid,
+                        state::cluster_dir(&cluster.name)?.join("logs").display()
+                    );
+                }
+                let ready = nodes
+                    .list(&Default::default())
+                    .await
+                    .map(|list| list.items.iter().filter(|n| is_ready(n)).count())
+                    .unwrap_or(0);
+                if ready > reported {
+                    step(started, &format!("{ready}/{count} nodes Ready"));
+                    reported = ready;
+                }
+                if ready >= count {
+                    return Ok(());
+                }
+                if Instant::now() > deadline {
+                    bail!("only {ready} of {count} nodes became Ready in 120 s");
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+        .context("waiting for the nodes")
+}
+
+fn is_ready(node: &NodeObject) -> bool {
+    node.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|conditions| conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
