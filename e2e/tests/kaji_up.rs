@@ -107,8 +107,6 @@ impl Host {
 }
 
 #[test]
-#[ignore = "flaky under CPU load: the second node's kube-proxy sometimes exits without a log line or a \
-            signal (issue 9 note); run with `cargo test -p e2e --test kaji_up -- --ignored`"]
 fn kaji_up_makes_a_working_cluster_and_down_leaves_nothing() {
     let mut lab = NetLab::create(0).expect("lab");
     let registry = Registry::start().expect("registry");

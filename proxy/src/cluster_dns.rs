@@ -107,9 +107,12 @@ async fn ensure_service(client: &kube::Client, cluster_ip: Ipv4Addr) -> Result<(
     }
     match services.create(&PostParams::default(), &dns_service(cluster_ip)).await {
         Ok(_) => Ok(()),
-        // Another node's kube-proxy was first.
-        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
-        Err(error) => Err(error),
+        // Another node's kube-proxy may have been first: its create wins with 409 (same name) or
+        // 422 (the ClusterIP is taken by then).
+        Err(error) => match services.get_opt(SERVICE).await? {
+            Some(_) => Ok(()),
+            None => Err(error),
+        },
     }
 }
 
