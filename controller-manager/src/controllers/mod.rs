@@ -1,6 +1,7 @@
 //! The controllers and their registry, selectable with `--controllers`.
 
 pub mod cronjob;
+pub mod daemonset;
 pub mod deployment;
 pub mod endpoints;
 pub mod endpointslice;
@@ -14,6 +15,7 @@ pub mod nodelifecycle;
 pub mod ownership;
 pub mod replicaset;
 pub mod serviceaccount;
+pub mod statefulset;
 pub mod ttlafterfinished;
 pub mod wiring;
 
@@ -50,6 +52,16 @@ pub const REGISTRY: &[Descriptor] = &[
         name: job::NAME,
         disabled_by_default: false,
         run: |ctx| Box::pin(job::run(ctx)),
+    },
+    Descriptor {
+        name: daemonset::NAME,
+        disabled_by_default: false,
+        run: |ctx| Box::pin(daemonset::run(ctx)),
+    },
+    Descriptor {
+        name: statefulset::NAME,
+        disabled_by_default: false,
+        run: |ctx| Box::pin(statefulset::run(ctx)),
     },
     Descriptor {
         name: cronjob::NAME,

@@ -3,6 +3,7 @@
 //! patching `pods/status`, as a kubelet would.
 
 mod cronjob;
+mod daemonset;
 mod deployment;
 mod endpointslice;
 mod garbagecollector;
@@ -11,6 +12,7 @@ mod namespace;
 mod node;
 mod replicaset;
 mod serviceaccount;
+mod statefulset;
 
 use std::future::Future;
 use std::time::Duration;
