@@ -100,6 +100,7 @@ pub fn resources(group: &str, version: &str) -> Option<Value> {
                 Subresource::Finalize => (None, None, def.kind, &["update"]),
                 Subresource::Log => (None, None, def.kind, &["get"]),
                 Subresource::Exec => (None, None, "PodExecOptions", &["create", "get"]),
+                Subresource::PortForward => (None, None, "PodPortForwardOptions", &["create", "get"]),
             };
             let mut entry = json!({
                 "name": format!("{}/{}", def.plural, sub.name()),
@@ -182,6 +183,9 @@ fn aggregated_group(group: &str, versions: &[&str]) -> Value {
                                 Subresource::Finalize => (response_kind(def.group, def.version, def.kind), &["update"]),
                                 Subresource::Log => (response_kind(def.group, def.version, def.kind), &["get"]),
                                 Subresource::Exec => (response_kind("", "v1", "PodExecOptions"), &["create", "get"]),
+                                Subresource::PortForward => {
+                                    (response_kind("", "v1", "PodPortForwardOptions"), &["create", "get"])
+                                }
                             };
                             json!({"subresource": sub.name(), "responseKind": kind, "verbs": verbs})
                         })

@@ -81,7 +81,7 @@ fn check_accept(headers: &HeaderMap) -> ApiResult<()> {
 }
 
 /// Entry point for `/api/...` and `/apis/...` resource URLs. `upgrade` is the pending
-/// connection upgrade of an HTTP/1.1 request (for `pods/exec`).
+/// connection upgrade of an HTTP/1.1 request (for `pods/exec` and `pods/portforward`).
 #[allow(clippy::too_many_arguments)]
 pub async fn serve_resource(
     state: Arc<AppState>,
@@ -168,6 +168,19 @@ async fn route(
                 &method,
                 raw_query,
                 &query,
+                headers,
+                upgrade,
+            )
+            .await
+        }
+        (&Method::GET | &Method::POST, Some(name), Some(Subresource::PortForward)) => {
+            crate::node_proxy::pod_port_forward(
+                &store,
+                state.kubelet_tls.clone(),
+                ns.unwrap_or("default"),
+                name,
+                &method,
+                raw_query,
                 headers,
                 upgrade,
             )

@@ -1,6 +1,7 @@
-//! `pods/log` and `pods/exec`: the apiserver finds the pod's node and streams the log from
-//! that node's kubelet (`https://<InternalIP>:<kubelet port>/containerLogs/...`), or proxies
-//! the upgraded exec connection to it (`/exec/...`), authenticating with the apiserver's
+//! `pods/log`, `pods/exec` and `pods/portforward`: the apiserver finds the pod's node and
+//! streams the log from that node's kubelet (`https://<InternalIP>:<kubelet port>/containerLogs/...`),
+//! or proxies the upgraded exec or port-forward connection to it (`/exec/...`,
+//! `/portForward/...`), authenticating with the apiserver's
 //! kubelet client certificate. Like upstream without
 //! `--kubelet-certificate-authority`, the kubelet's self-signed serving certificate is not
 //! verified (the kubelet does verify us).
@@ -133,14 +134,17 @@ struct Located {
     port: u16,
 }
 
-/// Finds the pod, picks its container (`container=` or the only one) and finds the kubelet
-/// of the pod's node.
-async fn locate(store: &Store, namespace: &str, name: &str, query: &Query) -> ApiResult<Located> {
+/// Finds the pod, picks its container (`container=` or the only one; none for a
+/// port-forward, `query` is `None`) and finds the kubelet of the pod's node.
+async fn locate(store: &Store, namespace: &str, name: &str, query: Option<&Query>) -> ApiResult<Located> {
     let pods = api::registry::find("", "v1", "pods").ok_or_else(|| ApiError::internal("pods are not registered"))?;
     let nodes = api::registry::find("", "v1", "nodes").ok_or_else(|| ApiError::internal("nodes are not registered"))?;
     let cached = store.get_cached(pods, Some(namespace), name, None).await?;
     let pod: Value = serde_json::from_slice(&cached.json).map_err(ApiError::internal)?;
-    let container = pick_container(&pod, name, query.get("container"))?;
+    let container = match query {
+        Some(query) => pick_container(&pod, name, query.get("container"))?,
+        None => String::new(),
+    };
     let node_name = pod["spec"]["nodeName"].as_str().unwrap_or_default().to_string();
     if node_name.is_empty() {
         return Err(ApiError::bad_request(format!(
@@ -204,7 +208,7 @@ pub async fn pod_log(
     name: &str,
     query: &Query,
 ) -> ApiResult<Response> {
-    let at = locate(store, namespace, name, query).await?;
+    let at = locate(store, namespace, name, Some(query)).await?;
     let mut forwarded = Vec::new();
     for key in [
         "follow",
@@ -279,10 +283,7 @@ fn forwardable(name: &http::HeaderName) -> bool {
 
 /// Serves `pods/{name}/exec`: an upgrade request (WebSocket `v5.channel.k8s.io`, or the
 /// SPDY fallback, which the kubelet refuses) is forwarded to the kubelet's `/exec/...` with
-/// the same method, query and upgrade headers. On `101 Switching Protocols` the client gets
-/// the kubelet's 101 (with its `Sec-WebSocket-Accept` and protocol) and the two upgraded
-/// connections are spliced; any other answer is passed on as is, like upstream's proxy (so
-/// kubectl prints `unable to upgrade connection: <the kubelet's message>`).
+/// the same method, query and upgrade headers (see [`proxy_upgrade`]).
 #[allow(clippy::too_many_arguments)]
 pub async fn pod_exec(
     store: &Store,
@@ -298,15 +299,58 @@ pub async fn pod_exec(
     let (true, Some(client_upgrade)) = (is_upgrade(headers), upgrade) else {
         return Err(ApiError::bad_request("Upgrade request required"));
     };
-    let at = locate(store, namespace, name, query).await?;
+    let at = locate(store, namespace, name, Some(query)).await?;
     let path = format!(
         "/exec/{namespace}/{name}/{}?{}",
         at.container,
         raw_query.unwrap_or_default()
     );
+    proxy_upgrade(tls, &at, &path, method, headers, client_upgrade).await
+}
+
+/// Serves `pods/{name}/portforward`: an upgrade request (WebSocket
+/// `SPDY/3.1+portforward.k8s.io`, or plain `SPDY/3.1` with `X-Stream-Protocol-Version:
+/// portforward.k8s.io`) is forwarded to the kubelet's `/portForward/{namespace}/{name}`,
+/// which speaks SPDY itself (see [`proxy_upgrade`]).
+#[allow(clippy::too_many_arguments)]
+pub async fn pod_port_forward(
+    store: &Store,
+    tls: Arc<rustls::ClientConfig>,
+    namespace: &str,
+    name: &str,
+    method: &http::Method,
+    raw_query: Option<&str>,
+    headers: &http::HeaderMap,
+    upgrade: Option<hyper::upgrade::OnUpgrade>,
+) -> ApiResult<Response> {
+    let (true, Some(client_upgrade)) = (is_upgrade(headers), upgrade) else {
+        return Err(ApiError::bad_request("Upgrade request required"));
+    };
+    let at = locate(store, namespace, name, None).await?;
+    let mut path = format!("/portForward/{namespace}/{name}");
+    if let Some(query) = raw_query.filter(|q| !q.is_empty()) {
+        path.push('?');
+        path.push_str(query);
+    }
+    proxy_upgrade(tls, &at, &path, method, headers, client_upgrade).await
+}
+
+/// Forwards an upgrade request to the kubelet at `path` with the same method and upgrade
+/// headers. On `101 Switching Protocols` the client gets the kubelet's 101 (with its
+/// `Sec-WebSocket-Accept` and protocol) and the two upgraded connections are spliced; any
+/// other answer is passed on as is, like upstream's proxy (so kubectl prints `unable to
+/// upgrade connection: <the kubelet's message>`).
+async fn proxy_upgrade(
+    tls: Arc<rustls::ClientConfig>,
+    at: &Located,
+    path: &str,
+    method: &http::Method,
+    headers: &http::HeaderMap,
+    client_upgrade: hyper::upgrade::OnUpgrade,
+) -> ApiResult<Response> {
     let mut request = http::Request::builder()
         .method(method.clone())
-        .uri(&path)
+        .uri(path)
         .header(http::header::HOST, format!("{}:{}", at.host, at.port));
     for (key, value) in headers.iter().filter(|(key, _)| forwardable(key)) {
         request = request.header(key, value);
@@ -314,7 +358,7 @@ pub async fn pod_exec(
     let request = request
         .body(http_body_util::Empty::<bytes::Bytes>::new())
         .map_err(ApiError::internal)?;
-    let mut sender = connect(tls, &at).await?;
+    let mut sender = connect(tls, at).await?;
     let mut response = sender.send_request(request).await.map_err(|e| {
         unavailable(format!(
             "error dialing backend: the kubelet of node {}: {e}",
@@ -346,13 +390,13 @@ pub async fn pod_exec(
         let (client, kubelet) = match tokio::join!(client_upgrade, kubelet_upgrade) {
             (Ok(client), Ok(kubelet)) => (client, kubelet),
             (client, kubelet) => {
-                tracing::debug!(client = ?client.err(), kubelet = ?kubelet.err(), "exec upgrade failed");
+                tracing::debug!(client = ?client.err(), kubelet = ?kubelet.err(), "upgrade failed");
                 return;
             }
         };
         let (mut client, mut kubelet) = (TokioIo::new(client), TokioIo::new(kubelet));
         if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut kubelet).await {
-            tracing::debug!(%error, "exec stream ended");
+            tracing::debug!(%error, "upgraded stream ended");
         }
     });
     Ok(answer)

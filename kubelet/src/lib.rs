@@ -9,6 +9,7 @@ pub mod machine;
 pub mod network;
 pub mod node;
 pub mod pods;
+pub mod portforward;
 pub mod run;
 pub mod server;
 pub mod static_pods;

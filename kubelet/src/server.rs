@@ -1,8 +1,8 @@
 //! The kubelet's HTTPS server (`--address`, `--port`): `/healthz`, `/pods`,
-//! `/containerLogs/{namespace}/{pod}/{container}` and `/exec/{namespace}/{pod}/{container}`
-//! (`streaming.rs`). Every request needs a client certificate
-//! signed by the cluster CA whose subject is in `system:masters` (the apiserver's kubelet
-//! client certificate); nothing is served anonymously. The serving certificate is self-signed
+//! `/containerLogs/{namespace}/{pod}/{container}`, `/exec/{namespace}/{pod}/{container}`
+//! (`streaming.rs`) and `/portForward/{namespace}/{pod}` (`portforward.rs`). Every request
+//! needs a client certificate signed by the cluster CA whose subject is in `system:masters`
+//! (the apiserver's kubelet client certificate); nothing is served anonymously. The serving certificate is self-signed
 //! and kept under `<root-dir>/pki`, as upstream's kubelet does without `--tls-cert-file`.
 
 use std::net::{IpAddr, SocketAddr};
@@ -135,6 +135,10 @@ pub fn router(view: Arc<dyn NodeView>) -> Router {
         .route(
             "/exec/{namespace}/{pod}/{container}",
             get(crate::streaming::exec).post(crate::streaming::exec),
+        )
+        .route(
+            "/portForward/{namespace}/{pod}",
+            get(crate::portforward::port_forward).post(crate::portforward::port_forward),
         )
         .with_state(view)
 }

@@ -21,6 +21,9 @@ pub enum Subresource {
     /// `pods/exec`: a process in a container, its stdio carried over an upgraded
     /// connection (WebSocket) proxied to the node's kubelet.
     Exec,
+    /// `pods/portforward`: TCP connections to the pod's ports, carried as SPDY streams
+    /// over an upgraded connection proxied to the node's kubelet.
+    PortForward,
 }
 
 impl Subresource {
@@ -33,6 +36,7 @@ impl Subresource {
             Subresource::Finalize => "finalize",
             Subresource::Log => "log",
             Subresource::Exec => "exec",
+            Subresource::PortForward => "portforward",
         }
     }
 
@@ -45,6 +49,7 @@ impl Subresource {
             Self::Finalize,
             Self::Log,
             Self::Exec,
+            Self::PortForward,
         ]
         .into_iter()
         .find(|s| s.name() == name)
@@ -177,7 +182,7 @@ impl ResourceDef {
     }
 }
 
-use Subresource::{Binding, Eviction, Exec, Finalize, Log, Scale, Status};
+use Subresource::{Binding, Eviction, Exec, Finalize, Log, PortForward, Scale, Status};
 
 const META_ONLY: &[SelectableField] = &[];
 const NO_NAMES: &[&str] = &[];
@@ -238,7 +243,7 @@ pub static RESOURCES: &[ResourceDef] = &[
     ResourceDef {
         short_names: &["po"],
         categories: ALL,
-        subresources: &[Status, Binding, Eviction, Log, Exec],
+        subresources: &[Status, Binding, Eviction, Log, Exec, PortForward],
         tracks_generation: true,
         graceful_delete: true,
         selectable_fields: &[

@@ -100,7 +100,11 @@ fn generate_one(group: &'static str, version: &'static str) -> GroupVersionDoc {
                 Subresource::Scale => kinds::find("autoscaling", "v1", "Scale"),
                 Subresource::Binding => kinds::find("", "v1", "Binding"),
                 Subresource::Eviction => kinds::find("policy", "v1", "Eviction"),
-                Subresource::Status | Subresource::Finalize | Subresource::Log | Subresource::Exec => None,
+                Subresource::Status
+                | Subresource::Finalize
+                | Subresource::Log
+                | Subresource::Exec
+                | Subresource::PortForward => None,
             };
             if let Some(extra) = extra
                 && !with_subresources.iter().any(|k| std::ptr::eq(*k, extra))
