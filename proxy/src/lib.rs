@@ -39,8 +39,6 @@ pub enum ProxyError {
     Iptables(#[from] iptables::IptablesError),
     #[error("a watcher stopped: {0}")]
     Watcher(String),
-    #[error(transparent)]
-    Dns(#[from] cluster_dns::DnsError),
     #[error("--cluster-dns {0:?}: not an IPv4 address")]
     ClusterDns(String),
 }

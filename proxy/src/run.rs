@@ -67,7 +67,24 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> Result<(), Pr
             resolv_conf: options.dns_resolv_conf.clone(),
         };
         let (client, shutdown) = (client.clone(), shutdown.clone());
-        tasks.spawn(async move { Ok(crate::cluster_dns::run(client, dns_options, shutdown).await?) });
+        // The DNS server is a node service beside the proxier: its failures are retried with
+        // back-off, never allowed to take the Service rules down with them.
+        tasks.spawn(async move {
+            let mut delay = std::time::Duration::from_secs(1);
+            loop {
+                let options = dns_options.clone();
+                match crate::cluster_dns::run(client.clone(), options, shutdown.clone()).await {
+                    Ok(()) if shutdown.is_cancelled() => return Ok(()),
+                    Ok(()) => tracing::warn!("the cluster DNS server stopped; restarting"),
+                    Err(error) => tracing::error!(%error, ?delay, "cluster DNS failed; retrying"),
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(delay) => {}
+                }
+                delay = (delay * 2).min(std::time::Duration::from_secs(30));
+            }
+        });
     }
     let config = Config {
         node_name,
