@@ -90,39 +90,8 @@ pub struct Options {
     pub etcd_compaction_interval: Duration,
 }
 
-/// Parses a Go-style duration (`1h2m3s`, `500ms`, `300s`, `0`).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    if text == "0" {
-        return Ok(Duration::ZERO);
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = text;
-    if rest.is_empty() {
-        return Err("empty duration".into());
-    }
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit() && c != '.')
-            .unwrap_or(rest.len());
-        let number: f64 = rest[..digits]
-            .parse()
-            .map_err(|_| format!("invalid duration {text:?}"))?;
-        rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
-        let seconds = match &rest[..unit_len] {
-            "h" => 3600.0,
-            "m" => 60.0,
-            "s" => 1.0,
-            "ms" => 0.001,
-            "us" | "µs" => 0.000_001,
-            "ns" => 0.000_000_001,
-            _ => return Err(format!("invalid duration {text:?}: unknown unit")),
-        };
-        rest = &rest[unit_len..];
-        total += Duration::from_secs_f64(number * seconds);
-    }
-    Ok(total)
-}
+/// Go-syntax durations (`30s`, `1m30s`), shared by every component.
+pub use component_base::parse_duration;
 
 /// Compacts storage history every `interval`, to the revision observed one interval before,
 /// as upstream's compactor does.

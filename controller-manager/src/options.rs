@@ -81,45 +81,8 @@ pub struct Options {
     pub concurrent_cron_job_syncs: usize,
 }
 
-/// Parses a Go-style duration (`40s`, `1m30s`, `500ms`, `2h`).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    if text == "0" {
-        return Ok(Duration::ZERO);
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = text;
-    if rest.is_empty() {
-        return Err("empty duration".into());
-    }
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if digits == 0 {
-            return Err(format!("invalid duration {text:?}"));
-        }
-        let value: f64 = rest[..digits]
-            .parse()
-            .map_err(|_| format!("invalid duration {text:?}"))?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let seconds = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            unit => return Err(format!("unknown unit {unit:?} in duration {text:?}")),
-        };
-        rest = &rest[unit_len..];
-        total += Duration::from_secs_f64(value * seconds);
-    }
-    Ok(total)
-}
+/// Go-syntax durations (`30s`, `1m30s`), shared by every component.
+pub use component_base::parse_duration;
 
 /// Resolves `--controllers` against the known names (`all`) and those on by default.
 pub fn select_controllers<'a>(flag: &[String], all: &[&'a str], disabled_by_default: &[&str]) -> Result<Vec<&'a str>> {

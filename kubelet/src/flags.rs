@@ -125,23 +125,8 @@ fn parse_mirror(s: &str) -> Result<(String, String), String> {
     }
 }
 
-/// Parses a Go-style duration of one unit: `10s`, `500ms`, `2m`, `1h`.
-pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
-    let (number, unit) = s.split_at(split);
-    let value: f64 = number.parse().map_err(|_| format!("invalid duration {s:?}"))?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "s" | "" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => return Err(format!("invalid duration {s:?}: unknown unit {unit:?}")),
-    };
-    if !seconds.is_finite() || seconds < 0.0 {
-        return Err(format!("invalid duration {s:?}"));
-    }
-    Ok(std::time::Duration::from_secs_f64(seconds))
-}
+/// Go-syntax durations (`30s`, `1m30s`), shared by every component.
+pub use component_base::parse_duration;
 
 /// Parses `k=v,k2=v2` (empty → empty list).
 pub fn parse_pairs(s: &str) -> Result<Vec<(String, String)>, String> {

@@ -32,41 +32,8 @@ pub struct Options {
     pub leader_elect_resource_namespace: String,
 }
 
-/// Parses a Go duration (`15s`, `1m30s`, `500ms`, `2h`).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let invalid = || format!("invalid duration {text:?}");
-    let mut total = Duration::ZERO;
-    let mut rest = text.trim();
-    if rest.is_empty() {
-        return Err(invalid());
-    }
-    if rest == "0" {
-        return Ok(Duration::ZERO);
-    }
-    while !rest.is_empty() {
-        let number_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(invalid)?;
-        let (number, tail) = rest.split_at(number_end);
-        let value: f64 = number.parse().map_err(|_| invalid())?;
-        let unit_end = tail
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(tail.len());
-        let (unit, tail) = tail.split_at(unit_end);
-        let seconds = match unit {
-            "h" => 3600.0,
-            "m" => 60.0,
-            "s" => 1.0,
-            "ms" => 1e-3,
-            "us" | "µs" => 1e-6,
-            "ns" => 1e-9,
-            _ => return Err(invalid()),
-        };
-        total += Duration::try_from_secs_f64(value * seconds).map_err(|_| invalid())?;
-        rest = tail;
-    }
-    Ok(total)
-}
+/// Go-syntax durations (`30s`, `1m30s`), shared by every component.
+pub use component_base::parse_duration;
 
 #[cfg(test)]
 mod tests {

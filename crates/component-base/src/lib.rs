@@ -1,8 +1,12 @@
-//! What every kaji component shares: logging set-up and signal handling.
+//! What every kaji component shares: logging set-up, signal handling, flag parsing helpers
+//! and leader election.
 
 use tokio_util::sync::CancellationToken;
 
+pub mod duration;
 pub mod leader_election;
+
+pub use duration::parse_duration;
 
 /// Installs the global `tracing` subscriber: human-readable lines on stderr, filtered by
 /// `RUST_LOG` (default `info`).
