@@ -70,6 +70,15 @@ pub fn controller_of(meta: &ObjectMeta) -> Option<&OwnerReference> {
         .find(|reference| reference.controller == Some(true))
 }
 
+/// The key of the object's controller when that controller is of `kind` (none otherwise).
+pub fn controller_key(meta: &ObjectMeta, namespace: Option<&str>, kind: &str) -> Vec<String> {
+    controller_of(meta)
+        .filter(|owner| owner.kind == kind)
+        .map(|owner| key(namespace, &owner.name))
+        .into_iter()
+        .collect()
+}
+
 /// An owner reference marking `owner` as the controller (controller=true,
 /// blockOwnerDeletion=true).
 pub fn controller_ref<K: Resource<DynamicType = ()>>(owner: &K) -> OwnerReference {

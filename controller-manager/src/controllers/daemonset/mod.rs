@@ -136,11 +136,7 @@ fn owner_key(
     meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
     namespace: Option<&str>,
 ) -> Vec<String> {
-    util::controller_of(meta)
-        .filter(|owner| owner.kind == "DaemonSet")
-        .map(|owner| util::key(namespace, &owner.name))
-        .into_iter()
-        .collect()
+    util::controller_key(meta, namespace, "DaemonSet")
 }
 
 /// The DaemonSets to sync when `pod` changes: its controller if that is a DaemonSet, else

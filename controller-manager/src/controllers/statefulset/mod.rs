@@ -100,11 +100,7 @@ fn owner_key(
     meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
     namespace: Option<&str>,
 ) -> Vec<String> {
-    util::controller_of(meta)
-        .filter(|owner| owner.kind == "StatefulSet")
-        .map(|owner| util::key(namespace, &owner.name))
-        .into_iter()
-        .collect()
+    util::controller_key(meta, namespace, "StatefulSet")
 }
 
 /// The StatefulSets to sync when `pod` changes: its controller, else the set its name says it
