@@ -8,4 +8,8 @@ cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 # Benchmarks (harness = false) are built by clippy above but not run here: cargo bench runs them.
+# The end-to-end tests start the components' real binaries from the target directory
+# (testkit::workspace_binary); cargo test only builds a package's own binaries for its own
+# integration tests, so build them all first, and fresh.
+cargo build --workspace --bins
 cargo test --workspace --lib --bins --tests
