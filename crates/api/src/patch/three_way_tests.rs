@@ -547,3 +547,162 @@ fn two_way_patch_turns_original_into_modified() {
     .expect("labels");
     assert_eq!(labels.to_string(), r#"{"metadata":{"labels":{"b":null,"c":"3"}}}"#);
 }
+
+/// A schema shaped like upstream's `mergeItem` test type (the fields these cases use).
+fn merge_item_meta() -> PatchMeta {
+    let string = json!({"type": "string"});
+    let list = json!({"type": "array", "items": {"$ref": "#/components/schemas/mergeItem"},
+                      "x-kubernetes-patch-strategy": "merge", "x-kubernetes-patch-merge-key": "name"});
+    let schemas = json!({
+        "mergeItem": {"type": "object", "properties": {
+            "name": string, "value": string, "other": string, "mergingList": list,
+            "mergingIntList": {"type": "array", "items": {"type": "integer"}, "x-kubernetes-patch-strategy": "merge"},
+            "retainKeysMap": {"allOf": [{"$ref": "#/components/schemas/mergeItem"}],
+                              "x-kubernetes-patch-strategy": "retainKeys"},
+        }},
+    });
+    match schemas {
+        Value::Object(map) => PatchMeta::new(std::sync::Arc::new(map), "mergeItem"),
+        _ => PatchMeta::none(),
+    }
+}
+
+#[test]
+fn upstream_three_way_cases() {
+    let n = |name: i64| json!({"name": name});
+    let nv = |name: i64, value: &str| json!({"name": name, "value": value});
+    let del = |name: i64| json!({"name": name, "$patch": "delete"});
+    // (description, original, modified, current, three-way patch, result), restating the
+    // cases of upstream's strategicpatch tests.
+    let cases = vec![
+        (
+            "delete all maps from merging list",
+            json!({"mergingList": [n(1), n(2)]}),
+            json!({"mergingList": []}),
+            json!({"mergingList": [n(1), n(2)]}),
+            json!({"mergingList": [del(1), del(2)]}),
+            json!({"mergingList": []}),
+        ),
+        (
+            "delete all maps from merging list with conflict",
+            json!({"mergingList": [n(1), n(2)]}),
+            json!({"mergingList": []}),
+            json!({"mergingList": [{"name": 1, "other": "a"}, {"name": 2, "other": "b"}]}),
+            json!({"mergingList": [del(1), del(2)]}),
+            json!({"mergingList": []}),
+        ),
+        (
+            "delete all maps from empty merging list",
+            json!({"mergingList": [n(1), n(2)]}),
+            json!({"mergingList": []}),
+            json!({"mergingList": []}),
+            json!({"mergingList": [del(1), del(2)]}),
+            json!({"mergingList": []}),
+        ),
+        (
+            "defined null values overwrite current fields (with conflict)",
+            json!({"name": "2"}),
+            json!({"name": "1", "value": "1", "other": null}),
+            json!({"name": "a", "other": "a"}),
+            json!({"name": "1", "value": "1", "other": null}),
+            json!({"name": "1", "value": "1"}),
+        ),
+        (
+            "defined null values remove original fields",
+            json!({"name": "on", "value": "ov"}),
+            json!({"name": "mn", "value": null}),
+            json!({"name": "on", "value": "ov", "other": "co"}),
+            json!({"name": "mn", "value": null}),
+            json!({"name": "mn", "other": "co"}),
+        ),
+        (
+            "retainKeys map with no change is left out",
+            json!({"name": "a", "retainKeysMap": {"name": "foo"}}),
+            json!({"name": "a", "value": "b", "retainKeysMap": {"name": "foo"}}),
+            json!({"name": "a", "other": "c", "retainKeysMap": {"name": "foo"}}),
+            json!({"value": "b"}),
+            json!({"name": "a", "value": "b", "other": "c", "retainKeysMap": {"name": "foo"}}),
+        ),
+        (
+            "nested patch merge with empty list",
+            json!({"name": "hi"}),
+            json!({"name": "hi", "mergingList": [{"name": "hello"}, {"$patch": "delete", "name": "doesntexist"}]}),
+            json!({"name": "hi", "mergingList": [{"name": "hello2"}]}),
+            json!({"$setElementOrder/mergingList": [{"name": "hello"}, {"name": "doesntexist"}],
+                   "mergingList": [{"name": "hello"}, {"$patch": "delete", "name": "doesntexist"}]}),
+            json!({"name": "hi", "mergingList": [{"name": "hello"}, {"name": "hello2"}]}),
+        ),
+        (
+            "delete all duplicate items in lists of scalars",
+            json!({"mergingIntList": [1, 2, 3, 3]}),
+            json!({"mergingIntList": [1, 2]}),
+            json!({"mergingIntList": [1, 2, 3, 3, 4]}),
+            json!({"$setElementOrder/mergingIntList": [1, 2], "$deleteFromPrimitiveList/mergingIntList": [3]}),
+            json!({"mergingIntList": [1, 2, 4]}),
+        ),
+        (
+            "add and delete items in lists of scalars",
+            json!({"mergingIntList": [1, 2, 3]}),
+            json!({"mergingIntList": [1, 2, 4]}),
+            json!({"mergingIntList": [1, 2, 3, 4]}),
+            json!({"$setElementOrder/mergingIntList": [1, 2, 4], "$deleteFromPrimitiveList/mergingIntList": [3]}),
+            json!({"mergingIntList": [1, 2, 4]}),
+        ),
+        (
+            "merge lists of maps",
+            json!({"mergingList": [n(1), nv(2, "2")]}),
+            json!({"mergingList": [nv(4, "4"), n(1), nv(2, "2"), nv(3, "3")]}),
+            json!({"mergingList": [{"name": 1, "other": "a"}, {"name": 2, "value": "2", "other": "b"}]}),
+            json!({"$setElementOrder/mergingList": [n(4), n(1), n(2), n(3)],
+                   "mergingList": [nv(4, "4"), nv(3, "3")]}),
+            json!({"mergingList": [nv(4, "4"), {"name": 1, "other": "a"},
+                                   {"name": 2, "value": "2", "other": "b"}, nv(3, "3")]}),
+        ),
+        (
+            "merge lists of maps with conflict",
+            json!({"mergingList": [n(1), nv(2, "2")]}),
+            json!({"mergingList": [n(1), nv(2, "2"), nv(3, "3")]}),
+            json!({"mergingList": [{"name": 1, "other": "a"}, {"name": 2, "value": "3", "other": "b"}]}),
+            json!({"$setElementOrder/mergingList": [n(1), n(2), n(3)], "mergingList": [nv(2, "2"), nv(3, "3")]}),
+            json!({"mergingList": [{"name": 1, "other": "a"}, {"name": 2, "value": "2", "other": "b"}, nv(3, "3")]}),
+        ),
+        (
+            "add field to map in merging list with conflict",
+            json!({"mergingList": [n(1), nv(2, "2")]}),
+            json!({"mergingList": [nv(1, "1"), nv(2, "2")]}),
+            json!({"mergingList": [{"name": 1, "other": "a"}, {"name": 3, "value": "2", "other": "b"}]}),
+            json!({"$setElementOrder/mergingList": [n(1), n(2)], "mergingList": [nv(1, "1"), nv(2, "2")]}),
+            json!({"mergingList": [{"name": 1, "value": "1", "other": "a"}, nv(2, "2"),
+                                   {"name": 3, "value": "2", "other": "b"}]}),
+        ),
+        (
+            "add an item that already exists in current object in merging list",
+            json!({"mergingList": [nv(1, "a"), n(2)]}),
+            json!({"mergingList": [nv(1, "a"), n(2), n(3)]}),
+            json!({"mergingList": [{"name": 1, "value": "a", "other": "x"}, n(2), n(3)]}),
+            json!({}),
+            json!({"mergingList": [{"name": 1, "value": "a", "other": "x"}, n(2), n(3)]}),
+        ),
+        (
+            "delete missing map from merging list",
+            json!({"mergingList": [n(1), n(2)]}),
+            json!({"mergingList": [n(2)]}),
+            json!({"mergingList": [{"name": 2, "other": "b"}]}),
+            json!({"$setElementOrder/mergingList": [n(2)], "mergingList": [del(1)]}),
+            json!({"mergingList": [{"name": 2, "other": "b"}]}),
+        ),
+    ];
+    let meta = merge_item_meta();
+    for (description, original, modified, current, expected, result) in cases {
+        let patch = three_way_merge_patch(Some(&original), &modified, &current, &meta, true)
+            .unwrap_or_else(|e| panic!("{description}: {e}"));
+        assert_eq!(patch, expected, "{description}");
+        assert_eq!(merge(&current, &patch, &meta), result, "{description}");
+        // Without overwrite, only the cases upstream names conflicts may conflict.
+        match three_way_merge_patch(Some(&original), &modified, &current, &meta, false) {
+            Ok(p) => assert_eq!(p, expected, "{description}"),
+            Err(PatchError::Conflict { .. }) if description.contains("conflict") => {}
+            Err(e) => panic!("{description}: {e}"),
+        }
+    }
+}
