@@ -60,6 +60,7 @@ pub fn three_way_merge_patch(
     let current = as_object(current)?;
     let root = meta.root();
 
+    // Diff::new(set element order, ignore changes and additions, ignore deletions).
     let delta = diff_maps(current, modified, root, Diff::new(true, false, true))?;
     let deletions = diff_maps(original, modified, root, Diff::new(true, true, false))?;
     let patch = merge_patches(deletions, delta, root)?;
