@@ -19,9 +19,13 @@ mod merge;
 mod meta;
 #[cfg(test)]
 mod tests;
+mod three_way;
+#[cfg(test)]
+mod three_way_tests;
 
 pub use merge::strategic_merge;
 pub use meta::{FieldMeta, PatchMeta, patch_meta, patch_meta_for_kind};
+pub use three_way::{three_way_merge_patch, two_way_merge_patch};
 
 /// Why a strategic merge patch could not be applied. Messages are upstream's.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -71,6 +75,14 @@ pub enum PatchError {
     /// An invalid `x-kubernetes-patch-strategy`.
     #[error("unexpected patch strategy: {0}")]
     BadStrategy(String),
+    /// A three-way patch (computed without overwrite) changes a field that was changed
+    /// differently from the original to the current object. Upstream prints both as YAML;
+    /// these are compact JSON.
+    #[error("patch:\n{patch}\nconflicts with changes made from original to current:\n{changes}\n")]
+    Conflict { patch: String, changes: String },
+    /// The two halves of a three-way patch carry different directives for one map.
+    #[error("{0}")]
+    PatchesDisagree(String),
 }
 
 impl PatchError {
