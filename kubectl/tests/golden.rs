@@ -1,0 +1,397 @@
+//! Golden-output tests: kaji's kubectl and the real upstream kubectl 1.37 run the same
+//! commands against the same apiserver, and their stdout, stderr and exit codes must match
+//! (ages, which the server computes at slightly different moments, normalised). Applies are
+//! mixed between the two clients on the same objects.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use anyhow::{Context, Result, ensure};
+use serde_json::Value;
+use testkit::apiserver::ApiServer;
+
+/// One apiserver for the whole file; each test works in its own namespace.
+fn server() -> &'static ApiServer {
+    static SERVER: OnceLock<ApiServer> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let binary = testkit::workspace_binary("kube-apiserver").expect("kube-apiserver binary");
+        ApiServer::start_embedded(&binary, &[]).expect("starting kube-apiserver")
+    })
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct Output {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// The two clients, bound to the test apiserver's admin kubeconfig.
+struct Clients {
+    ours: PathBuf,
+    upstream: PathBuf,
+    kubeconfig: PathBuf,
+    cache: tempfile::TempDir,
+    namespace: String,
+}
+
+impl Clients {
+    /// Both clients and a fresh namespace `prefix-<random>` (created by upstream kubectl).
+    fn new(prefix: &str) -> Result<Self> {
+        let clients = Self {
+            ours: PathBuf::from(env!("CARGO_BIN_EXE_kubectl")),
+            upstream: testkit::upstream_kubectl()?,
+            kubeconfig: server().kubeconfig(),
+            cache: tempfile::tempdir()?,
+            namespace: format!("{prefix}-{}", &uuid_like()[..8]),
+        };
+        clients.upstream(&["create", "namespace", &clients.namespace])?.ok()?;
+        Ok(clients)
+    }
+
+    fn run(&self, binary: &PathBuf, args: &[&str], stdin: Option<&str>) -> Result<Output> {
+        let mut child = Command::new(binary)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(self.cache.path())
+            .args(args)
+            .env("KUBECTL_KUBERC", "false")
+            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            pipe.write_all(text.as_bytes())?;
+        }
+        let output = child.wait_with_output()?;
+        Ok(Output {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        })
+    }
+
+    fn ours(&self, args: &[&str]) -> Result<Output> {
+        self.run(&self.ours, args, None)
+    }
+
+    fn upstream(&self, args: &[&str]) -> Result<Output> {
+        self.run(&self.upstream, args, None)
+    }
+
+    /// Runs `args` in the test namespace with both clients and asserts the same result.
+    fn same(&self, args: &[&str]) -> Result<Output> {
+        let mut full = vec!["-n", self.namespace.as_str()];
+        full.extend_from_slice(args);
+        let upstream = normalise(self.upstream(&full)?);
+        let ours = normalise(self.ours(&full)?);
+        ensure!(
+            ours == upstream,
+            "kubectl {}:\n--- upstream (exit {}):\n{}{}\n--- ours (exit {}):\n{}{}",
+            full.join(" "),
+            upstream.code,
+            upstream.stdout,
+            upstream.stderr,
+            ours.code,
+            ours.stdout,
+            ours.stderr
+        );
+        Ok(ours)
+    }
+
+    /// Applies YAML text with one client in the test namespace.
+    fn apply_with(&self, binary: &PathBuf, yaml: &str) -> Result<Output> {
+        self.run(binary, &["-n", &self.namespace, "apply", "-f", "-"], Some(yaml))
+    }
+}
+
+impl Output {
+    fn ok(self) -> Result<Self> {
+        ensure!(self.code == 0, "exit {}: {}{}", self.code, self.stdout, self.stderr);
+        Ok(self)
+    }
+}
+
+fn uuid_like() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{:016x}", nanos ^ (u128::from(std::process::id()) << 40))
+        .chars()
+        .rev()
+        .collect()
+}
+
+/// Ages (`5s`, `2m3s`, `10h`) become `<age>`; warnings about the server's version skew,
+/// which only upstream prints, are dropped.
+fn normalise(mut output: Output) -> Output {
+    let age = regex::Regex::new(r"\b\d+[smhdy](\d+[smh])?\b").expect("valid regex");
+    output.stdout = age.replace_all(&output.stdout, "<age>").into_owned();
+    output.stderr = age.replace_all(&output.stderr, "<age>").into_owned();
+    output.stderr = output
+        .stderr
+        .lines()
+        .filter(|l| !l.starts_with("WARNING: version difference"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    output
+}
+
+const OBJECTS: &str = r#"
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+  labels: {app: web, tier: "1"}
+data:
+  color: blue
+  "multi": "one\ntwo\n"
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: empty
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: token
+  labels: {app: web}
+stringData:
+  key: s3cret
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+  labels: {app: web}
+spec:
+  selector: {app: web}
+  ports:
+  - {name: http, port: 80, targetPort: 8080}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels: {app: web}
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: nginx
+        image: nginx:1.27
+        ports: [{containerPort: 80}]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: solo
+  labels: {app: solo, "example.com/team": blue}
+spec:
+  containers:
+  - name: main
+    image: busybox
+    command: ["sleep", "3600"]
+  - name: side
+    image: busybox
+"#;
+
+#[test]
+fn get_prints_what_upstream_prints() -> Result<()> {
+    let clients = Clients::new("golden-get")?;
+    clients.apply_with(&clients.upstream, OBJECTS)?.ok()?;
+    for args in [
+        &["get", "pods"][..],
+        &["get", "pods", "-o", "wide"],
+        &["get", "deploy,svc"],
+        &["get", "cm,secret", "--show-labels"],
+        &["get", "pods", "-L", "app,example.com/team"],
+        &["get", "configmaps", "settings"],
+        &["get", "cm", "settings", "empty", "--no-headers"],
+        &["get", "cm/settings", "secret/token"],
+        &["get", "cm", "-l", "app=web"],
+        &["get", "cm", "-l", "app=nothing"],
+        &["get", "pod", "missing"],
+        &["get", "cm", "settings", "missing"],
+        &["get", "cm", "missing", "--ignore-not-found"],
+        &["get", "frobnicators"],
+        &["get", "pods", "-o", "name"],
+        &["get", "cm", "settings", "-o", "json"],
+        &["get", "cm", "settings", "-o", "yaml"],
+        &["get", "deploy", "web", "-o", "yaml"],
+        &["get", "cm", "-o", "yaml"],
+        &["get", "svc", "-o", "json"],
+        &["get", "cm", "-o", "jsonpath={.items[*].metadata.name}"],
+        &["get", "pods", "-o", "jsonpath={range .items[*]}{.metadata.name}{\"\\t\"}{.spec.containers[*].name}{\"\\n\"}{end}"],
+        &["get", "cm", "-o", "custom-columns=NAME:.metadata.name,COLOR:.data.color"],
+        &["get", "cm", "-o", "xml"],
+    ] {
+        clients.same(args)?;
+    }
+    // Across namespaces, narrowed to this test's objects so parallel tests do not interfere.
+    let selector = "app in (web,solo)";
+    clients.same(&["get", "cm,pods", "-A", "-l", selector])?;
+    Ok(())
+}
+
+#[test]
+fn apply_mixes_with_upstream_on_the_same_objects() -> Result<()> {
+    let clients = Clients::new("golden-apply")?;
+    let v1 = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels: {app: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: nginx
+        image: nginx:1.26
+        env: [{name: FOO, value: bar}, {name: BAR, value: "1"}]
+        ports: [{containerPort: 80}, {containerPort: 443}]
+"#;
+    let v2 = v1.replace("replicas: 2", "replicas: 3").replace("value: bar", "value: baz");
+    let v3 = v2
+        .replace("env: [{name: FOO, value: baz}, {name: BAR, value: \"1\"}]", "env: [{name: NEW, value: \"1\"}, {name: FOO, value: baz}]")
+        .replace(", {containerPort: 443}", "")
+        .replace("nginx:1.26", "nginx:1.27")
+        .replace("labels: {app: web}\nspec:\n  replicas", "labels: {app: web, tier: frontend}\nspec:\n  replicas");
+    let expect = |output: Output, verb: &str| -> Result<()> {
+        let output = output.ok()?;
+        ensure!(output.stdout == format!("deployment.apps/web {verb}\n"), "wanted {verb}: {output:?}");
+        Ok(())
+    };
+    // Ours creates; upstream sees nothing to do: the last-applied annotation is byte-identical.
+    expect(clients.apply_with(&clients.ours, v1)?, "created")?;
+    expect(clients.apply_with(&clients.upstream, v1)?, "unchanged")?;
+    // Upstream changes it; ours agrees there is nothing left to do, then changes it again.
+    expect(clients.apply_with(&clients.upstream, &v2)?, "configured")?;
+    expect(clients.apply_with(&clients.ours, &v2)?, "unchanged")?;
+    expect(clients.apply_with(&clients.ours, &v3)?, "configured")?;
+    expect(clients.apply_with(&clients.upstream, &v3)?, "unchanged")?;
+
+    let get = |args: &[&str]| -> Result<Value> {
+        let mut full = vec!["-n", clients.namespace.as_str()];
+        full.extend_from_slice(args);
+        Ok(serde_json::from_str(&clients.upstream(&full)?.ok()?.stdout)?)
+    };
+    let deployment = get(&["get", "deploy", "web", "-o", "json"])?;
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(deployment["spec"]["replicas"], 3);
+    assert_eq!(container["image"], "nginx:1.27");
+    let env: Vec<&str> = container["env"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+    assert_eq!(env, ["NEW", "FOO"]);
+    assert_eq!(container["ports"].as_array().unwrap().len(), 1);
+    assert_eq!(deployment["metadata"]["labels"]["tier"], "frontend");
+
+    // Going back removes the label ours added (deletion through the last-applied diff).
+    expect(clients.apply_with(&clients.ours, &v2)?, "configured")?;
+    let deployment = get(&["get", "deploy", "web", "-o", "json"])?;
+    assert!(deployment["metadata"]["labels"].get("tier").is_none(), "{deployment}");
+    let env: Vec<&str> = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(env, ["FOO", "BAR"]);
+    Ok(())
+}
+
+#[test]
+fn create_scale_delete_and_errors_match_upstream() -> Result<()> {
+    let clients = Clients::new("golden-write")?;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("objects.yaml");
+    std::fs::write(&file, OBJECTS)?;
+    let path = file.to_str().unwrap();
+    // Ours creates, then both fail the same way on the second create.
+    let created = clients.ours(&["-n", &clients.namespace, "create", "-f", path])?.ok()?;
+    assert_eq!(
+        created.stdout,
+        "configmap/settings created\nconfigmap/empty created\nsecret/token created\nservice/web created\ndeployment.apps/web created\npod/solo created\n"
+    );
+    let again = clients.same(&["create", "-f", path])?;
+    assert_eq!(again.code, 1);
+    clients.same(&["scale", "deploy/web", "--replicas=4"])?;
+    clients.same(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"])?;
+    clients.same(&["scale", "deploy", "web", "--replicas=1", "--current-replicas=3"])?;
+    clients.same(&["delete", "cm", "empty"])?;
+    clients.same(&["delete", "cm", "empty"])?;
+    clients.same(&["delete", "cm", "empty", "--ignore-not-found"])?;
+    clients.same(&["delete", "secret", "-l", "app=web"])?;
+    clients.same(&["delete", "svc"])?;
+    clients.same(&["apply", "-f", "/nonexistent/app.yaml"])?;
+    Ok(())
+}
+
+#[test]
+fn discovery_and_config_commands_match_upstream() -> Result<()> {
+    let clients = Clients::new("golden-info")?;
+    clients.same(&["api-resources"])?;
+    clients.same(&["api-resources", "--namespaced=false", "-o", "wide"])?;
+    clients.same(&["api-resources", "-o", "name", "--api-group", "apps"])?;
+    clients.same(&["api-versions"])?;
+    clients.same(&["config", "get-contexts"])?;
+    clients.same(&["config", "current-context"])?;
+    clients.same(&["config", "view"])?;
+    clients.same(&["config", "view", "--minify", "-o", "json"])?;
+
+    // Editing: both clients set the namespace of the current context in their own copy.
+    let dir = tempfile::tempdir()?;
+    let mut results = Vec::new();
+    for (name, binary) in [("ours", &clients.ours), ("upstream", &clients.upstream)] {
+        let copy = dir.path().join(name);
+        std::fs::copy(&clients.kubeconfig, &copy)?;
+        let output = Command::new(binary)
+            .arg("--kubeconfig")
+            .arg(&copy)
+            .args(["config", "set-context", "--current", "--namespace", "team-a"])
+            .output()?;
+        ensure!(output.status.success(), "{name}: {}", String::from_utf8_lossy(&output.stderr));
+        let get = Command::new(binary)
+            .arg("--kubeconfig")
+            .arg(&copy)
+            .args(["config", "get-contexts"])
+            .output()?;
+        results.push((String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&get.stdout).into_owned()));
+    }
+    assert_eq!(results[0], results[1]);
+    assert!(results[0].1.contains("team-a"));
+    Ok(())
+}
+
+#[test]
+fn bad_input_is_one_clear_line_and_exit_code_1() -> Result<()> {
+    let clients = Clients::new("golden-bad")?;
+    for (yaml, wanted) in [
+        ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: [\n", "error: error parsing STDIN"),
+        ("apiVersion: v1\nmetadata: {name: x}\n", "Object 'Kind' is missing"),
+        ("apiVersion: example.com/v9\nkind: Frob\nmetadata: {name: x}\n", "no matches for kind \"Frob\" in version \"example.com/v9\""),
+    ] {
+        let output = clients.apply_with(&clients.ours, yaml)?;
+        assert_eq!(output.code, 1, "{output:?}");
+        assert!(output.stdout.is_empty(), "{output:?}");
+        assert!(output.stderr.starts_with("error: ") && output.stderr.contains(wanted), "{output:?}");
+    }
+    let output = clients.ours(&["frobnicate"])?;
+    assert_eq!(output.code, 1);
+    assert!(output.stderr.contains("frobnicate"), "{output:?}");
+    Ok(())
+}
