@@ -1,6 +1,3 @@
-//! kubectl: the command-line client.
-//!
-//! Not built yet: see issue 10. The binary refuses to run rather than pretend.
+//! kubectl: the command-line client, a drop-in for upstream kubectl's everyday commands.
 
-/// The issue that will deliver this component.
-pub const TRACKING_ISSUE: u32 = 10;
+pub mod describe;
