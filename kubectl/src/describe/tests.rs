@@ -93,4 +93,87 @@ golden_tests!(
     serviceaccount_plain,
     endpoints,
     lease_generic,
+    job_indexed,
+    cronjob_active,
+    service_nodeport,
+    service_lb,
+    service_external,
+    secret_token,
+    configmap_binary,
+    namespace_limits,
+    generic_controllerrevision,
+    generic_event,
+    pod_terminating,
+    deployment_status,
+    daemonset_pods,
 );
+
+/// Describes live objects through [`super::describe`] and compares with upstream kubectl run
+/// against the same server. Needs `KAJI_DESCRIBE_KUBECONFIG` (an apiserver with the objects
+/// of `testdata`); run with `--ignored`.
+#[tokio::test]
+#[ignore = "needs a running apiserver and upstream kubectl"]
+async fn live_matches_upstream_kubectl() {
+    use kube::config::{KubeConfigOptions, Kubeconfig};
+    use kube::core::{GroupVersionKind, discovery::ApiResource};
+
+    let Ok(path) = std::env::var("KAJI_DESCRIBE_KUBECONFIG") else {
+        return;
+    };
+    let kubeconfig = Kubeconfig::read_from(&path).expect("kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("config");
+    let client = kube::Client::try_from(config).expect("client");
+    let cases = [
+        ("", "v1", "Pod", "pods", "default", "api-7c9d8f-aaaaa"),
+        ("apps", "v1", "Deployment", "deployments", "default", "api"),
+        ("apps", "v1", "ReplicaSet", "replicasets", "default", "api-7c9d8f"),
+        ("", "v1", "Service", "services", "default", "api"),
+        ("", "v1", "Node", "nodes", "", "node1"),
+        ("", "v1", "Namespace", "namespaces", "", "team-a"),
+        ("", "v1", "ServiceAccount", "serviceaccounts", "default", "multi"),
+        ("", "v1", "ConfigMap", "configmaps", "default", "app-config"),
+        (
+            "coordination.k8s.io",
+            "v1",
+            "Lease",
+            "leases",
+            "kube-node-lease",
+            "node1",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (group, version, kind, plural, ns, name) in cases {
+        let gvk = GroupVersionKind::gvk(group, version, kind);
+        let resource = ApiResource::from_gvk_with_plural(&gvk, plural);
+        let base = if group.is_empty() {
+            format!("/api/{version}")
+        } else {
+            format!("/apis/{group}/{version}")
+        };
+        let url = if ns.is_empty() {
+            format!("{base}/{plural}/{name}")
+        } else {
+            format!("{base}/namespaces/{ns}/{plural}/{name}")
+        };
+        let req = http::Request::get(url).body(Vec::new()).expect("request");
+        let obj: Value = client.request(req).await.expect("get object");
+        let ours = super::describe(&client, &resource, &obj).await.expect("describe");
+        let mut args = vec!["--kubeconfig", path.as_str(), "describe", plural, name];
+        if !ns.is_empty() {
+            args.extend(["-n", ns]);
+        }
+        let out = std::process::Command::new("kubectl")
+            .args(&args)
+            .output()
+            .expect("kubectl");
+        let theirs = String::from_utf8_lossy(&out.stdout);
+        if ours != theirs {
+            failures.push(format!(
+                "{kind} {name}:\n--- ours ---\n{ours}\n--- kubectl ---\n{theirs}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
