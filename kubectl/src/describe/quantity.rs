@@ -1,0 +1,231 @@
+//! Resource quantities (`100m`, `1Gi`, `1e3`) with the arithmetic and canonical printing that
+//! describe needs for requests, limits, capacity and allocatable.
+
+use std::cmp::Ordering;
+
+/// How a quantity prints, remembered from its first operand as apimachinery does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
+    DecimalSi,
+    BinarySi,
+    DecimalExponent,
+    /// The zero value of a quantity that was never set.
+    Unset,
+}
+
+/// A quantity held in nano-units (values are rounded up to nano precision, as upstream does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Quantity {
+    nanos: i128,
+    pub(crate) format: Format,
+}
+
+const NANO: i128 = 1_000_000_000;
+
+impl Default for Quantity {
+    fn default() -> Self {
+        Self {
+            nanos: 0,
+            format: Format::Unset,
+        }
+    }
+}
+
+impl Quantity {
+    /// Parses the serialised form; `None` when it is not a quantity.
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        let s = s.trim();
+        if s.is_empty() {
+            return None;
+        }
+        let (sign, rest) = match s.as_bytes()[0] {
+            b'-' => (-1i128, &s[1..]),
+            b'+' => (1, &s[1..]),
+            _ => (1, s),
+        };
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let (num, suffix) = rest.split_at(num_end);
+        if num.is_empty() || num == "." {
+            return None;
+        }
+        let (int_part, frac_part) = num.split_once('.').unwrap_or((num, ""));
+        let (base, exp, format): (i128, i32, Format) = match suffix {
+            "" => (10, 0, Format::DecimalSi),
+            "n" => (10, -9, Format::DecimalSi),
+            "u" => (10, -6, Format::DecimalSi),
+            "m" => (10, -3, Format::DecimalSi),
+            "k" => (10, 3, Format::DecimalSi),
+            "M" => (10, 6, Format::DecimalSi),
+            "G" => (10, 9, Format::DecimalSi),
+            "T" => (10, 12, Format::DecimalSi),
+            "P" => (10, 15, Format::DecimalSi),
+            "E" => (10, 18, Format::DecimalSi),
+            "Ki" => (2, 10, Format::BinarySi),
+            "Mi" => (2, 20, Format::BinarySi),
+            "Gi" => (2, 30, Format::BinarySi),
+            "Ti" => (2, 40, Format::BinarySi),
+            "Pi" => (2, 50, Format::BinarySi),
+            "Ei" => (2, 60, Format::BinarySi),
+            e if e.starts_with(['e', 'E']) => (10, e[1..].parse().ok()?, Format::DecimalExponent),
+            _ => return None,
+        };
+        // mantissa = digits / 10^frac_len
+        let digits: String = format!("{int_part}{frac_part}");
+        let mantissa: i128 = digits.parse().ok()?;
+        let frac_len = frac_part.len() as i32;
+        let nanos = if base == 2 {
+            let scaled = mantissa * NANO * (1i128 << exp);
+            ceil_div(scaled, 10i128.pow(frac_len as u32))
+        } else {
+            let e = exp - frac_len + 9;
+            if e >= 0 {
+                mantissa.checked_mul(10i128.checked_pow(e as u32)?)?
+            } else {
+                ceil_div(mantissa, 10i128.pow((-e) as u32))
+            }
+        };
+        Some(Self {
+            nanos: sign * nanos,
+            format,
+        })
+    }
+
+    /// Parses a JSON value (a string, or a bare number some clients send).
+    pub(crate) fn from_json(v: &serde_json::Value) -> Option<Self> {
+        match v {
+            serde_json::Value::String(s) => Self::parse(s),
+            serde_json::Value::Number(n) => Self::parse(&n.to_string()),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn is_zero(&self) -> bool {
+        self.nanos == 0
+    }
+
+    /// Adds `other`, keeping this quantity's format (an unset one takes `other`'s).
+    pub(crate) fn add(&mut self, other: &Quantity) {
+        self.nanos += other.nanos;
+        if self.format == Format::Unset {
+            self.format = other.format;
+        }
+    }
+
+    /// The value rounded up to whole units.
+    pub(crate) fn value(&self) -> i64 {
+        ceil_div(self.nanos, NANO) as i64
+    }
+
+    /// The value in thousandths, rounded up.
+    pub(crate) fn milli_value(&self) -> i64 {
+        ceil_div(self.nanos, 1_000_000) as i64
+    }
+}
+
+impl PartialOrd for Quantity {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.nanos.cmp(&other.nanos))
+    }
+}
+
+fn ceil_div(a: i128, b: i128) -> i128 {
+    let q = a / b;
+    if a % b != 0 && (a > 0) == (b > 0) { q + 1 } else { q }
+}
+
+impl std::fmt::Display for Quantity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.nanos == 0 {
+            return f.write_str("0");
+        }
+        let mut format = self.format;
+        if format == Format::Unset {
+            format = Format::DecimalExponent;
+        }
+        if format == Format::BinarySi {
+            if self.nanos > -1024 * NANO && self.nanos < 1024 * NANO || self.nanos % NANO != 0 {
+                format = Format::DecimalSi;
+            } else {
+                let mut n = self.nanos / NANO;
+                let mut e = 0;
+                while n % 1024 == 0 && e < 6 {
+                    n /= 1024;
+                    e += 1;
+                }
+                let suffix = ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"][e];
+                return write!(f, "{n}{suffix}");
+            }
+        }
+        // decimal: strip factors of ten, then bring the exponent down to a multiple of three
+        let mut m = self.nanos;
+        let mut e: i32 = -9;
+        while m % 10 == 0 {
+            m /= 10;
+            e += 1;
+        }
+        match e.rem_euclid(3) {
+            1 => {
+                m *= 10;
+                e -= 1;
+            }
+            2 => {
+                m *= 100;
+                e -= 2;
+            }
+            _ => {}
+        }
+        if format == Format::DecimalExponent {
+            return if e == 0 { write!(f, "{m}") } else { write!(f, "{m}e{e}") };
+        }
+        let suffix = match e {
+            -9 => "n",
+            -6 => "u",
+            -3 => "m",
+            0 => "",
+            3 => "k",
+            6 => "M",
+            9 => "G",
+            12 => "T",
+            15 => "P",
+            18 => "E",
+            _ => return write!(f, "{m}e{e}"),
+        };
+        write!(f, "{m}{suffix}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn canon(s: &str) -> String {
+        Quantity::parse(s).unwrap().to_string()
+    }
+
+    #[test]
+    fn canonical_forms() {
+        assert_eq!(canon("100m"), "100m");
+        assert_eq!(canon("0.1"), "100m");
+        assert_eq!(canon("1000"), "1k");
+        assert_eq!(canon("1500"), "1500");
+        assert_eq!(canon("1Gi"), "1Gi");
+        assert_eq!(canon("1.5Gi"), "1536Mi");
+        assert_eq!(canon("1000Ki"), "1000Ki");
+        assert_eq!(canon("128974848"), "128974848");
+        assert_eq!(canon("129e6"), "129e6");
+        assert_eq!(canon("0"), "0");
+        assert_eq!(canon("2"), "2");
+        assert_eq!(canon("110"), "110");
+    }
+
+    #[test]
+    fn arithmetic() {
+        let mut a = Quantity::parse("100m").unwrap();
+        a.add(&Quantity::parse("1").unwrap());
+        assert_eq!(a.to_string(), "1100m");
+        assert_eq!(a.milli_value(), 1100);
+        assert_eq!(Quantity::parse("64Mi").unwrap().value(), 67108864);
+    }
+}
