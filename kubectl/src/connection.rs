@@ -86,7 +86,9 @@ impl Connection {
     pub async fn open(flags: &ConnectionFlags) -> Result<Self, Error> {
         let Some(kubeconfig) = load_kubeconfig(flags)? else {
             if let Some(server) = &flags.server {
-                let uri: http::Uri = server.parse().map_err(|e| Error::Usage(format!("invalid --server {server}: {e}")))?;
+                let uri: http::Uri = server
+                    .parse()
+                    .map_err(|e| Error::Usage(format!("invalid --server {server}: {e}")))?;
                 return Self::from_config(kube::Config::new(uri), flags);
             }
             return Err(Error::Message(
@@ -127,7 +129,10 @@ impl Connection {
             config.write_timeout = timeout;
         }
         let namespace_explicit = flags.namespace.is_some();
-        let namespace = flags.namespace.clone().unwrap_or_else(|| config.default_namespace.clone());
+        let namespace = flags
+            .namespace
+            .clone()
+            .unwrap_or_else(|| config.default_namespace.clone());
         let server = config.cluster_url.to_string().trim_end_matches('/').to_string();
         let client = kube::Client::try_from(config).map_err(|e| Error::Message(e.to_string()))?;
         Ok(Self {
@@ -144,9 +149,7 @@ fn parse_timeout(text: &str) -> Result<Option<Duration>, Error> {
     let duration = match text.parse::<u64>() {
         Ok(seconds) => Duration::from_secs(seconds),
         Err(_) => component_base::parse_duration(text).map_err(|_| {
-            Error::Usage(format!(
-                "invalid timeout value. Timeout must be a single integer in seconds, or an integer followed by a corresponding time unit (e.g. 1s | 2m | 3h)"
-            ))
+            Error::Usage("invalid timeout value. Timeout must be a single integer in seconds, or an integer followed by a corresponding time unit (e.g. 1s | 2m | 3h)".to_string())
         })?,
     };
     Ok((!duration.is_zero()).then_some(duration))

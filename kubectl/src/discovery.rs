@@ -98,7 +98,7 @@ impl Resource {
         self.plural == token
             || self.singular == token
             || self.kind.to_lowercase() == token
-            || self.short_names.iter().any(|s| *s == token)
+            || self.short_names.contains(&token)
     }
 }
 
@@ -111,10 +111,7 @@ pub struct Discovery {
 impl Discovery {
     /// Reads `/api` and `/apis` as aggregated discovery documents.
     pub async fn fetch(client: &kube::Client) -> Result<Self, Error> {
-        let (core, groups) = futures::try_join!(
-            get_aggregated(client, "/api"),
-            get_aggregated(client, "/apis")
-        )?;
+        let (core, groups) = futures::try_join!(get_aggregated(client, "/api"), get_aggregated(client, "/apis"))?;
         let mut discovery = Self::default();
         discovery.add_document(&core);
         discovery.add_document(&groups);
@@ -146,7 +143,10 @@ impl Discovery {
                             .unwrap_or_default()
                     };
                     let plural = resource["resource"].as_str().unwrap_or_default().to_string();
-                    let kind = resource["responseKind"]["kind"].as_str().unwrap_or_default().to_string();
+                    let kind = resource["responseKind"]["kind"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string();
                     let singular = resource["singularResource"]
                         .as_str()
                         .filter(|s| !s.is_empty())
@@ -287,7 +287,12 @@ mod tests {
             d.resolve("frobs").unwrap_err().to_string(),
             "the server doesn't have a resource type \"frobs\""
         );
-        assert!(d.for_kind("apps/v2", "Deployment").unwrap_err().to_string().contains("no matches for kind"));
+        assert!(
+            d.for_kind("apps/v2", "Deployment")
+                .unwrap_err()
+                .to_string()
+                .contains("no matches for kind")
+        );
         assert_eq!(d.for_kind("apps/v1", "Deployment").unwrap().plural, "deployments");
     }
 
@@ -295,7 +300,10 @@ mod tests {
     fn urls_and_categories() {
         let d = sample();
         let deploy = d.resolve("deploy").unwrap();
-        assert_eq!(deploy.object_url(Some("ns"), "web"), "/apis/apps/v1/namespaces/ns/deployments/web");
+        assert_eq!(
+            deploy.object_url(Some("ns"), "web"),
+            "/apis/apps/v1/namespaces/ns/deployments/web"
+        );
         assert_eq!(deploy.collection_url(None), "/apis/apps/v1/deployments");
         let nodes = d.resolve("no").unwrap();
         assert_eq!(nodes.object_url(Some("ns"), "n1"), "/api/v1/nodes/n1");

@@ -61,7 +61,9 @@ pub fn main_with_args(args: Vec<String>) -> i32 {
         Err(error) => {
             use clap::error::ErrorKind;
             let code = match error.kind() {
-                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => 0,
+                ErrorKind::DisplayHelp
+                | ErrorKind::DisplayVersion
+                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => 0,
                 _ => 1,
             };
             let _ = error.print();
@@ -107,5 +109,15 @@ pub async fn run(ctx: &mut Context, command: &Command) -> Result<(), Error> {
         Command::ClusterInfo => cmd::info::cluster_info(ctx).await,
         Command::Config(args) => cmd::config::run(ctx, args),
         Command::Version(args) => cmd::info::version(ctx, args).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        super::Cli::command().debug_assert();
     }
 }

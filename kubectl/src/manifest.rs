@@ -29,7 +29,9 @@ pub fn read_all(filenames: &[String], recursive: bool) -> Result<Vec<Manifest>, 
             continue;
         }
         if name.starts_with("http://") || name.starts_with("https://") {
-            return Err(Error::Usage(format!("reading manifests from URLs is not supported: {name}")));
+            return Err(Error::Usage(format!(
+                "reading manifests from URLs is not supported: {name}"
+            )));
         }
         let path = Path::new(name);
         if !path.exists() {
@@ -140,15 +142,33 @@ mod tests {
     fn multi_document_yaml_and_lists_flatten_in_order() {
         let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\n---\napiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Secret\n  metadata: {name: b}\n- apiVersion: v1\n  kind: Service\n  metadata: {name: c}\n";
         let objects = parse(text, "x.yaml").unwrap();
-        let names: Vec<_> = objects.iter().map(|m| m.object["metadata"]["name"].as_str().unwrap()).collect();
+        let names: Vec<_> = objects
+            .iter()
+            .map(|m| m.object["metadata"]["name"].as_str().unwrap())
+            .collect();
         assert_eq!(names, ["a", "b", "c"]);
     }
 
     #[test]
     fn bad_input_is_one_clear_error() {
-        assert!(parse("metadata: {name: a}\n", "x.yaml").unwrap_err().to_string().contains("Object 'Kind' is missing"));
-        assert!(parse("a: [\n", "x.yaml").unwrap_err().to_string().starts_with("error parsing x.yaml"));
-        assert!(parse("{\"kind\": ", "x.json").unwrap_err().to_string().starts_with("error parsing x.json"));
+        assert!(
+            parse("metadata: {name: a}\n", "x.yaml")
+                .unwrap_err()
+                .to_string()
+                .contains("Object 'Kind' is missing")
+        );
+        assert!(
+            parse("a: [\n", "x.yaml")
+                .unwrap_err()
+                .to_string()
+                .starts_with("error parsing x.yaml")
+        );
+        assert!(
+            parse("{\"kind\": ", "x.json")
+                .unwrap_err()
+                .to_string()
+                .starts_with("error parsing x.json")
+        );
         let missing = read_all(&["/nonexistent/x.yaml".into()], false).unwrap_err();
         assert_eq!(missing.to_string(), "the path \"/nonexistent/x.yaml\" does not exist");
     }

@@ -24,7 +24,10 @@ pub async fn send(
     content_type: Option<&str>,
     body: Vec<u8>,
 ) -> Result<Value, Error> {
-    let mut builder = Request::builder().method(method).uri(url).header(header::ACCEPT, accept);
+    let mut builder = Request::builder()
+        .method(method)
+        .uri(url)
+        .header(header::ACCEPT, accept);
     if let Some(content_type) = content_type {
         builder = builder.header(header::CONTENT_TYPE, content_type);
     }
@@ -71,7 +74,14 @@ mod tests {
     #[test]
     fn query_values_are_encoded_and_empty_ones_skipped() {
         assert_eq!(
-            with_query("/api/v1/pods", &[("labelSelector", "app in (a,b)"), ("fieldSelector", ""), ("limit", "500")]),
+            with_query(
+                "/api/v1/pods",
+                &[
+                    ("labelSelector", "app in (a,b)"),
+                    ("fieldSelector", ""),
+                    ("limit", "500")
+                ]
+            ),
             "/api/v1/pods?labelSelector=app%20in%20%28a%2Cb%29&limit=500"
         );
         assert_eq!(with_query("/x?a=1", &[("b", "2")]), "/x?a=1&b=2");

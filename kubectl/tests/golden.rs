@@ -91,8 +91,33 @@ impl Clients {
         let ours = normalise(self.ours(&full)?);
         ensure!(
             ours == upstream,
-            "kubectl {}:\n--- upstream (exit {}):\n{}{}\n--- ours (exit {}):\n{}{}",
+            "kubectl {}:\n--- upstream (exit {}):\n{}{}\n--- ours (exit {}):\n{}{}\n--- as data:\n{upstream:?}\n{ours:?}",
             full.join(" "),
+            upstream.code,
+            upstream.stdout,
+            upstream.stderr,
+            ours.code,
+            ours.stdout,
+            ours.stderr
+        );
+        Ok(ours)
+    }
+
+    /// Runs a mutating command with upstream in the test namespace and with ours in `twin`
+    /// (which holds the same objects), and asserts the same result up to the namespace name.
+    fn same_in_twin(&self, twin: &str, args: &[&str]) -> Result<Output> {
+        let mut upstream_args = vec!["-n", self.namespace.as_str()];
+        upstream_args.extend_from_slice(args);
+        let mut our_args = vec!["-n", twin];
+        our_args.extend_from_slice(args);
+        let upstream = normalise(self.upstream(&upstream_args)?);
+        let mut ours = normalise(self.ours(&our_args)?);
+        ours.stdout = ours.stdout.replace(twin, &self.namespace);
+        ours.stderr = ours.stderr.replace(twin, &self.namespace);
+        ensure!(
+            ours == upstream,
+            "kubectl {}:\n--- upstream (exit {}):\n{}{}\n--- ours (exit {}):\n{}{}",
+            args.join(" "),
             upstream.code,
             upstream.stdout,
             upstream.stderr,
@@ -233,15 +258,41 @@ fn get_prints_what_upstream_prints() -> Result<()> {
         &["get", "cm", "-o", "yaml"],
         &["get", "svc", "-o", "json"],
         &["get", "cm", "-o", "jsonpath={.items[*].metadata.name}"],
-        &["get", "pods", "-o", "jsonpath={range .items[*]}{.metadata.name}{\"\\t\"}{.spec.containers[*].name}{\"\\n\"}{end}"],
-        &["get", "cm", "-o", "custom-columns=NAME:.metadata.name,COLOR:.data.color"],
-        &["get", "cm", "-o", "xml"],
+        &[
+            "get",
+            "pods",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name}{\"\\t\"}{.spec.containers[*].name}{\"\\n\"}{end}",
+        ],
+        &[
+            "get",
+            "cm",
+            "-o",
+            "custom-columns=NAME:.metadata.name,COLOR:.data.color",
+        ],
+        &["describe", "cm", "settings"],
+        &["describe", "secret", "token"],
+        &["describe", "svc", "web"],
+        &["describe", "deploy", "web"],
+        &["describe", "pod", "solo"],
+        &["describe", "cm"],
+        &["describe", "cm", "sett"],
+        &["describe", "pod", "missing"],
     ] {
         clients.same(args)?;
     }
     // Across namespaces, narrowed to this test's objects so parallel tests do not interfere.
     let selector = "app in (web,solo)";
     clients.same(&["get", "cm,pods", "-A", "-l", selector])?;
+    // An unknown format fails the same way (ours lists only the formats it has).
+    let xml = clients.ours(&["get", "cm", "-o", "xml"])?;
+    assert_eq!(xml.code, 1);
+    assert!(
+        xml.stderr.starts_with(
+            "error: unable to match a printer suitable for the output format \"xml\", allowed formats are: "
+        ),
+        "{xml:?}"
+    );
     Ok(())
 }
 
@@ -266,15 +317,26 @@ spec:
         env: [{name: FOO, value: bar}, {name: BAR, value: "1"}]
         ports: [{containerPort: 80}, {containerPort: 443}]
 "#;
-    let v2 = v1.replace("replicas: 2", "replicas: 3").replace("value: bar", "value: baz");
+    let v2 = v1
+        .replace("replicas: 2", "replicas: 3")
+        .replace("value: bar", "value: baz");
     let v3 = v2
-        .replace("env: [{name: FOO, value: baz}, {name: BAR, value: \"1\"}]", "env: [{name: NEW, value: \"1\"}, {name: FOO, value: baz}]")
+        .replace(
+            "env: [{name: FOO, value: baz}, {name: BAR, value: \"1\"}]",
+            "env: [{name: NEW, value: \"1\"}, {name: FOO, value: baz}]",
+        )
         .replace(", {containerPort: 443}", "")
         .replace("nginx:1.26", "nginx:1.27")
-        .replace("labels: {app: web}\nspec:\n  replicas", "labels: {app: web, tier: frontend}\nspec:\n  replicas");
+        .replace(
+            "labels: {app: web}\nspec:\n  replicas",
+            "labels: {app: web, tier: frontend}\nspec:\n  replicas",
+        );
     let expect = |output: Output, verb: &str| -> Result<()> {
         let output = output.ok()?;
-        ensure!(output.stdout == format!("deployment.apps/web {verb}\n"), "wanted {verb}: {output:?}");
+        ensure!(
+            output.stdout == format!("deployment.apps/web {verb}\n"),
+            "wanted {verb}: {output:?}"
+        );
         Ok(())
     };
     // Ours creates; upstream sees nothing to do: the last-applied annotation is byte-identical.
@@ -295,7 +357,12 @@ spec:
     let container = &deployment["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(deployment["spec"]["replicas"], 3);
     assert_eq!(container["image"], "nginx:1.27");
-    let env: Vec<&str> = container["env"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+    let env: Vec<&str> = container["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
     assert_eq!(env, ["NEW", "FOO"]);
     assert_eq!(container["ports"].as_array().unwrap().len(), 1);
     assert_eq!(deployment["metadata"]["labels"]["tier"], "frontend");
@@ -321,22 +388,28 @@ fn create_scale_delete_and_errors_match_upstream() -> Result<()> {
     let file = dir.path().join("objects.yaml");
     std::fs::write(&file, OBJECTS)?;
     let path = file.to_str().unwrap();
-    // Ours creates, then both fail the same way on the second create.
-    let created = clients.ours(&["-n", &clients.namespace, "create", "-f", path])?.ok()?;
+    // Upstream creates in the test namespace, ours in a twin; then both work on their own copy.
+    let twin = format!("{}-twin", clients.namespace);
+    clients.upstream(&["create", "namespace", &twin])?.ok()?;
+    let created = clients.same_in_twin(&twin, &["create", "-f", path])?;
     assert_eq!(
         created.stdout,
         "configmap/settings created\nconfigmap/empty created\nsecret/token created\nservice/web created\ndeployment.apps/web created\npod/solo created\n"
     );
-    let again = clients.same(&["create", "-f", path])?;
+    let again = clients.same_in_twin(&twin, &["create", "-f", path])?;
     assert_eq!(again.code, 1);
-    clients.same(&["scale", "deploy/web", "--replicas=4"])?;
-    clients.same(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"])?;
-    clients.same(&["scale", "deploy", "web", "--replicas=1", "--current-replicas=3"])?;
-    clients.same(&["delete", "cm", "empty"])?;
-    clients.same(&["delete", "cm", "empty"])?;
-    clients.same(&["delete", "cm", "empty", "--ignore-not-found"])?;
-    clients.same(&["delete", "secret", "-l", "app=web"])?;
-    clients.same(&["delete", "svc"])?;
+    clients.same_in_twin(&twin, &["scale", "deploy/web", "--replicas=4"])?;
+    clients.same_in_twin(&twin, &["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"])?;
+    clients.same_in_twin(
+        &twin,
+        &["scale", "deploy", "web", "--replicas=1", "--current-replicas=3"],
+    )?;
+    clients.same_in_twin(&twin, &["delete", "cm", "empty"])?;
+    clients.same_in_twin(&twin, &["delete", "cm", "empty"])?;
+    clients.same_in_twin(&twin, &["delete", "cm", "empty", "--ignore-not-found"])?;
+    clients.same_in_twin(&twin, &["delete", "secret", "-l", "app=web"])?;
+    clients.same_in_twin(&twin, &["delete", "svc"])?;
+    clients.same_in_twin(&twin, &["delete", "-f", path, "--wait=false"])?;
     clients.same(&["apply", "-f", "/nonexistent/app.yaml"])?;
     Ok(())
 }
@@ -364,13 +437,20 @@ fn discovery_and_config_commands_match_upstream() -> Result<()> {
             .arg(&copy)
             .args(["config", "set-context", "--current", "--namespace", "team-a"])
             .output()?;
-        ensure!(output.status.success(), "{name}: {}", String::from_utf8_lossy(&output.stderr));
+        ensure!(
+            output.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         let get = Command::new(binary)
             .arg("--kubeconfig")
             .arg(&copy)
             .args(["config", "get-contexts"])
             .output()?;
-        results.push((String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&get.stdout).into_owned()));
+        results.push((
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&get.stdout).into_owned(),
+        ));
     }
     assert_eq!(results[0], results[1]);
     assert!(results[0].1.contains("team-a"));
@@ -381,14 +461,23 @@ fn discovery_and_config_commands_match_upstream() -> Result<()> {
 fn bad_input_is_one_clear_line_and_exit_code_1() -> Result<()> {
     let clients = Clients::new("golden-bad")?;
     for (yaml, wanted) in [
-        ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: [\n", "error: error parsing STDIN"),
+        (
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: [\n",
+            "error: error parsing STDIN",
+        ),
         ("apiVersion: v1\nmetadata: {name: x}\n", "Object 'Kind' is missing"),
-        ("apiVersion: example.com/v9\nkind: Frob\nmetadata: {name: x}\n", "no matches for kind \"Frob\" in version \"example.com/v9\""),
+        (
+            "apiVersion: example.com/v9\nkind: Frob\nmetadata: {name: x}\n",
+            "no matches for kind \"Frob\" in version \"example.com/v9\"",
+        ),
     ] {
         let output = clients.apply_with(&clients.ours, yaml)?;
         assert_eq!(output.code, 1, "{output:?}");
         assert!(output.stdout.is_empty(), "{output:?}");
-        assert!(output.stderr.starts_with("error: ") && output.stderr.contains(wanted), "{output:?}");
+        assert!(
+            output.stderr.starts_with("error: ") && output.stderr.contains(wanted),
+            "{output:?}"
+        );
     }
     let output = clients.ours(&["frobnicate"])?;
     assert_eq!(output.code, 1);

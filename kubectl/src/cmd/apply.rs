@@ -139,7 +139,11 @@ fn print_outcome(
     match format {
         OutputFormat::Table | OutputFormat::Wide => {
             let name = object["metadata"]["name"].as_str().unwrap_or_default();
-            ctx.out(&format!("{}/{name} {verb}{}\n", resource.kind_prefix(), dry_run.suffix()));
+            ctx.out(&format!(
+                "{}/{name} {verb}{}\n",
+                resource.kind_prefix(),
+                dry_run.suffix()
+            ));
         }
         other => {
             let text = crate::cmd::get::render_objects(other, vec![object.clone()], true, false, discovery)?;
@@ -178,7 +182,10 @@ pub async fn place(
         .entry("metadata")
         .or_insert_with(|| Value::Object(Map::new()));
     if !metadata.is_object() {
-        return Err(Error::Message(format!("error validating data from {}: metadata is not an object", manifest.source)));
+        return Err(Error::Message(format!(
+            "error validating data from {}: metadata is not an object",
+            manifest.source
+        )));
     }
     let namespace = if resource.namespaced {
         let namespace = match metadata["namespace"].as_str().filter(|s| !s.is_empty()) {
@@ -202,7 +209,14 @@ pub async fn place(
         } else {
             "resource name may not be empty"
         };
-        return Err(Error::Message(format!("error when retrieving current configuration of:\nResource: \"{}\", GroupVersionKind: \"{}, Kind={}\"\nName: \"\", Namespace: \"{}\"\nfrom server for: \"{}\": {what}", resource.plural_group(), api_version, kind, namespace.clone().unwrap_or_default(), manifest.source)));
+        return Err(Error::Message(format!(
+            "error when retrieving current configuration of:\nResource: \"{}\", GroupVersionKind: \"{}, Kind={}\"\nName: \"\", Namespace: \"{}\"\nfrom server for: \"{}\": {what}",
+            resource.plural_group(),
+            api_version,
+            kind,
+            namespace.clone().unwrap_or_default(),
+            manifest.source
+        )));
     }
     Ok(Placement {
         resource,
@@ -238,15 +252,26 @@ async fn apply_one(
             ],
         );
         let body = serde_json::to_vec(&manifest.object)?;
-        let applied = request::send(&client, Method::PATCH, &url, "application/json", Some("application/apply-patch+yaml"), body)
-            .await
-            .map_err(|e| when(e, "applying patch", &manifest.source))?;
+        let applied = request::send(
+            &client,
+            Method::PATCH,
+            &url,
+            "application/json",
+            Some("application/apply-patch+yaml"),
+            body,
+        )
+        .await
+        .map_err(|e| when(e, "applying patch", &manifest.source))?;
         return Ok((placement.resource, Outcome::ServerSideApplied(applied)));
     }
 
     let modified = with_last_applied(&manifest.object);
     let manager = args.field_manager.as_deref().unwrap_or("kubectl-client-side-apply");
-    let write_params = [("fieldManager", manager), ("fieldValidation", validation), ("dryRun", dry_run_param)];
+    let write_params = [
+        ("fieldManager", manager),
+        ("fieldValidation", validation),
+        ("dryRun", dry_run_param),
+    ];
 
     for attempt in 0..=MAX_PATCH_RETRY {
         let current = match request::get(&client, &object_url, "application/json").await {
@@ -290,7 +315,16 @@ async fn apply_one(
         }
         let url = request::with_query(&object_url, &write_params);
         let body = printer::to_compact_json(&patch).into_bytes();
-        match request::send(&client, Method::PATCH, &url, "application/json", Some(content_type), body).await {
+        match request::send(
+            &client,
+            Method::PATCH,
+            &url,
+            "application/json",
+            Some(content_type),
+            body,
+        )
+        .await
+        {
             Ok(patched) => return Ok((placement.resource, Outcome::Configured(patched))),
             Err(Error::Api(status)) if status.code == 409 && attempt < MAX_PATCH_RETRY => {
                 if attempt > 0 {
@@ -300,7 +334,10 @@ async fn apply_one(
             Err(error) => return Err(when(error, "applying patch", &manifest.source)),
         }
     }
-    Err(Error::Message(format!("error when applying patch to {}: too many conflicts", manifest.source)))
+    Err(Error::Message(format!(
+        "error when applying patch to {}: too many conflicts",
+        manifest.source
+    )))
 }
 
 /// The manifest with the last-applied annotation set to itself, as upstream's
@@ -313,7 +350,9 @@ pub fn with_last_applied(object: &Value) -> Value {
         .and_then(|o| o.get_mut("metadata"))
         .and_then(Value::as_object_mut);
     let Some(metadata) = metadata else { return object };
-    let annotations = metadata.entry("annotations").or_insert_with(|| Value::Object(Map::new()));
+    let annotations = metadata
+        .entry("annotations")
+        .or_insert_with(|| Value::Object(Map::new()));
     if !annotations.is_object() {
         *annotations = Value::Object(Map::new());
     }
@@ -383,9 +422,16 @@ pub async fn create(ctx: &mut Context, args: &CreateArgs) -> Result<(), Error> {
                     ("dryRun", if dry_run == DryRun::Server { "All" } else { "" }),
                 ],
             );
-            let created = request::send(&client, Method::POST, &url, "application/json", Some("application/json"), serde_json::to_vec(&object)?)
-                .await
-                .map_err(|e| when(e, "creating", &manifest.source))?;
+            let created = request::send(
+                &client,
+                Method::POST,
+                &url,
+                "application/json",
+                Some("application/json"),
+                serde_json::to_vec(&object)?,
+            )
+            .await
+            .map_err(|e| when(e, "creating", &manifest.source))?;
             Ok::<_, Error>((placement.resource, created))
         }
         .await;

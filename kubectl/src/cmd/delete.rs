@@ -71,6 +71,8 @@ struct Victim {
     resource: Resource,
     namespace: Option<String>,
     name: String,
+    /// The manifest it came from (`-f`), for error messages.
+    source: Option<String>,
 }
 
 /// Runs `kubectl delete`.
@@ -108,6 +110,7 @@ pub async fn run(ctx: &mut Context, args: &DeleteArgs) -> Result<(), Error> {
                 resource: placement.resource,
                 namespace: placement.namespace,
                 name: placement.name,
+                source: Some(manifest.source.clone()),
             });
         }
     } else {
@@ -118,19 +121,24 @@ pub async fn run(ctx: &mut Context, args: &DeleteArgs) -> Result<(), Error> {
         }
         let selecting = args.all || args.selector.is_some() || args.field_selector.is_some();
         for Target { resource, names } in targets(&discovery, &args.args)? {
-            let ns = if resource.namespaced { Some(namespace.clone()) } else { None };
+            let ns = if resource.namespaced {
+                Some(namespace.clone())
+            } else {
+                None
+            };
             if !names.is_empty() {
                 victims.extend(names.into_iter().map(|name| Victim {
                     resource: resource.clone(),
                     namespace: ns.clone(),
                     name,
+                    source: None,
                 }));
                 continue;
             }
             if !selecting {
-                return Err(Error::Usage(format!(
-                    "resource(s) were provided, but no name was specified"
-                )));
+                return Err(Error::Usage(
+                    "resource(s) were provided, but no name was specified".to_string(),
+                ));
             }
             let list_ns = if args.all_namespaces { None } else { ns.as_deref() };
             let url = request::with_query(
@@ -146,6 +154,7 @@ pub async fn run(ctx: &mut Context, args: &DeleteArgs) -> Result<(), Error> {
                     resource: resource.clone(),
                     namespace: item["metadata"]["namespace"].as_str().map(str::to_string),
                     name: item["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+                    source: None,
                 });
             }
         }
@@ -170,10 +179,26 @@ pub async fn run(ctx: &mut Context, args: &DeleteArgs) -> Result<(), Error> {
             crate::cmd::apply::DryRun::Client => Ok(Value::Null),
             crate::cmd::apply::DryRun::Server => {
                 options["dryRun"] = json!(["All"]);
-                request::send(&client, Method::DELETE, &url, "application/json", Some("application/json"), serde_json::to_vec(&options)?).await
+                request::send(
+                    &client,
+                    Method::DELETE,
+                    &url,
+                    "application/json",
+                    Some("application/json"),
+                    serde_json::to_vec(&options)?,
+                )
+                .await
             }
             crate::cmd::apply::DryRun::None => {
-                request::send(&client, Method::DELETE, &url, "application/json", Some("application/json"), serde_json::to_vec(&options)?).await
+                request::send(
+                    &client,
+                    Method::DELETE,
+                    &url,
+                    "application/json",
+                    Some("application/json"),
+                    serde_json::to_vec(&options)?,
+                )
+                .await
             }
         };
         match result {
@@ -198,7 +223,10 @@ pub async fn run(ctx: &mut Context, args: &DeleteArgs) -> Result<(), Error> {
                 }
             }
             Err(error) if error.is_not_found() && args.ignore_not_found => {}
-            Err(error) => errors.push(error),
+            Err(error) => errors.push(match &victim.source {
+                Some(source) => crate::cmd::apply::when(error, "deleting", source),
+                None => error,
+            }),
         }
     }
 

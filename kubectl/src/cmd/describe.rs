@@ -29,46 +29,69 @@ pub async fn run(ctx: &mut Context, args: &DescribeArgs) -> Result<(), Error> {
     let discovery = ctx.discovery().await?;
     let namespace = ctx.namespace().await?;
     let client = ctx.client().await?;
-    let mut reports = Vec::new();
     let mut errors = Vec::new();
-    for target in targets(&discovery, &args.args)? {
+    let mut described = Vec::new();
+    let mut listed = false;
+    let targets = targets(&discovery, &args.args)?;
+    // `describe TYPE NAME` with no such object describes every object whose name starts with
+    // NAME (upstream's DescribeMatchingResources), each report followed by a newline.
+    let prefix_form = args.args.len() == 2 && !args.args[0].contains('/');
+    for target in &targets {
         let ns = (target.resource.namespaced && !args.all_namespaces).then_some(namespace.as_str());
-        let mut objects: Vec<Value> = Vec::new();
         let list_url = request::with_query(
             &target.resource.collection_url(ns),
             &[("labelSelector", args.selector.as_deref().unwrap_or_default())],
         );
+        let mut objects: Vec<Value> = Vec::new();
         if target.names.is_empty() {
+            listed = true;
             let list = request::get(&client, &list_url, "application/json").await?;
             objects.extend(list["items"].as_array().cloned().unwrap_or_default());
         }
         for name in &target.names {
             match request::get(&client, &target.resource.object_url(ns, name), "application/json").await {
                 Ok(object) => objects.push(object),
-                Err(error) if error.is_not_found() => {
-                    // Upstream falls back to every object whose name starts with the argument.
+                Err(error) if error.is_not_found() && prefix_form => {
                     let list = request::get(&client, &list_url, "application/json").await?;
                     let matches: Vec<Value> = list["items"]
                         .as_array()
                         .map(|items| {
                             items
                                 .iter()
-                                .filter(|o| o["metadata"]["name"].as_str().is_some_and(|n| n.starts_with(name.as_str())))
+                                .filter(|o| {
+                                    o["metadata"]["name"]
+                                        .as_str()
+                                        .is_some_and(|n| n.starts_with(name.as_str()))
+                                })
                                 .cloned()
                                 .collect()
                         })
                         .unwrap_or_default();
                     if matches.is_empty() {
-                        errors.push(error);
+                        return Err(error);
                     }
-                    objects.extend(matches);
+                    let api_resource = target.resource.api_resource();
+                    for object in matches {
+                        let report = crate::describe::describe(&client, &api_resource, &object, false)
+                            .await
+                            .map_err(|e| Error::Message(e.to_string()))?;
+                        ctx.out(&format!("{report}\n"));
+                    }
+                    return Ok(());
                 }
                 Err(error) => errors.push(error),
             }
         }
-        let api_resource = target.resource.api_resource();
+        described.push((target.resource.api_resource(), objects));
+    }
+    // Upstream fetches and prints events only when the command describes one object, named
+    // exactly (not found by listing).
+    let total: usize = described.iter().map(|(_, o)| o.len()).sum();
+    let show_events = args.show_events && !listed && total == 1;
+    let mut reports = Vec::new();
+    for (api_resource, objects) in described {
         for object in objects {
-            let report = crate::describe::describe(&client, &api_resource, &object)
+            let report = crate::describe::describe(&client, &api_resource, &object, show_events)
                 .await
                 .map_err(|e| Error::Message(e.to_string()))?;
             reports.push(report);

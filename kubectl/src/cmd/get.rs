@@ -78,12 +78,12 @@ pub fn targets(discovery: &Discovery, args: &[String]) -> Result<Vec<Target>, Er
     if first.contains('/') {
         for arg in args {
             let Some((word, name)) = arg.split_once('/') else {
-                return Err(Error::Usage(format!(
-                    "there is no need to specify a resource type as a separate argument when passing arguments in resource/name form (e.g. 'kubectl get resource/<resource_name>' instead of 'kubectl get resource resource/<resource_name>'"
-                )));
+                return Err(Error::Usage("there is no need to specify a resource type as a separate argument when passing arguments in resource/name form (e.g. 'kubectl get resource/<resource_name>' instead of 'kubectl get resource resource/<resource_name>'".to_string()));
             };
             if name.is_empty() {
-                return Err(Error::Usage(format!("arguments in resource/name form must have a single resource and name")));
+                return Err(Error::Usage(
+                    "arguments in resource/name form must have a single resource and name".to_string(),
+                ));
             }
             let resource = discovery.resolve(word)?.clone();
             match targets.last_mut() {
@@ -204,12 +204,19 @@ pub async fn run(ctx: &mut Context, args: &GetArgs) -> Result<(), Error> {
     }
     if args.watch || args.watch_only {
         if targets.len() != 1 {
-            return Err(Error::Usage(format!(
-                "you may only specify a single resource type"
-            )));
+            return Err(Error::Usage("you may only specify a single resource type".to_string()));
         }
         let headers_printed = printed_any && !args.no_headers;
-        return watch(ctx, &targets[0], args, &namespace, &format, &mut writer, headers_printed).await;
+        return watch(
+            ctx,
+            &targets[0],
+            args,
+            &namespace,
+            &format,
+            &mut writer,
+            headers_printed,
+        )
+        .await;
     }
     finish(ctx, errors, args.ignore_not_found)
 }
@@ -360,7 +367,10 @@ async fn watch(
         ],
     );
     let list = request::get(&client, &list_url, "application/json").await?;
-    let resource_version = list["metadata"]["resourceVersion"].as_str().unwrap_or_default().to_string();
+    let resource_version = list["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let url = request::with_query(
         &target.resource.collection_url(ns),
         &[
@@ -370,7 +380,11 @@ async fn watch(
             ("watch", "true"),
         ],
     );
-    let accept = if format.wants_table() { TABLE_ACCEPT } else { "application/json" };
+    let accept = if format.wants_table() {
+        TABLE_ACCEPT
+    } else {
+        "application/json"
+    };
     let request = http::Request::get(url)
         .header(http::header::ACCEPT, accept)
         .body(Vec::new())
@@ -393,7 +407,9 @@ async fn watch(
         }
         let event: Value = serde_json::from_str(&line)?;
         if event["type"] == "ERROR" {
-            return Err(Error::Message(event["object"]["message"].as_str().unwrap_or("watch error").to_string()));
+            return Err(Error::Message(
+                event["object"]["message"].as_str().unwrap_or("watch error").to_string(),
+            ));
         }
         let mut object = event["object"].clone();
         if format.wants_table() {

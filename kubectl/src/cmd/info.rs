@@ -52,7 +52,10 @@ pub async fn version(ctx: &mut Context, args: &VersionArgs) -> Result<(), Error>
     }
     match args.output.as_deref() {
         None | Some("") => {
-            let mut text = format!("Client Version: {}\n", document["clientVersion"]["gitVersion"].as_str().unwrap_or_default());
+            let mut text = format!(
+                "Client Version: {}\n",
+                document["clientVersion"]["gitVersion"].as_str().unwrap_or_default()
+            );
             if let Some(server) = document["serverVersion"]["gitVersion"].as_str() {
                 text.push_str(&format!("Server Version: {server}\n"));
             }
@@ -60,7 +63,11 @@ pub async fn version(ctx: &mut Context, args: &VersionArgs) -> Result<(), Error>
         }
         Some("json") => ctx.out(&printer::to_json(&document)),
         Some("yaml") => ctx.out(&printer::yaml::to_yaml(&document)),
-        Some(other) => return Err(Error::Usage(format!("--output must be 'yaml' or 'json', not {other:?}"))),
+        Some(other) => {
+            return Err(Error::Usage(format!(
+                "--output must be 'yaml' or 'json', not {other:?}"
+            )));
+        }
     }
     server_error.map_or(Ok(()), Err)
 }
@@ -91,7 +98,7 @@ pub struct ApiResourcesArgs {
     pub categories: Vec<String>,
 }
 
-/// Runs `kubectl api-resources`: preferred versions, sorted by group (stable), as upstream.
+/// Runs `kubectl api-resources`: preferred versions, sorted by group then name, as upstream.
 pub async fn api_resources(ctx: &mut Context, args: &ApiResourcesArgs) -> Result<(), Error> {
     let format = OutputFormat::parse(args.output.as_deref())?;
     let discovery = ctx.discovery().await?;
@@ -107,8 +114,12 @@ pub async fn api_resources(ctx: &mut Context, args: &ApiResourcesArgs) -> Result
     match args.sort_by.as_deref() {
         Some("name") => resources.sort_by(|a, b| a.plural.cmp(&b.plural)),
         Some("kind") => resources.sort_by(|a, b| a.kind.cmp(&b.kind)),
-        None => resources.sort_by(|a, b| a.group.cmp(&b.group)),
-        Some(other) => return Err(Error::Usage(format!("--sort-by accepts only name or kind, got {other:?}"))),
+        None => resources.sort_by(|a, b| (&a.group, &a.plural).cmp(&(&b.group, &b.plural))),
+        Some(other) => {
+            return Err(Error::Usage(format!(
+                "--sort-by accepts only name or kind, got {other:?}"
+            )));
+        }
     }
     if format == OutputFormat::Name {
         let text: String = resources.iter().map(|r| r.plural_group() + "\n").collect();
@@ -118,7 +129,9 @@ pub async fn api_resources(ctx: &mut Context, args: &ApiResourcesArgs) -> Result
     let wide = format == OutputFormat::Wide;
     let mut lines = Vec::new();
     if !args.no_headers {
-        let mut header: Vec<String> = ["NAME", "SHORTNAMES", "APIVERSION", "NAMESPACED", "KIND"].map(String::from).into();
+        let mut header: Vec<String> = ["NAME", "SHORTNAMES", "APIVERSION", "NAMESPACED", "KIND"]
+            .map(String::from)
+            .into();
         if wide {
             header.extend(["VERBS".to_string(), "CATEGORIES".to_string()]);
         }
@@ -133,7 +146,7 @@ pub async fn api_resources(ctx: &mut Context, args: &ApiResourcesArgs) -> Result
             r.kind.clone(),
         ];
         if wide {
-            line.push(format!("[{}]", r.verbs.join(" ")));
+            line.push(r.verbs.join(","));
             line.push(r.categories.join(","));
         }
         lines.push(line);
@@ -159,12 +172,17 @@ pub async fn api_versions(ctx: &mut Context) -> Result<(), Error> {
 pub async fn cluster_info(ctx: &mut Context) -> Result<(), Error> {
     let server = ctx.connection().await?.server.clone();
     let client = ctx.client().await?;
-    let url = request::with_query("/api/v1/namespaces/kube-system/services", &[("labelSelector", "kubernetes.io/cluster-service=true")]);
+    let url = request::with_query(
+        "/api/v1/namespaces/kube-system/services",
+        &[("labelSelector", "kubernetes.io/cluster-service=true")],
+    );
     let services = request::get(&client, &url, "application/json").await?;
     let mut text = format!("Kubernetes control plane is running at {server}\n");
     for service in services["items"].as_array().cloned().unwrap_or_default() {
         let name = service["metadata"]["name"].as_str().unwrap_or_default();
-        let shown = service["metadata"]["labels"]["kubernetes.io/name"].as_str().unwrap_or(name);
+        let shown = service["metadata"]["labels"]["kubernetes.io/name"]
+            .as_str()
+            .unwrap_or(name);
         let port = service["spec"]["ports"][0]["name"]
             .as_str()
             .filter(|p| !p.is_empty())

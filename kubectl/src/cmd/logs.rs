@@ -65,7 +65,10 @@ pub async fn run(ctx: &mut Context, args: &LogsArgs) -> Result<(), Error> {
         if !args.args.is_empty() {
             return Err(Error::Usage("only a selector (-l) or a POD name is allowed".into()));
         }
-        let url = request::with_query(&format!("/api/v1/namespaces/{namespace}/pods"), &[("labelSelector", selector)]);
+        let url = request::with_query(
+            &format!("/api/v1/namespaces/{namespace}/pods"),
+            &[("labelSelector", selector)],
+        );
         let list = request::get(&client, &url, "application/json").await?;
         let pods = list["items"].as_array().cloned().unwrap_or_default();
         if pods.is_empty() {
@@ -75,10 +78,18 @@ pub async fn run(ctx: &mut Context, args: &LogsArgs) -> Result<(), Error> {
         pods
     } else {
         let (target, rest) = match args.args.as_slice() {
-            [] => return Err(Error::Usage("expected POD or TYPE/NAME is a required argument for the logs command".into())),
+            [] => {
+                return Err(Error::Usage(
+                    "expected POD or TYPE/NAME is a required argument for the logs command".into(),
+                ));
+            }
             [target] => (target, None),
             [target, c] => (target, Some(c.clone())),
-            _ => return Err(Error::Usage("expected POD or TYPE/NAME, and optionally a container name".into())),
+            _ => {
+                return Err(Error::Usage(
+                    "expected POD or TYPE/NAME, and optionally a container name".into(),
+                ));
+            }
         };
         if rest.is_some() {
             container = rest;
@@ -90,7 +101,11 @@ pub async fn run(ctx: &mut Context, args: &LogsArgs) -> Result<(), Error> {
     for pod in &pods {
         let names: Vec<String> = pod["spec"]["containers"]
             .as_array()
-            .map(|c| c.iter().filter_map(|c| c["name"].as_str().map(str::to_string)).collect())
+            .map(|c| {
+                c.iter()
+                    .filter_map(|c| c["name"].as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default();
         let pod_name = pod["metadata"]["name"].as_str().unwrap_or_default().to_string();
         let chosen: Vec<String> = if args.all_containers {
@@ -104,7 +119,10 @@ pub async fn run(ctx: &mut Context, args: &LogsArgs) -> Result<(), Error> {
                 .or_else(|| names.first().cloned())
                 .unwrap_or_default();
             if names.len() > 1 && args.selector.is_none() {
-                ctx.err(&format!("Defaulted container \"{default}\" out of: {}\n", names.join(", ")));
+                ctx.err(&format!(
+                    "Defaulted container \"{default}\" out of: {}\n",
+                    names.join(", ")
+                ));
             }
             vec![default]
         };
@@ -117,7 +135,11 @@ pub async fn run(ctx: &mut Context, args: &LogsArgs) -> Result<(), Error> {
         }
     }
 
-    let tail = if args.tail < 0 && args.selector.is_some() { 10 } else { args.tail };
+    let tail = if args.tail < 0 && args.selector.is_some() {
+        10
+    } else {
+        args.tail
+    };
     let since_seconds = match &args.since {
         Some(since) => component_base::parse_duration(since)
             .map_err(|e| Error::Usage(format!("invalid argument \"{since}\" for \"--since\" flag: {e}")))?
@@ -150,7 +172,11 @@ pub async fn run(ctx: &mut Context, args: &LogsArgs) -> Result<(), Error> {
                     ("timestamps", if args.timestamps { "true" } else { "" }),
                 ],
             );
-            let label = if prefix { format!("[pod/{}/{}] ", s.pod, s.container) } else { String::new() };
+            let label = if prefix {
+                format!("[pod/{}/{}] ", s.pod, s.container)
+            } else {
+                String::new()
+            };
             (url, label)
         })
         .collect();
@@ -231,22 +257,35 @@ async fn resolve_pod(ctx: &mut Context, target: &str, namespace: &str) -> Result
     let labels = selector.get("matchLabels").unwrap_or(selector);
     let selector: Vec<String> = labels
         .as_object()
-        .map(|m| m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect())
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect()
+        })
         .unwrap_or_default();
     if selector.is_empty() {
-        return Err(Error::Message(format!("cannot get the logs from {}", resource.kind_prefix())));
+        return Err(Error::Message(format!(
+            "cannot get the logs from {}",
+            resource.kind_prefix()
+        )));
     }
-    let url = request::with_query(&format!("/api/v1/namespaces/{namespace}/pods"), &[("labelSelector", &selector.join(","))]);
+    let url = request::with_query(
+        &format!("/api/v1/namespaces/{namespace}/pods"),
+        &[("labelSelector", &selector.join(","))],
+    );
     let list = request::get(&client, &url, "application/json").await?;
     let mut pods = list["items"].as_array().cloned().unwrap_or_default();
     // Upstream prefers running, ready, then older pods; the creation time orders the rest.
     pods.sort_by_key(|p| {
         (
             p["status"]["phase"] != "Running",
-            p["metadata"]["creationTimestamp"].as_str().unwrap_or_default().to_string(),
+            p["metadata"]["creationTimestamp"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
         )
     });
-    pods.into_iter().next().ok_or_else(|| {
-        Error::Message(format!("timed out waiting for the condition"))
-    })
+    pods.into_iter()
+        .next()
+        .ok_or_else(|| Error::Message("timed out waiting for the condition".to_string()))
 }

@@ -28,14 +28,18 @@ pub struct ScaleArgs {
 /// Runs `kubectl scale`.
 pub async fn run(ctx: &mut Context, args: &ScaleArgs) -> Result<(), Error> {
     if args.replicas < 0 {
-        return Err(Error::Usage("The --replicas=COUNT flag is required, and COUNT must be greater than or equal to 0".into()));
+        return Err(Error::Usage(
+            "The --replicas=COUNT flag is required, and COUNT must be greater than or equal to 0".into(),
+        ));
     }
     let discovery = ctx.discovery().await?;
     let namespace = ctx.namespace().await?;
     let client = ctx.client().await?;
     for target in targets(&discovery, &args.args)? {
         if target.names.is_empty() {
-            return Err(Error::Usage("resource(s) were provided, but no name was specified".into()));
+            return Err(Error::Usage(
+                "resource(s) were provided, but no name was specified".into(),
+            ));
         }
         for name in &target.names {
             let ns = target.resource.namespaced.then_some(namespace.as_str());

@@ -12,7 +12,9 @@ fn event_time(e: &Value) -> Option<Timestamp> {
 }
 
 /// Writes the events table, oldest first, or `Events:\t<none>`.
-pub(crate) fn describe_events(events: &[Value], w: &mut PrefixWriter, now: &Zoned) {
+pub(crate) fn describe_events(events: Option<&[Value]>, w: &mut PrefixWriter, now: &Zoned) {
+    // No events section at all when events were not fetched (several objects described).
+    let Some(events) = events else { return };
     if events.is_empty() {
         w.write(0, "Events:\t<none>\n");
         return;

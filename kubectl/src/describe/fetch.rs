@@ -89,6 +89,7 @@ pub(super) async fn related(
     group: &str,
     kind: &str,
     obj: &Value,
+    show_events: bool,
 ) -> Result<Related, DescribeError> {
     let ns = s(obj, "/metadata/namespace");
     let name = s(obj, "/metadata/name");
@@ -101,7 +102,9 @@ pub(super) async fn related(
             // upstream drops the kind, and matches mirror pods by their source UID
             let mirror = s(obj, "/metadata/annotations/kubernetes.io~1config.mirror");
             let uid = if mirror.is_empty() { uid } else { Some(mirror) };
-            rel.events = Some(search_events(client, ns, name, None, uid).await);
+            if show_events {
+                rel.events = Some(search_events(client, ns, name, None, uid).await);
+            }
             return Ok(rel);
         }
         ("apps", "Deployment") => {
@@ -153,9 +156,11 @@ pub(super) async fn related(
                 encode(name)
             );
             rel.lease = Some(get(client, &lease_path).await.map_err(|e| error_text(&e)));
-            let mut evs = search_events(client, "", name, Some("Node"), uid).await;
-            evs.extend(search_events(client, "", name, Some("Node"), Some(name)).await);
-            rel.events = Some(evs);
+            if show_events {
+                let mut evs = search_events(client, "", name, Some("Node"), uid).await;
+                evs.extend(search_events(client, "", name, Some("Node"), Some(name)).await);
+                rel.events = Some(evs);
+            }
             return Ok(rel);
         }
         ("", "Namespace") => {
@@ -175,7 +180,9 @@ pub(super) async fn related(
         ("", "Secret") => return Ok(rel),
         _ => {}
     }
-    let kind_ref = Some(s(obj, "/kind")).filter(|k| !k.is_empty()).or(Some(kind));
-    rel.events = Some(search_events(client, ns, name, kind_ref, uid).await);
+    if show_events {
+        let kind_ref = Some(s(obj, "/kind")).filter(|k| !k.is_empty()).or(Some(kind));
+        rel.events = Some(search_events(client, ns, name, kind_ref, uid).await);
+    }
     Ok(rel)
 }

@@ -59,14 +59,21 @@ pub(crate) struct Related {
 }
 
 /// The report for `obj` (a full object of the kind `resource` names), as upstream prints it.
-pub async fn describe(client: &kube::Client, resource: &ApiResource, obj: &Value) -> Result<String, DescribeError> {
-    let related = fetch::related(client, &resource.group, &resource.kind, obj).await?;
+/// Without `show_events` the events are neither fetched nor printed, as upstream does when one
+/// command describes several objects.
+pub async fn describe(
+    client: &kube::Client,
+    resource: &ApiResource,
+    obj: &Value,
+    show_events: bool,
+) -> Result<String, DescribeError> {
+    let related = fetch::related(client, &resource.group, &resource.kind, obj, show_events).await?;
     Ok(render(&resource.group, &resource.kind, obj, &related, &Zoned::now()))
 }
 
 /// Renders the report for `obj` of `group`/`kind` with the related objects already fetched.
 pub(crate) fn render(group: &str, kind: &str, obj: &Value, rel: &Related, now: &Zoned) -> String {
-    let events = rel.events.as_deref().unwrap_or(&[]);
+    let events = rel.events.as_deref();
     let pods = rel.pods.as_deref().unwrap_or(&[]);
     let uid = s(obj, "/metadata/uid");
     let counts = workloads::PodCounts::of(pods, uid);

@@ -95,7 +95,7 @@ pub(crate) fn render_node(
     node: &Value,
     pods: Option<&[Value]>,
     lease: Option<LeaseResult>,
-    events: &[Value],
+    events: Option<&[Value]>,
     now: &Zoned,
 ) -> String {
     let mut w = PrefixWriter::new();

@@ -181,7 +181,7 @@ fn base64_len(text: &str) -> usize {
 }
 
 /// The report for a ConfigMap (keys sorted; upstream prints them in map order).
-pub(crate) fn render_config_map(cm: &Value, events: &[Value], now: &Zoned) -> String {
+pub(crate) fn render_config_map(cm: &Value, events: Option<&[Value]>, now: &Zoned) -> String {
     let mut w = PrefixWriter::new();
     header(&mut w, cm);
     w.write(0, "\nData\n====\n");
@@ -224,7 +224,7 @@ pub(crate) fn render_secret(secret: &Value) -> String {
 
 /// The report for a ServiceAccount: its image pull secrets (kubectl 1.37 shows no mountable
 /// secrets or tokens).
-pub(crate) fn render_service_account(sa: &Value, events: &[Value], now: &Zoned) -> String {
+pub(crate) fn render_service_account(sa: &Value, events: Option<&[Value]>, now: &Zoned) -> String {
     let mut w = PrefixWriter::new();
     header(&mut w, sa);
     let pull: Vec<&str> = arr(sa, "/imagePullSecrets").iter().map(|r| s(r, "/name")).collect();
@@ -332,7 +332,7 @@ fn unstructured(w: &mut PrefixWriter, level: usize, content: &serde_json::Map<St
 }
 
 /// The generic report: identity, then every field as an indented tree, then events.
-pub(crate) fn render_generic(obj: &Value, events: &[Value], now: &Zoned) -> String {
+pub(crate) fn render_generic(obj: &Value, events: Option<&[Value]>, now: &Zoned) -> String {
     let mut w = PrefixWriter::new();
     header(&mut w, obj);
     if let Some(m) = obj.as_object() {

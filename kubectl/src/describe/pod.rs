@@ -14,7 +14,7 @@ use super::volumes::describe_volumes;
 use super::writer::PrefixWriter;
 
 /// The report for a pod and its events.
-pub(crate) fn render_pod(pod: &Value, events: &[Value], now: &Zoned) -> String {
+pub(crate) fn render_pod(pod: &Value, events: Option<&[Value]>, now: &Zoned) -> String {
     let mut w = PrefixWriter::new();
     w.write(0, &format!("Name:\t{}\n", s(pod, "/metadata/name")));
     w.write(0, &format!("Namespace:\t{}\n", s(pod, "/metadata/namespace")));

@@ -75,7 +75,7 @@ pub(crate) fn format_endpoint_slices(slices: &[Value], port_name: Option<&str>) 
 }
 
 /// The report for a Service, given the EndpointSlices labelled with its name.
-pub(crate) fn render_service(svc: &Value, slices: &[Value], events: &[Value], now: &Zoned) -> String {
+pub(crate) fn render_service(svc: &Value, slices: &[Value], events: Option<&[Value]>, now: &Zoned) -> String {
     let mut w = PrefixWriter::new();
     w.write(0, &format!("Name:\t{}\n", s(svc, "/metadata/name")));
     w.write(0, &format!("Namespace:\t{}\n", s(svc, "/metadata/namespace")));
@@ -175,7 +175,7 @@ pub(crate) fn render_service(svc: &Value, slices: &[Value], events: &[Value], no
 }
 
 /// The report for an Endpoints object.
-pub(crate) fn render_endpoints(ep: &Value, events: &[Value], now: &Zoned) -> String {
+pub(crate) fn render_endpoints(ep: &Value, events: Option<&[Value]>, now: &Zoned) -> String {
     let mut w = PrefixWriter::new();
     w.write(0, &format!("Name:\t{}\n", s(ep, "/metadata/name")));
     w.write(0, &format!("Namespace:\t{}\n", s(ep, "/metadata/namespace")));

@@ -13,7 +13,8 @@ fn list(v: &Value, key: &str) -> Option<Vec<Value>> {
 /// Renders a captured case at `now`.
 fn render_case(fixture: &Value, now: &Zoned) -> String {
     let rel = Related {
-        events: list(fixture, "events"),
+        // A single described object always has its events fetched (none when the fixture has none).
+        events: Some(list(fixture, "events").unwrap_or_default()),
         pods: list(fixture, "pods"),
         pods_error: None,
         replica_sets: list(fixture, "replicaSets").unwrap_or_default(),
@@ -178,7 +179,7 @@ async fn live_matches_upstream_kubectl() {
         };
         let req = http::Request::get(url).body(Vec::new()).expect("request");
         let obj: Value = client.request(req).await.expect("get object");
-        let ours = super::describe(&client, &resource, &obj).await.expect("describe");
+        let ours = super::describe(&client, &resource, &obj, true).await.expect("describe");
         let mut args = vec!["--kubeconfig", path.as_str(), "describe", plural, name];
         if !ns.is_empty() {
             args.extend(["-n", ns]);

@@ -82,7 +82,7 @@ pub(crate) fn render_deployment(
     d: &Value,
     old_rss: &[Value],
     new_rss: &[Value],
-    events: &[Value],
+    events: Option<&[Value]>,
     now: &Zoned,
 ) -> String {
     let mut w = PrefixWriter::new();
@@ -147,7 +147,12 @@ fn conditions_type_status_reason(w: &mut PrefixWriter, conditions: &[Value]) {
 }
 
 /// The report for a ReplicaSet; `pods` is `Err(message)` when its pods could not be listed.
-pub(crate) fn render_replica_set(rs: &Value, pods: Result<PodCounts, String>, events: &[Value], now: &Zoned) -> String {
+pub(crate) fn render_replica_set(
+    rs: &Value,
+    pods: Result<PodCounts, String>,
+    events: Option<&[Value]>,
+    now: &Zoned,
+) -> String {
     let mut w = PrefixWriter::new();
     header(&mut w, rs);
     w.write(
@@ -178,7 +183,12 @@ pub(crate) fn render_replica_set(rs: &Value, pods: Result<PodCounts, String>, ev
 }
 
 /// The report for a ReplicationController.
-pub(crate) fn render_replication_controller(rc: &Value, pods: PodCounts, events: &[Value], now: &Zoned) -> String {
+pub(crate) fn render_replication_controller(
+    rc: &Value,
+    pods: PodCounts,
+    events: Option<&[Value]>,
+    now: &Zoned,
+) -> String {
     let mut w = PrefixWriter::new();
     header(&mut w, rc);
     w.write(
@@ -202,7 +212,7 @@ pub(crate) fn render_replication_controller(rc: &Value, pods: PodCounts, events:
 }
 
 /// The report for a DaemonSet.
-pub(crate) fn render_daemon_set(ds: &Value, pods: PodCounts, events: &[Value], now: &Zoned) -> String {
+pub(crate) fn render_daemon_set(ds: &Value, pods: PodCounts, events: Option<&[Value]>, now: &Zoned) -> String {
     let mut w = PrefixWriter::new();
     header(&mut w, ds);
     w.write(
@@ -239,7 +249,7 @@ pub(crate) fn render_daemon_set(ds: &Value, pods: PodCounts, events: &[Value], n
 }
 
 /// The report for a StatefulSet.
-pub(crate) fn render_stateful_set(ss: &Value, pods: PodCounts, events: &[Value], now: &Zoned) -> String {
+pub(crate) fn render_stateful_set(ss: &Value, pods: PodCounts, events: Option<&[Value]>, now: &Zoned) -> String {
     let mut w = PrefixWriter::new();
     header(&mut w, ss);
     w.write(
@@ -330,7 +340,7 @@ fn pvc_class(pvc: &Value) -> &str {
 }
 
 /// The report for a Job.
-pub(crate) fn render_job(job: &Value, events: &[Value], now: &Zoned) -> String {
+pub(crate) fn render_job(job: &Value, events: Option<&[Value]>, now: &Zoned) -> String {
     let mut w = PrefixWriter::new();
     header(&mut w, job);
     w.write(
@@ -422,7 +432,7 @@ fn cap_indexes(indexes: &str, soft_limit: usize) -> String {
 }
 
 /// The report for a CronJob.
-pub(crate) fn render_cron_job(cj: &Value, events: &[Value], now: &Zoned) -> String {
+pub(crate) fn render_cron_job(cj: &Value, events: Option<&[Value]>, now: &Zoned) -> String {
     let mut w = PrefixWriter::new();
     header(&mut w, cj);
     meta(&mut w, cj);

@@ -84,7 +84,9 @@ pub fn custom_columns(spec: &str, from_file: bool, objects: &[Value], no_headers
         jsonpath::CustomColumns::parse(spec)
     }
     .map_err(|e| Error::Message(e.to_string()))?;
-    columns.render(objects, no_headers).map_err(|e| Error::Message(e.to_string()))
+    columns
+        .render(objects, no_headers)
+        .map_err(|e| Error::Message(e.to_string()))
 }
 
 /// `-o json`: four-space indentation, keys sorted, `<`, `>`, `&` escaped as Go's encoder does.
@@ -147,7 +149,10 @@ mod tests {
             to_json(&value),
             "{\n    \"a\": \"\\u003cx\\u003e \\u0026 y\",\n    \"b\": [\n        1,\n        {}\n    ],\n    \"c\": {}\n}\n"
         );
-        assert_eq!(to_compact_json(&json!({"z": 1, "a": {"y": 2, "b": 3}})), r#"{"a":{"b":3,"y":2},"z":1}"#);
+        assert_eq!(
+            to_compact_json(&json!({"z": 1, "a": {"y": 2, "b": 3}})),
+            r#"{"a":{"b":3,"y":2},"z":1}"#
+        );
     }
 
     #[test]

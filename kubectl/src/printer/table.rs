@@ -85,7 +85,12 @@ pub fn grid(table: &Value, options: &TableOptions) -> Grid {
                 out.push(text);
             }
             for key in &options.label_columns {
-                out.push(metadata["labels"][key.as_str()].as_str().unwrap_or_default().to_string());
+                out.push(
+                    metadata["labels"][key.as_str()]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                );
             }
             if options.show_labels {
                 out.push(format_labels(&metadata["labels"]));
@@ -230,8 +235,14 @@ mod tests {
             ..Default::default()
         };
         let grid = grid(&pods(), &options);
-        assert_eq!(grid.headers, ["NAMESPACE", "NAME", "READY", "RESTARTS", "IP", "A", "LABELS"]);
-        assert_eq!(grid.rows[0], ["default", "pod/web-1", "1/1", "0", "10.0.0.1", "", "a=1,b=2"]);
+        assert_eq!(
+            grid.headers,
+            ["NAMESPACE", "NAME", "READY", "RESTARTS", "IP", "A", "LABELS"]
+        );
+        assert_eq!(
+            grid.rows[0],
+            ["default", "pod/web-1", "1/1", "0", "10.0.0.1", "", "a=1,b=2"]
+        );
         assert_eq!(grid.rows[1], ["kube-system", "pod/x", "0/1", "12", "", "", "<none>"]);
     }
 

@@ -180,8 +180,9 @@ fn double_quoted(s: &str) -> String {
     out
 }
 
+/// go-yaml's `is_printable`: tabs and carriage returns are not (they force double quotes).
 fn is_printable(c: char) -> bool {
-    matches!(c, '\t' | '\n' | '\r' | '\u{85}')
+    c == '\n'
         || ('\u{20}'..='\u{7e}').contains(&c)
         || ('\u{a0}'..='\u{d7ff}').contains(&c)
         || (('\u{e000}'..='\u{fffd}').contains(&c) && c != '\u{feff}')
@@ -192,9 +193,9 @@ fn is_printable(c: char) -> bool {
 /// int, float, timestamp or the merge key), which decides whether it must be quoted.
 fn resolves_to_string(s: &str) -> bool {
     const SPECIAL: &[&str] = &[
-        "", "~", "null", "Null", "NULL", "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "true",
-        "True", "TRUE", "false", "False", "FALSE", "on", "On", "ON", "off", "Off", "OFF", ".inf", ".Inf",
-        ".INF", "+.inf", "+.Inf", "+.INF", "-.inf", "-.Inf", "-.INF", ".nan", ".NaN", ".NAN", "<<",
+        "", "~", "null", "Null", "NULL", "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "true", "True",
+        "TRUE", "false", "False", "FALSE", "on", "On", "ON", "off", "Off", "OFF", ".inf", ".Inf", ".INF", "+.inf",
+        "+.Inf", "+.INF", "-.inf", "-.Inf", "-.INF", ".nan", ".NaN", ".NAN", "<<",
     ];
     if SPECIAL.contains(&s) {
         return false;
@@ -266,7 +267,10 @@ fn is_base60_float(s: &str) -> bool {
     let body = s.strip_prefix(['+', '-']).unwrap_or(s);
     let mut parts = body.split(':');
     let Some(first) = parts.next() else { return false };
-    if first.is_empty() || !first.chars().all(|c| c.is_ascii_digit() || c == '_') || !first.starts_with(|c: char| c.is_ascii_digit() && c != '0') {
+    if first.is_empty()
+        || !first.chars().all(|c| c.is_ascii_digit() || c == '_')
+        || !first.starts_with(|c: char| c.is_ascii_digit() && c != '0')
+    {
         return false;
     }
     let rest: Vec<&str> = parts.collect();
@@ -307,8 +311,7 @@ impl Analysis {
         let mut block_indicators = s.starts_with("---") || s.starts_with("...");
         let (mut leading_space, mut leading_break, mut trailing_space, mut trailing_break) =
             (false, false, false, false);
-        let (mut break_space, mut space_break, mut previous_space, mut previous_break) =
-            (false, false, false, false);
+        let (mut break_space, mut space_break, mut previous_space, mut previous_break) = (false, false, false, false);
         let (mut line_breaks, mut special) = (false, false);
         let mut preceded_by_whitespace = true;
         for (i, &c) in chars.iter().enumerate() {
@@ -316,8 +319,9 @@ impl Analysis {
             let followed_by_whitespace = next.is_none_or(|n| n == ' ' || n == '\t' || is_break(n));
             if i == 0 {
                 match c {
-                    '#' | ',' | '[' | ']' | '{' | '}' | '&' | '*' | '!' | '|' | '>' | '\'' | '"' | '%' | '@'
-                    | '`' => block_indicators = true,
+                    '#' | ',' | '[' | ']' | '{' | '}' | '&' | '*' | '!' | '|' | '>' | '\'' | '"' | '%' | '@' | '`' => {
+                        block_indicators = true
+                    }
                     '?' | ':' if followed_by_whitespace => block_indicators = true,
                     '-' if followed_by_whitespace => block_indicators = true,
                     _ => {}
