@@ -31,7 +31,13 @@ fn main() -> Result<()> {
             )
         })
         .collect();
-    run(&upstream, &kubeconfig, cache.path(), &["create", "namespace", "bench"], None)?;
+    run(
+        &upstream,
+        &kubeconfig,
+        cache.path(),
+        &["create", "namespace", "bench"],
+        None,
+    )?;
     run(&upstream, &kubeconfig, cache.path(), &["apply", "-f", "-"], Some(&pods))?;
 
     let objects: String = (0..50)
@@ -45,8 +51,20 @@ fn main() -> Result<()> {
     println!("kubectl wall time, median of {RUNS} runs (lower is better)");
     println!("{:<34} {:>10} {:>10} {:>7}", "command", "kaji", "upstream", "ratio");
     // Warm upstream's disk cache (discovery and OpenAPI) for every command timed below.
-    run(&upstream, &kubeconfig, cache.path(), &["get", "pods", "-n", "bench"], None)?;
-    run(&upstream, &kubeconfig, cache.path(), &["apply", "-n", "bench", "-f", "-"], Some(&objects))?;
+    run(
+        &upstream,
+        &kubeconfig,
+        cache.path(),
+        &["get", "pods", "-n", "bench"],
+        None,
+    )?;
+    run(
+        &upstream,
+        &kubeconfig,
+        cache.path(),
+        &["apply", "-n", "bench", "-f", "-"],
+        Some(&objects),
+    )?;
     let get = ["get", "pods", "-n", "bench"];
     let ours_get = median(RUNS, || time(&ours, &kubeconfig, cache.path(), &get, None))?;
     let upstream_get = median(RUNS, || time(&upstream, &kubeconfig, cache.path(), &get, None))?;
@@ -57,7 +75,13 @@ fn main() -> Result<()> {
     let mut apply_pair = |binary: &Path| -> Result<(Duration, Duration)> {
         namespace += 1;
         let ns = format!("apply-{namespace}");
-        run(&upstream, &kubeconfig, cache.path(), &["create", "namespace", &ns], None)?;
+        run(
+            &upstream,
+            &kubeconfig,
+            cache.path(),
+            &["create", "namespace", &ns],
+            None,
+        )?;
         let args = ["apply", "-n", &ns, "-f", "-"];
         let create = time(binary, &kubeconfig, cache.path(), &args, Some(&objects))?;
         let unchanged = time(binary, &kubeconfig, cache.path(), &args, Some(&objects))?;
@@ -74,8 +98,16 @@ fn main() -> Result<()> {
         v.sort();
         v[v.len() / 2]
     };
-    report("apply -f (50 objects, create)", pick(&ours_apply, false), pick(&upstream_apply, false));
-    report("apply -f (50 objects, unchanged)", pick(&ours_apply, true), pick(&upstream_apply, true));
+    report(
+        "apply -f (50 objects, create)",
+        pick(&ours_apply, false),
+        pick(&upstream_apply, false),
+    );
+    report(
+        "apply -f (50 objects, unchanged)",
+        pick(&ours_apply, true),
+        pick(&upstream_apply, true),
+    );
     let version = ["version", "--client"];
     let ours_version = median(RUNS, || time(&ours, &kubeconfig, cache.path(), &version, None))?;
     let upstream_version = median(RUNS, || time(&upstream, &kubeconfig, cache.path(), &version, None))?;

@@ -6,19 +6,14 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 
 use anyhow::{Context, Result, ensure};
 use serde_json::Value;
-use testkit::apiserver::ApiServer;
 
-/// One apiserver for the whole file; each test works in its own namespace.
-fn server() -> &'static ApiServer {
-    static SERVER: OnceLock<ApiServer> = OnceLock::new();
-    SERVER.get_or_init(|| {
-        let binary = testkit::workspace_binary("kube-apiserver").expect("kube-apiserver binary");
-        ApiServer::start_embedded(&binary, &[]).expect("starting kube-apiserver")
-    })
+/// The admin kubeconfig of one apiserver for the whole file (stopped when the test binary
+/// exits); each test works in its own namespace.
+fn kubeconfig() -> Result<PathBuf> {
+    testkit::apiserver::shared_embedded_kubeconfig(&testkit::workspace_binary("kube-apiserver")?)
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -43,7 +38,7 @@ impl Clients {
         let clients = Self {
             ours: PathBuf::from(env!("CARGO_BIN_EXE_kubectl")),
             upstream: testkit::upstream_kubectl()?,
-            kubeconfig: server().kubeconfig(),
+            kubeconfig: kubeconfig()?,
             cache: tempfile::tempdir()?,
             namespace: format!("{prefix}-{}", &uuid_like()[..8]),
         };

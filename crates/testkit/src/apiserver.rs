@@ -6,6 +6,34 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+/// The apiserver [`shared_embedded_kubeconfig`] started, if any.
+static SHARED_EMBEDDED: std::sync::Mutex<Option<ApiServer>> = std::sync::Mutex::new(None);
+
+unsafe extern "C" {
+    fn atexit(callback: extern "C" fn()) -> std::ffi::c_int;
+}
+
+/// Stops the shared apiserver when the test binary exits (statics are never dropped).
+extern "C" fn stop_shared_embedded() {
+    let server = match SHARED_EMBEDDED.lock() {
+        Ok(mut guard) => guard.take(),
+        Err(poisoned) => poisoned.into_inner().take(),
+    };
+    drop(server);
+}
+
+/// The admin kubeconfig of one embedded-store apiserver shared by every test of this test
+/// binary: started on first use, stopped (and its data removed) when the binary exits.
+pub fn shared_embedded_kubeconfig(binary: &Path) -> Result<PathBuf> {
+    let mut guard = SHARED_EMBEDDED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if guard.is_none() {
+        *guard = Some(ApiServer::start_embedded(binary, &[])?);
+        // SAFETY: registering a plain `extern "C" fn()` with libc's atexit has no preconditions.
+        unsafe { atexit(stop_shared_embedded) };
+    }
+    Ok(guard.as_ref().expect("started above").kubeconfig())
+}
+
 /// A running apiserver and its data directory.
 pub struct ApiServer {
     binary: PathBuf,
