@@ -7,6 +7,7 @@ pub mod kinds;
 pub mod openapi;
 pub mod patch;
 pub mod protobuf;
+pub mod quantity;
 pub mod registry;
 pub mod selector;
 pub mod strategy;

@@ -11,7 +11,6 @@ mod fetch;
 mod node;
 mod other;
 mod pod;
-mod quantity;
 mod service;
 mod volumes;
 mod workloads;

@@ -10,8 +10,8 @@ use super::common::{
     annotations_multiline, arr, b, labels_multiline, rfc1123z, s, since, str_map, taints_multiline, ts,
 };
 use super::events::describe_events;
-use super::quantity::Quantity;
 use super::writer::PrefixWriter;
+use api::quantity::Quantity;
 
 type ResourceList = BTreeMap<String, Quantity>;
 

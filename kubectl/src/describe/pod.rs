@@ -9,9 +9,9 @@ use super::common::{
     rfc1123z, s, since, str_map, tolerations_multiline, ts,
 };
 use super::events::describe_events;
-use super::quantity::Quantity;
 use super::volumes::describe_volumes;
 use super::writer::PrefixWriter;
+use api::quantity::Quantity;
 
 /// The report for a pod and its events.
 pub(crate) fn render_pod(pod: &Value, events: Option<&[Value]>, now: &Zoned) -> String {

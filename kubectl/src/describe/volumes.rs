@@ -50,9 +50,7 @@ fn describe_source(v: &Value, w: &mut PrefixWriter) {
     } else if let Some(e) = get("emptyDir") {
         let size = e
             .get("sizeLimit")
-            .filter(|q| {
-                super::quantity::Quantity::from_json(q).is_some_and(|q| q > super::quantity::Quantity::default())
-            })
+            .filter(|q| api::quantity::Quantity::from_json(q).is_some_and(|q| q > api::quantity::Quantity::default()))
             .map(quantity_text)
             .unwrap_or_else(|| "<unset>".into());
         lines(

@@ -6,9 +6,9 @@ use serde_json::Value;
 
 use super::descriptions as d;
 use super::format::{age, between, containers, format_label_selector, format_labels, selector_string, since};
-use super::quantity::quantity;
 use super::value::Read;
 use super::{AGE, Column, NAME, Printer, col, wide};
+use crate::quantity::canonical as quantity;
 
 const fn printer(columns: &'static [Column], cells: fn(&Value, Timestamp) -> Vec<Value>) -> Printer {
     Printer {

@@ -6,9 +6,9 @@ use serde_json::Value;
 
 use super::descriptions as d;
 use super::format::{age, format_labels, join_host_port, or_none, since};
-use super::quantity::quantity;
 use super::value::{Read, strings};
 use super::{AGE, Column, NAME, Printer, col, wide};
+use crate::quantity::canonical as quantity;
 
 const fn printer(columns: &'static [Column], cells: fn(&Value, Timestamp) -> Vec<Value>) -> Printer {
     Printer {

@@ -18,7 +18,6 @@ mod format;
 mod negotiate;
 mod other;
 mod pod;
-mod quantity;
 mod value;
 
 #[cfg(test)]

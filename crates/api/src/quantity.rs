@@ -1,11 +1,15 @@
-//! Resource quantities (`100m`, `1Gi`, `1e3`) with the arithmetic and canonical printing that
-//! describe needs for requests, limits, capacity and allocatable.
+//! Resource quantities (`100m`, `1Gi`, `1e3`) as apimachinery's `resource.Quantity`: parsing
+//! (rounded up to nano precision), the arithmetic kubectl's describe needs, and the canonical
+//! text (`1000m` → `1`, `2048Mi` → `2Gi`, `0.5` → `500m`) that keeps the suffix family the value
+//! was written in. Used by the server's Table printing and by kubectl.
+
+use serde_json::Value;
 
 use std::cmp::Ordering;
 
 /// How a quantity prints, remembered from its first operand as apimachinery does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Format {
+pub enum Format {
     DecimalSi,
     BinarySi,
     DecimalExponent,
@@ -15,9 +19,9 @@ pub(crate) enum Format {
 
 /// A quantity held in nano-units (values are rounded up to nano precision, as upstream does).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Quantity {
+pub struct Quantity {
     nanos: i128,
-    pub(crate) format: Format,
+    pub format: Format,
 }
 
 const NANO: i128 = 1_000_000_000;
@@ -33,7 +37,7 @@ impl Default for Quantity {
 
 impl Quantity {
     /// Parses the serialised form; `None` when it is not a quantity.
-    pub(crate) fn parse(s: &str) -> Option<Self> {
+    pub fn parse(s: &str) -> Option<Self> {
         let s = s.trim();
         if s.is_empty() {
             return None;
@@ -72,18 +76,25 @@ impl Quantity {
             _ => return None,
         };
         // mantissa = digits / 10^frac_len
+        // mantissa = digits / 10^frac_len; out-of-range values are not quantities (no panics).
         let digits: String = format!("{int_part}{frac_part}");
         let mantissa: i128 = digits.parse().ok()?;
-        let frac_len = frac_part.len() as i32;
+        let frac_len = i32::try_from(frac_part.len()).ok()?;
         let nanos = if base == 2 {
-            let scaled = mantissa * NANO * (1i128 << exp);
-            ceil_div(scaled, 10i128.pow(frac_len as u32))
+            let scaled = mantissa
+                .checked_mul(NANO)?
+                .checked_mul(1i128.checked_shl(u32::try_from(exp).ok()?)?)?;
+            ceil_div(scaled, 10i128.checked_pow(u32::try_from(frac_len).ok()?)?)
         } else {
-            let e = exp - frac_len + 9;
+            let e = exp.checked_sub(frac_len)?.checked_add(9)?;
             if e >= 0 {
-                mantissa.checked_mul(10i128.checked_pow(e as u32)?)?
+                mantissa.checked_mul(10i128.checked_pow(u32::try_from(e).ok()?)?)?
             } else {
-                ceil_div(mantissa, 10i128.pow((-e) as u32))
+                // Finer than nano precision rounds up, as upstream does.
+                match 10i128.checked_pow(u32::try_from(-e).ok()?) {
+                    Some(divisor) => ceil_div(mantissa, divisor),
+                    None => i128::from(mantissa != 0),
+                }
             }
         };
         Some(Self {
@@ -93,7 +104,7 @@ impl Quantity {
     }
 
     /// Parses a JSON value (a string, or a bare number some clients send).
-    pub(crate) fn from_json(v: &serde_json::Value) -> Option<Self> {
+    pub fn from_json(v: &serde_json::Value) -> Option<Self> {
         match v {
             serde_json::Value::String(s) => Self::parse(s),
             serde_json::Value::Number(n) => Self::parse(&n.to_string()),
@@ -101,26 +112,26 @@ impl Quantity {
         }
     }
 
-    pub(crate) fn is_zero(&self) -> bool {
+    pub fn is_zero(&self) -> bool {
         self.nanos == 0
     }
 
     /// Adds `other`, keeping this quantity's format (an unset one takes `other`'s).
-    pub(crate) fn add(&mut self, other: &Quantity) {
-        self.nanos += other.nanos;
+    pub fn add(&mut self, other: &Quantity) {
+        self.nanos = self.nanos.saturating_add(other.nanos);
         if self.format == Format::Unset {
             self.format = other.format;
         }
     }
 
     /// The value rounded up to whole units.
-    pub(crate) fn value(&self) -> i64 {
-        ceil_div(self.nanos, NANO) as i64
+    pub fn value(&self) -> i64 {
+        i64::try_from(ceil_div(self.nanos, NANO)).unwrap_or(i64::MAX)
     }
 
     /// The value in thousandths, rounded up.
-    pub(crate) fn milli_value(&self) -> i64 {
-        ceil_div(self.nanos, 1_000_000) as i64
+    pub fn milli_value(&self) -> i64 {
+        i64::try_from(ceil_div(self.nanos, 1_000_000)).unwrap_or(i64::MAX)
     }
 }
 
@@ -196,9 +207,20 @@ impl std::fmt::Display for Quantity {
     }
 }
 
+/// The canonical text of a quantity field: `0` when unset (Go's zero `Quantity`), the raw text
+/// when it cannot be parsed.
+pub fn canonical(v: &Value) -> String {
+    match v {
+        Value::String(s) => Quantity::parse(s).map_or_else(|| s.trim().to_string(), |q| q.to_string()),
+        Value::Number(n) => Quantity::parse(&n.to_string()).map_or_else(|| n.to_string(), |q| q.to_string()),
+        _ => "0".to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn canon(s: &str) -> String {
         Quantity::parse(s).unwrap().to_string()
@@ -206,18 +228,51 @@ mod tests {
 
     #[test]
     fn canonical_forms() {
-        assert_eq!(canon("100m"), "100m");
-        assert_eq!(canon("0.1"), "100m");
-        assert_eq!(canon("1000"), "1k");
-        assert_eq!(canon("1500"), "1500");
-        assert_eq!(canon("1Gi"), "1Gi");
-        assert_eq!(canon("1.5Gi"), "1536Mi");
-        assert_eq!(canon("1000Ki"), "1000Ki");
-        assert_eq!(canon("128974848"), "128974848");
-        assert_eq!(canon("129e6"), "129e6");
-        assert_eq!(canon("0"), "0");
-        assert_eq!(canon("2"), "2");
-        assert_eq!(canon("110"), "110");
+        for (input, want) in [
+            ("100m", "100m"),
+            ("0.1", "100m"),
+            ("1500", "1500"),
+            ("1.5Gi", "1536Mi"),
+            ("1000Ki", "1000Ki"),
+            ("128974848", "128974848"),
+            ("129e6", "129e6"),
+            ("2", "2"),
+            ("110", "110"),
+            ("1000m", "1"),
+            ("1500m", "1500m"),
+            ("0.5", "500m"),
+            ("2048Mi", "2Gi"),
+            ("1536Mi", "1536Mi"),
+            ("1Gi", "1Gi"),
+            ("512", "512"),
+            ("1024", "1024"),
+            ("0.5Gi", "512Mi"),
+            ("100Ki", "100Ki"),
+            ("1Ki", "1Ki"),
+            ("0.5Ki", "512"),
+            ("1e3", "1e3"),
+            ("1000", "1k"),
+            ("10G", "10G"),
+            ("0", "0"),
+            ("0Gi", "0"),
+            ("-1500m", "-1500m"),
+            ("1.5", "1500m"),
+            ("0.0000000001", "1n"),
+            ("5E", "5E"),
+        ] {
+            assert_eq!(canon(input), want, "{input}");
+            assert_eq!(canonical(&json!(input)), want, "{input}");
+        }
+        assert_eq!(canonical(&json!("bogus")), "bogus");
+        assert_eq!(canonical(&json!(2)), "2");
+        assert_eq!(canonical(&json!(null)), "0");
+    }
+
+    #[test]
+    fn out_of_range_input_is_not_a_quantity() {
+        assert_eq!(Quantity::parse("99999999999999999999999999999999999Ei"), None);
+        assert_eq!(Quantity::parse("1e400"), None);
+        assert_eq!(canonical(&json!("1e400")), "1e400");
     }
 
     #[test]
