@@ -51,14 +51,14 @@ fn go_kind(v: &Value) -> &'static str {
     }
 }
 
-fn expected_map(actual: &Value) -> PatchError {
+pub(super) fn expected_map(actual: &Value) -> PatchError {
     PatchError::BadArgType {
         expected: "map[string]interface {}",
         actual: go_kind(actual),
     }
 }
 
-fn expected_list(actual: &Value) -> PatchError {
+pub(super) fn expected_list(actual: &Value) -> PatchError {
     PatchError::BadArgType {
         expected: "[]interface {}",
         actual: go_kind(actual),

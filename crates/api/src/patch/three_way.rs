@@ -23,6 +23,7 @@ use std::sync::LazyLock;
 use serde_json::{Map, Value};
 
 use super::PatchError;
+use super::merge::{expected_list, expected_map};
 use super::meta::{FieldMeta, Node, PatchMeta};
 
 type Obj = Map<String, Value>;
@@ -138,32 +139,6 @@ fn same_type(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => x.is_f64() == y.is_f64(),
         _ => json_kind(a) == json_kind(b),
-    }
-}
-
-fn go_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "<nil>",
-        Value::Bool(_) => "bool",
-        Value::Number(n) if n.is_f64() => "float64",
-        Value::Number(_) => "int64",
-        Value::String(_) => "string",
-        Value::Array(_) => "[]interface {}",
-        Value::Object(_) => "map[string]interface {}",
-    }
-}
-
-fn expected_map(actual: &Value) -> PatchError {
-    PatchError::BadArgType {
-        expected: "map[string]interface {}",
-        actual: go_kind(actual),
-    }
-}
-
-fn expected_list(actual: &Value) -> PatchError {
-    PatchError::BadArgType {
-        expected: "[]interface {}",
-        actual: go_kind(actual),
     }
 }
 
