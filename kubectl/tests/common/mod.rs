@@ -1,0 +1,163 @@
+//! The golden-test harness shared by kubectl's integration tests: one embedded apiserver per
+//! test binary, both clients (ours and upstream 1.37) bound to it, a fresh namespace per test,
+//! and comparison of their output with ages normalised.
+
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result, ensure};
+
+/// The admin kubeconfig of one apiserver for the whole file (stopped when the test binary
+/// exits); each test works in its own namespace.
+pub(crate) fn kubeconfig() -> Result<PathBuf> {
+    testkit::apiserver::shared_embedded_kubeconfig(&testkit::workspace_binary("kube-apiserver")?)
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Output {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+}
+
+/// The two clients, bound to the test apiserver's admin kubeconfig.
+pub(crate) struct Clients {
+    pub(crate) ours: PathBuf,
+    pub(crate) upstream: PathBuf,
+    pub(crate) kubeconfig: PathBuf,
+    pub(crate) cache: tempfile::TempDir,
+    pub(crate) namespace: String,
+}
+
+impl Clients {
+    /// Both clients and a fresh namespace `prefix-<random>` (created by upstream kubectl).
+    pub(crate) fn new(prefix: &str) -> Result<Self> {
+        let clients = Self {
+            ours: PathBuf::from(env!("CARGO_BIN_EXE_kubectl")),
+            upstream: testkit::upstream_kubectl()?,
+            kubeconfig: kubeconfig()?,
+            cache: tempfile::tempdir()?,
+            namespace: format!("{prefix}-{}", &uuid_like()[..8]),
+        };
+        clients.upstream(&["create", "namespace", &clients.namespace])?.ok()?;
+        Ok(clients)
+    }
+
+    pub(crate) fn run(&self, binary: &PathBuf, args: &[&str], stdin: Option<&str>) -> Result<Output> {
+        let mut child = Command::new(binary)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(self.cache.path())
+            .args(args)
+            .env("KUBECTL_KUBERC", "false")
+            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            pipe.write_all(text.as_bytes())?;
+        }
+        let output = child.wait_with_output()?;
+        Ok(Output {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        })
+    }
+
+    pub(crate) fn ours(&self, args: &[&str]) -> Result<Output> {
+        self.run(&self.ours, args, None)
+    }
+
+    pub(crate) fn upstream(&self, args: &[&str]) -> Result<Output> {
+        self.run(&self.upstream, args, None)
+    }
+
+    /// Runs `args` in the test namespace with both clients and asserts the same result.
+    pub(crate) fn same(&self, args: &[&str]) -> Result<Output> {
+        let mut full = vec!["-n", self.namespace.as_str()];
+        full.extend_from_slice(args);
+        let upstream = normalise(self.upstream(&full)?);
+        let ours = normalise(self.ours(&full)?);
+        ensure!(
+            ours == upstream,
+            "kubectl {}:\n--- upstream (exit {}):\n{}{}\n--- ours (exit {}):\n{}{}\n--- as data:\n{upstream:?}\n{ours:?}",
+            full.join(" "),
+            upstream.code,
+            upstream.stdout,
+            upstream.stderr,
+            ours.code,
+            ours.stdout,
+            ours.stderr
+        );
+        Ok(ours)
+    }
+
+    /// Runs a mutating command with upstream in the test namespace and with ours in `twin`
+    /// (which holds the same objects), and asserts the same result up to the namespace name.
+    pub(crate) fn same_in_twin(&self, twin: &str, args: &[&str]) -> Result<Output> {
+        let mut upstream_args = vec!["-n", self.namespace.as_str()];
+        upstream_args.extend_from_slice(args);
+        let mut our_args = vec!["-n", twin];
+        our_args.extend_from_slice(args);
+        let upstream = normalise(self.upstream(&upstream_args)?);
+        let mut ours = normalise(self.ours(&our_args)?);
+        ours.stdout = ours.stdout.replace(twin, &self.namespace);
+        ours.stderr = ours.stderr.replace(twin, &self.namespace);
+        ensure!(
+            ours == upstream,
+            "kubectl {}:\n--- upstream (exit {}):\n{}{}\n--- ours (exit {}):\n{}{}",
+            args.join(" "),
+            upstream.code,
+            upstream.stdout,
+            upstream.stderr,
+            ours.code,
+            ours.stdout,
+            ours.stderr
+        );
+        Ok(ours)
+    }
+
+    /// Applies YAML text with one client in the test namespace.
+    pub(crate) fn apply_with(&self, binary: &PathBuf, yaml: &str) -> Result<Output> {
+        self.run(binary, &["-n", &self.namespace, "apply", "-f", "-"], Some(yaml))
+    }
+}
+
+impl Output {
+    pub(crate) fn ok(self) -> Result<Self> {
+        ensure!(self.code == 0, "exit {}: {}{}", self.code, self.stdout, self.stderr);
+        Ok(self)
+    }
+}
+
+pub(crate) fn uuid_like() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{:016x}", nanos ^ (u128::from(std::process::id()) << 40))
+        .chars()
+        .rev()
+        .collect()
+}
+
+/// Ages (`5s`, `2m3s`, `10h`) become `<age>`; warnings about the server's version skew,
+/// which only upstream prints, are dropped.
+pub(crate) fn normalise(mut output: Output) -> Output {
+    let age = regex::Regex::new(r"\b\d+[smhdy](\d+[smh])?\b").expect("valid regex");
+    output.stdout = age.replace_all(&output.stdout, "<age>").into_owned();
+    output.stderr = age.replace_all(&output.stderr, "<age>").into_owned();
+    output.stderr = output
+        .stderr
+        .lines()
+        .filter(|l| !l.starts_with("WARNING: version difference"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    output
+}
