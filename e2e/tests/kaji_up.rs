@@ -1,7 +1,9 @@
 //! `kaji up --nodes 2` and `kaji down`, run inside a namespace of their own (standing in for the
 //! host, so the bridge and routes `kaji` makes never touch the real host's network): both nodes
 //! become Ready, a Deployment behind a NodePort answers on every node and by DNS name, and
-//! `kaji down` leaves links, namespaces, mounts and cgroups as they were.
+//! `kaji logs` merges every component's log, `kaji node partition|heal|stop|start` inject faults
+//! (an unreachable node, a frozen one that turns NotReady), and `kaji down` leaves links,
+//! namespaces, mounts and cgroups as they were.
 //!
 //! Needs every workspace binary built first (`cargo test --workspace` does that) and root.
 
@@ -56,6 +58,55 @@ impl Host {
             .args(args)
             .output()
             .expect("running kubectl")
+    }
+
+    /// Fetches `url` from the host (5 s at most).
+    fn fetch(&self, url: &str) -> Output {
+        self.lab
+            .lab
+            .command("busybox")
+            .args(["timeout", "5", "busybox", "wget", "-qO-", url])
+            .output()
+            .expect("wget")
+    }
+
+    /// Waits up to 30 s for `url` to answer with a web pod's name.
+    fn wait_for_answer(&self, url: &str, logs: &dyn Fn() -> String) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let fetched = self.fetch(url);
+            if fetched.status.success() && String::from_utf8_lossy(&fetched.stdout).starts_with("web-") {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{url} did not answer: {}\n{}",
+                text(&fetched),
+                logs()
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
+    /// Runs `kaji` and asserts it succeeded; returns its stdout.
+    fn kaji_ok(&self, args: &[&str]) -> String {
+        let output = self.kaji(args);
+        assert!(output.status.success(), "kaji {args:?}: {}", text(&output));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// Waits up to `timeout` for node `node`'s STATUS column to be `status`.
+    fn wait_node_status(&self, node: &str, status: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let out = self.kubectl(&["get", "node", node, "--no-headers"]);
+            let line = String::from_utf8_lossy(&out.stdout).into_owned();
+            if line.split_whitespace().nth(1) == Some(status) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "node {node} is not {status}: {line}");
+            std::thread::sleep(Duration::from_millis(500));
+        }
     }
 
     fn ok(&self, args: &[&str]) -> String {
@@ -201,26 +252,7 @@ fn kaji_up_makes_a_working_cluster_and_down_leaves_nothing() {
     let node_port = host.ok(&["get", "svc", "web", "-o", "jsonpath={.spec.ports[0].nodePort}"]);
     for node in ["10", "11"] {
         let url = format!("http://10.250.0.{node}:{node_port}/");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let fetched = host
-                .lab
-                .lab
-                .command("busybox")
-                .args(["timeout", "5", "busybox", "wget", "-qO-", &url])
-                .output()
-                .expect("wget");
-            if fetched.status.success() && String::from_utf8_lossy(&fetched.stdout).starts_with("web-") {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{url} did not answer: {}\n{}",
-                text(&fetched),
-                cluster_logs()
-            );
-            std::thread::sleep(Duration::from_millis(300));
-        }
+        host.wait_for_answer(&url, &cluster_logs);
     }
     let pod = host.ok(&[
         "get",
@@ -249,6 +281,50 @@ fn kaji_up_makes_a_working_cluster_and_down_leaves_nothing() {
         assert!(Instant::now() < deadline, "http://web/ from a pod: {}", text(&fetched));
         std::thread::sleep(Duration::from_millis(300));
     }
+
+    // Every component's log, tagged, merged; filtered by tag.
+    let logs = host.kaji_ok(&["logs", "--name", &name, "--tail", "5"]);
+    for tag in [
+        "kube-apiserver ".to_string(),
+        "kube-controller-manager ".to_string(),
+        format!("kubelet/{name}-node0 "),
+        format!("kube-proxy/{name}-node1 "),
+    ] {
+        assert!(
+            logs.lines().any(|l| l.starts_with(&tag)),
+            "no {tag:?} lines in:\n{logs}"
+        );
+    }
+    let kubelets = host.kaji_ok(&["logs", "--name", &name, "kubelet", "--tail", "2"]);
+    assert!(
+        !kubelets.is_empty() && kubelets.lines().all(|l| l.starts_with("kubelet/")),
+        "{kubelets}"
+    );
+    let unknown = host.kaji(&["logs", "--name", &name, "etcd"]);
+    assert!(
+        !unknown.status.success() && text(&unknown).contains("no log matches etcd"),
+        "{}",
+        text(&unknown)
+    );
+
+    // A partitioned node can't be reached; healed, it answers again.
+    let node1_url = format!("http://10.250.0.11:{node_port}/");
+    host.kaji_ok(&["node", "--name", &name, "partition", "node1"]);
+    assert!(text(&host.kaji(&["status", "--name", &name])).contains("partitioned"));
+    assert!(!host.fetch(&node1_url).status.success(), "a partitioned node answered");
+    host.kaji_ok(&["node", "--name", &name, "heal", "node1"]);
+    host.wait_for_answer(&node1_url, &cluster_logs);
+
+    // A stopped (frozen) node stops renewing its lease and turns NotReady; started again, it
+    // is Ready. `kaji down` copes with a stopped node too.
+    let node1 = format!("{name}-node1");
+    host.kaji_ok(&["node", "--name", &name, "stop", &node1]);
+    let stopped = Instant::now();
+    host.wait_node_status(&node1, "NotReady", Duration::from_secs(120));
+    eprintln!("a stopped node turned NotReady after {:?}", stopped.elapsed());
+    host.kaji_ok(&["node", "--name", &name, "start", &node1]);
+    host.wait_node_status(&node1, "Ready", Duration::from_secs(60));
+    host.kaji_ok(&["node", "--name", &name, "stop", "1"]);
 
     let down = host.kaji(&["down", "--name", &name]);
     host.up = false;

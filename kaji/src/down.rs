@@ -11,6 +11,10 @@ use crate::state::{self, Cluster};
 
 pub fn down(name: &str) -> Result<()> {
     let cluster = Cluster::load(name)?;
+    // Frozen nodes resume first, so their processes can stop cleanly.
+    for node in cluster.nodes.iter().filter(|n| n.state.stopped) {
+        crate::node::signal_node(&cluster, node, libc::SIGCONT);
+    }
     // Nodes first (their kubelets would recreate pods), then the control plane.
     for process in cluster.processes.iter().rev() {
         host::stop(process, Duration::from_secs(5));

@@ -70,6 +70,7 @@ pub fn spawn(component: &str, binary: &Path, args: &[String], log: &Path, netns:
         component: component.to_string(),
         pid: child.id() as i32,
         binary: binary.to_path_buf(),
+        node: None,
     })
 }
 
@@ -94,6 +95,13 @@ pub fn stop(process: &Process, grace: Duration) {
     }
     if is_running(process) {
         signal(process.pid, libc::SIGKILL);
+    }
+}
+
+/// Sends `signal` to the recorded process if it is still ours.
+pub fn signal_process(process: &Process, signal: i32) {
+    if is_running(process) {
+        self::signal(process.pid, signal);
     }
 }
 

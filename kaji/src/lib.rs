@@ -8,6 +8,8 @@
 pub mod down;
 pub mod host;
 pub mod kubeconfig;
+pub mod logs;
+pub mod node;
 pub mod state;
 pub mod up;
 
@@ -42,6 +44,10 @@ enum Command {
         #[arg(long, default_value = "kaji")]
         name: String,
     },
+    /// Prints every component's log, tagged by component and node.
+    Logs(logs::LogsArgs),
+    /// Stops or starts a node, or partitions it off the network and heals it (fault injection).
+    Node(node::NodeArgs),
 }
 
 /// `kaji up` flags.
@@ -72,6 +78,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Logs(args) => logs::logs(&args),
+        Command::Node(args) => node::node(&args),
         Command::Status { name } => {
             let cluster = state::Cluster::load(&name)?;
             println!(
@@ -79,7 +87,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 cluster.name, cluster.bridge, cluster.subnet
             );
             for node in &cluster.nodes {
-                println!("  node {} {} (netns {})", node.name, node.ip, node.netns);
+                println!(
+                    "  node {} {} (netns {}) {}",
+                    node.name,
+                    node.ip,
+                    node.netns,
+                    node.state.describe()
+                );
             }
             for process in &cluster.processes {
                 let state = if host::is_running(process) {

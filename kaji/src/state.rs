@@ -28,6 +28,30 @@ pub struct Node {
     pub ip: String,
     pub root_dir: PathBuf,
     pub cgroup_root: String,
+    /// What `kaji node` did to it.
+    #[serde(default)]
+    pub state: NodeState,
+}
+
+/// Faults injected with `kaji node`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeState {
+    /// Frozen (`kaji node stop`).
+    pub stopped: bool,
+    /// Its link to the bridge is down (`kaji node partition`).
+    pub partitioned: bool,
+}
+
+impl NodeState {
+    /// `running`, `stopped`, `partitioned` or both.
+    pub fn describe(self) -> &'static str {
+        match (self.stopped, self.partitioned) {
+            (false, false) => "running",
+            (true, false) => "stopped",
+            (false, true) => "partitioned",
+            (true, true) => "stopped and partitioned",
+        }
+    }
 }
 
 /// A process `kaji up` started.
@@ -37,6 +61,9 @@ pub struct Process {
     pub pid: i32,
     /// The executable, to tell our process from a later one that reuses the PID.
     pub binary: PathBuf,
+    /// The node it serves (kubelet, kube-proxy); `None` for the control plane.
+    #[serde(default)]
+    pub node: Option<String>,
 }
 
 /// `$KAJI_HOME` or `~/.kaji`.
@@ -97,6 +124,11 @@ impl Cluster {
         std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)?;
         std::fs::rename(&tmp, dir.join("cluster.json"))?;
         Ok(())
+    }
+
+    /// The host side of node `index`'s veth pair, on the bridge.
+    pub fn node_link(&self, index: usize) -> String {
+        format!("{}-{index}", self.bridge)
     }
 
     /// The first index no recorded cluster uses.

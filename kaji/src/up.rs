@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use k8s_openapi::api::core::v1::Node as NodeObject;
 use kube::Api;
 
-use crate::state::{self, Cluster, Node};
+use crate::state::{self, Cluster, Node, Process};
 use crate::{UpArgs, host};
 
 /// The DNS Service's ClusterIP, inside the default service range.
@@ -130,11 +130,12 @@ fn build(cluster: &mut Cluster, args: &UpArgs, started: Instant) -> Result<()> {
             ip: ip.clone(),
             root_dir: dir.join("nodes").join(&name),
             cgroup_root: format!("kaji-{}-{i}", cluster.name),
+            state: Default::default(),
         };
         cluster.nodes.push(node.clone());
         cluster.save()?;
         host::ip(&["netns", "add", &netns])?;
-        let veth = format!("{}-{i}", cluster.bridge);
+        let veth = cluster.node_link(usize::from(i));
         host::ip(&[
             "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &netns,
         ])?;
@@ -170,7 +171,10 @@ fn build(cluster: &mut Cluster, args: &UpArgs, started: Instant) -> Result<()> {
             &logs.join(format!("kubelet-{name}.log")),
             Some(&netns),
         )?;
-        cluster.processes.push(process);
+        cluster.processes.push(Process {
+            node: Some(name.clone()),
+            ..process
+        });
         let process = host::spawn(
             "kube-proxy",
             &proxy,
@@ -187,7 +191,10 @@ fn build(cluster: &mut Cluster, args: &UpArgs, started: Instant) -> Result<()> {
             &logs.join(format!("kube-proxy-{name}.log")),
             Some(&netns),
         )?;
-        cluster.processes.push(process);
+        cluster.processes.push(Process {
+            node: Some(name.clone()),
+            ..process
+        });
         cluster.save()?;
     }
     // The host reaches pods through the first node, which routes to the others (host-gw).
