@@ -1,5 +1,6 @@
 //! Error types: [`PullError`] for pulls (what the kubelet turns into pod reasons and messages)
-//! and [`ImageError`] for the local store, unpacking and root filesystem mounts.
+//! [`ImageError`] for the local store, unpacking and root filesystem mounts, and [`ImportError`]
+//! for image archives.
 
 use std::path::PathBuf;
 
@@ -105,4 +106,21 @@ impl ImageError {
             source,
         }
     }
+}
+
+/// Why importing an image archive failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The archive is not an image archive we understand, or its content is inconsistent.
+    #[error("{0}")]
+    Invalid(String),
+    /// An image name in the archive does not parse.
+    #[error(transparent)]
+    Reference(PullError),
+    /// A layer could not be unpacked.
+    #[error(transparent)]
+    Unpack(PullError),
+    /// The local store failed.
+    #[error(transparent)]
+    Store(#[from] ImageError),
 }

@@ -1,4 +1,5 @@
-//! OCI images for the kubelet: pulling through the distribution API ([`ImageStore::pull`]),
+//! OCI images for the kubelet: pulling through the distribution API ([`ImageStore::pull`]) or
+//! importing archives ([`ImageStore::import_archive`]),
 //! a content-addressed store shared by all pods, layers unpacked once for overlayfs, image
 //! garbage collection, and one overlayfs root filesystem per container ([`mount_rootfs`]).
 //!
@@ -18,6 +19,7 @@
 
 mod credentials;
 mod error;
+mod import;
 mod pull;
 mod reference;
 mod rootfs;
@@ -30,7 +32,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use credentials::{CredentialsError, RegistryCredential, credentials_from_dockerconfigjson, matching_credentials};
-pub use error::{ImageError, PullError};
+pub use error::{ImageError, ImportError, PullError};
 pub use reference::normalize_reference;
 pub use rootfs::{MAX_MOUNT_OPTIONS, mount_rootfs, unmount_rootfs};
 pub use store::{GcReport, ImageStore, StoreStats};

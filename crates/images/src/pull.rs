@@ -36,7 +36,7 @@ const LAYER_MEDIA_TYPES: &[&str] = &[
 ];
 
 /// What a failure is, before it gets the image name.
-enum Failure {
+pub(crate) enum Failure {
     NotFound(String),
     Unauthorized(String),
     Unreachable(String),
@@ -47,7 +47,7 @@ enum Failure {
 }
 
 impl Failure {
-    fn into_error(self, image: &str) -> PullError {
+    pub(crate) fn into_error(self, image: &str) -> PullError {
         let image = image.to_string();
         match self {
             Failure::NotFound(message) => PullError::NotFound { image, message },
@@ -368,7 +368,7 @@ impl ImageStore {
 
     /// Unpacks a stored layer blob into `layers/sha256/<hex>` unless it is there: into `tmp/`
     /// first, then renamed, so a crash never leaves a half layer.
-    async fn ensure_layer(&self, digest: &str) -> Result<(), Failure> {
+    pub(crate) async fn ensure_layer(&self, digest: &str) -> Result<(), Failure> {
         let hex = sha256_hex(digest).ok_or_else(|| Failure::Registry(format!("unsupported digest {digest:?}")))?;
         let target = self.inner.layer_path(hex);
         let lock = self.inner.digest_lock(&format!("layer:{hex}"));

@@ -390,6 +390,15 @@ impl OciImage {
 
     /// Pushes the image to `registry_host` (plain HTTP) as `repo_and_tag`, with basic-auth
     /// `credentials` if given. Returns the manifest digest.
+    /// Writes the image as an archive at `dest` named `name` (`registry:5000/app:1`):
+    /// `oci-archive` (an OCI layout tarball) or `docker-archive` (`docker save`'s format).
+    pub fn save_archive(&self, transport: &str, dest: &Path, name: &str) -> anyhow::Result<()> {
+        run(Command::new(SKOPEO)
+            .args(["copy", "--quiet"])
+            .arg(format!("oci:{}:{LAYOUT_TAG}", self.layout().display()))
+            .arg(format!("{transport}:{}:{name}", dest.display())))
+    }
+
     pub fn push(
         &self,
         registry_host: &str,

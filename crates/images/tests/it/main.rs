@@ -2,6 +2,7 @@
 //! images built by umoci and pushed by skopeo (see `testkit::registry`). Run as root.
 
 mod gc;
+mod import;
 mod pull;
 mod rootfs;
 
