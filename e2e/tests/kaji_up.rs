@@ -1,7 +1,7 @@
 //! `kaji up --nodes 2` and `kaji down`, run inside a namespace of their own (standing in for the
 //! host, so the bridge and routes `kaji` makes never touch the real host's network): both nodes
 //! become Ready, a Deployment behind a NodePort answers on every node and by DNS name, and
-//! `kaji logs` merges every component's log, `kaji node partition|heal|stop|start` inject faults
+//! `kaji load` puts an image archive on every node, `kaji logs` merges every component's log, `kaji node partition|heal|stop|start` inject faults
 //! (an unreachable node, a frozen one that turns NotReady), and `kaji down` leaves links,
 //! namespaces, mounts and cgroups as they were.
 //!
@@ -281,6 +281,60 @@ fn kaji_up_makes_a_working_cluster_and_down_leaves_nothing() {
         assert!(Instant::now() < deadline, "http://web/ from a pod: {}", text(&fetched));
         std::thread::sleep(Duration::from_millis(300));
     }
+
+    // An image archive loaded into every node runs without any registry.
+    let archive = host.home.path().join("local.tar");
+    testkit::registry::OciImage::busybox()
+        .expect("image")
+        .save_archive("oci-archive", &archive, "kaji.test/local:1")
+        .expect("archive");
+    let loaded = host.kaji_ok(&["load", "--name", &name, &archive.display().to_string()]);
+    for node in ["node0", "node1"] {
+        assert!(
+            loaded.contains(&format!("Image: \"kaji.test/local:1\" loaded into node {name}-{node}")),
+            "{loaded}"
+        );
+    }
+    for node in ["node0", "node1"] {
+        let pod = format!("loaded-{node}");
+        host.ok(&[
+            "run",
+            &pod,
+            "--image",
+            "kaji.test/local:1",
+            "--image-pull-policy",
+            "Never",
+            "--restart",
+            "Never",
+            "--overrides",
+            &format!(r#"{{"spec": {{"nodeName": "{name}-{node}"}}}}"#),
+            "--",
+            "echo",
+            "loaded image runs",
+        ]);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let logs = host.kubectl(&["logs", &pod]);
+            if String::from_utf8_lossy(&logs.stdout).contains("loaded image runs") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "pod {pod}: {}\n{}",
+                text(&logs),
+                cluster_logs()
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+    let bogus = host.home.path().join("bogus.tar");
+    std::fs::write(&bogus, b"not an archive").expect("bogus");
+    let refused = host.kaji(&["load", "--name", &name, &bogus.display().to_string()]);
+    assert!(
+        !refused.status.success() && text(&refused).contains("not a readable tar archive"),
+        "{}",
+        text(&refused)
+    );
 
     // Every component's log, tagged, merged; filtered by tag.
     let logs = host.kaji_ok(&["logs", "--name", &name, "--tail", "5"]);

@@ -8,6 +8,7 @@
 pub mod down;
 pub mod host;
 pub mod kubeconfig;
+pub mod load;
 pub mod logs;
 pub mod node;
 pub mod state;
@@ -44,6 +45,8 @@ enum Command {
         #[arg(long, default_value = "kaji")]
         name: String,
     },
+    /// Loads image archives (OCI layout or docker archive tarballs) into every node.
+    Load(load::LoadArgs),
     /// Prints every component's log, tagged by component and node.
     Logs(logs::LogsArgs),
     /// Stops or starts a node, or partitions it off the network and heals it (fault injection).
@@ -78,6 +81,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Load(args) => load::load(&args),
         Command::Logs(args) => logs::logs(&args),
         Command::Node(args) => node::node(&args),
         Command::Status { name } => {

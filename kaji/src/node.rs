@@ -82,7 +82,7 @@ pub fn node(args: &NodeArgs) -> Result<()> {
 }
 
 /// The index of the node named `name` (or `CLUSTER-name`, or its index).
-fn find(cluster: &Cluster, name: &str) -> Result<usize> {
+pub fn find(cluster: &Cluster, name: &str) -> Result<usize> {
     let qualified = format!("{}-{name}", cluster.name);
     cluster
         .nodes

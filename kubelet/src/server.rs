@@ -1,6 +1,8 @@
 //! The kubelet's HTTPS server (`--address`, `--port`): `/healthz`, `/pods`,
 //! `/containerLogs/{namespace}/{pod}/{container}`, `/exec/{namespace}/{pod}/{container}`
-//! (`streaming.rs`) and `/portForward/{namespace}/{pod}` (`portforward.rs`). Every request
+//! (`streaming.rs`), `/portForward/{namespace}/{pod}` (`portforward.rs`) and `POST /images/load`
+//! (an OCI layout or docker archive into the node's image store, for `kaji load`, as containerd's
+//! import does for `kind load`; not an upstream kubelet endpoint). Every request
 //! needs a client certificate signed by the cluster CA whose subject is in `system:masters`
 //! (the apiserver's kubelet client certificate); nothing is served anonymously. The serving certificate is self-signed
 //! and kept under `<root-dir>/pki`, as upstream's kubelet does without `--tls-cert-file`.
@@ -16,7 +18,7 @@ use axum::body::Body;
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use k8s_openapi::api::core::v1::Pod;
 use rustls_pki_types::pem::PemObject;
@@ -58,6 +60,8 @@ pub trait NodeView: Send + Sync + 'static {
     fn pods(&self) -> Vec<Pod>;
     /// The running container `kubectl exec` enters (its latest attempt).
     fn exec_target(&self, namespace: &str, pod: &str, container: &str) -> Result<ExecTarget, StreamError>;
+    /// The node's image store.
+    fn image_store(&self) -> Arc<images::ImageStore>;
 }
 
 /// The self-signed serving certificate under `<root-dir>/pki`, created on first start.
@@ -140,6 +144,10 @@ pub fn router(view: Arc<dyn NodeView>) -> Router {
             "/portForward/{namespace}/{pod}",
             get(crate::portforward::port_forward).post(crate::portforward::port_forward),
         )
+        .route(
+            "/images/load",
+            post(load_images).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
         .with_state(view)
 }
 
@@ -167,6 +175,33 @@ async fn container_logs(
             let code = match error {
                 LogError::PodNotFound(_) => StatusCode::NOT_FOUND,
                 _ => StatusCode::BAD_REQUEST,
+            };
+            (code, error.to_string()).into_response()
+        }
+    }
+}
+
+/// `POST /images/load`: the body (a tar archive, streamed) is imported into the image store;
+/// answers the images it now holds (`{"images": [{"reference", "id"}]}`), 400 for an archive
+/// that isn't one.
+async fn load_images(State(view): State<Arc<dyn NodeView>>, body: Body) -> Response {
+    use futures::TryStreamExt;
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
+    match view.image_store().import_archive(reader).await {
+        Ok(images) => {
+            let images: Vec<serde_json::Value> = images
+                .iter()
+                .map(|image| serde_json::json!({"reference": image.reference, "id": image.id}))
+                .collect();
+            tracing::info!(count = images.len(), "images loaded");
+            let body = serde_json::json!({ "images": images });
+            ([(http::header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+        }
+        Err(error) => {
+            let code = match error {
+                images::ImportError::Invalid(_) | images::ImportError::Reference(_) => StatusCode::BAD_REQUEST,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
             };
             (code, error.to_string()).into_response()
         }

@@ -184,6 +184,10 @@ impl PodManager {
 }
 
 impl NodeView for PodManager {
+    fn image_store(&self) -> Arc<images::ImageStore> {
+        self.ctx.images.clone()
+    }
+
     fn locate_log(&self, namespace: &str, pod: &str, container: &str, previous: bool) -> Result<LogTarget, LogError> {
         let (uid, found) = self
             .find(namespace, pod)
