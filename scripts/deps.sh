@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
-# Installs the Debian and Python packages kaji needs to build, run and test.
-# Idempotent; used by scripts/test.sh and scripts/dev-cluster.sh.
+# Installs the Debian and Python packages kaji needs to build, run and test; with `--run`,
+# only what building and running a cluster needs.
+# Idempotent; used by scripts/test.sh, scripts/up.sh and scripts/dev-cluster.sh.
 set -euo pipefail
+run_only=0
+if [ "${1:-}" = "--run" ]; then run_only=1; fi
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
-debs=(
+run_debs=(
   build-essential pkg-config
   protobuf-compiler   # etcd-client compiles etcd's protos
   libseccomp-dev      # the kubelet's runtime (libcontainer) links libseccomp
+  iproute2 iptables   # kaji up makes links and namespaces; kube-proxy and hostPorts use iptables-restore
+)
+test_debs=(
   etcd-server         # the store the apiserver runs against, and the tests' etcd
   python3 python3-pip # the official python client drives integration tests
   docker-registry     # the local OCI registry the kubelet's tests pull from
@@ -17,9 +23,10 @@ debs=(
   busybox-static      # the userland of test images and runtime tests
   runc crun           # peers in the container runtime benchmark
   curl                # dev-cluster.sh waits for the apiserver's /readyz
-  iproute2 iptables   # pod network tests build namespaces; kube-proxy and hostPorts use iptables-restore
   containernetworking-plugins # the CNI bridge + host-local peers in the pod network benchmark
 )
+debs=("${run_debs[@]}")
+if [ "$run_only" = 0 ]; then debs+=("${test_debs[@]}"); fi
 missing=()
 for pkg in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -28,6 +35,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
 fi
+
+if [ "$run_only" = 1 ]; then exit 0; fi
 
 # The etcd and docker-registry packages start system-wide services; kaji's scripts and tests
 # run their own.
