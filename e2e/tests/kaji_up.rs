@@ -1,7 +1,7 @@
 //! `kaji up --nodes 2` and `kaji down`, run inside a namespace of their own (standing in for the
 //! host, so the bridge and routes `kaji` makes never touch the real host's network): both nodes
 //! become Ready, a Deployment behind a NodePort answers on every node and by DNS name, and
-//! `kaji load` puts an image archive on every node, `kaji logs` merges every component's log, `kaji node partition|heal|stop|start` inject faults
+//! `kaji up` again starts what died and adopts what runs, `kaji load` puts an image archive on every node, `kaji logs` merges every component's log, `kaji node partition|heal|stop|start` inject faults
 //! (an unreachable node, a frozen one that turns NotReady), and `kaji down` leaves links,
 //! namespaces, mounts and cgroups as they were.
 //!
@@ -335,6 +335,56 @@ fn kaji_up_makes_a_working_cluster_and_down_leaves_nothing() {
         "{}",
         text(&refused)
     );
+
+    // Components that die are started again by `kaji up` on the same cluster, and the kubelet
+    // adopts the containers that kept running: the same pods still answer.
+    let pods_before = host.ok(&[
+        "get",
+        "pods",
+        "-l",
+        "app=web",
+        "-o",
+        "jsonpath={.items[*].metadata.uid}",
+    ]);
+    let record: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(host.home.path().join("clusters").join(&name).join("cluster.json")).expect("cluster.json"),
+    )
+    .expect("cluster.json parses");
+    for process in record["processes"].as_array().expect("processes") {
+        let victim = process["component"] == "kube-controller-manager"
+            || (process["component"] == "kubelet" && process["node"] == format!("{name}-node0").as_str());
+        if victim {
+            // A process this test's `kaji up` started (recorded in the cluster's state).
+            let pid = process["pid"].as_i64().expect("pid").to_string();
+            let killed = std::process::Command::new("kill").args(["-KILL", &pid]).status();
+            assert!(killed.is_ok_and(|s| s.success()), "kill {pid}");
+        }
+    }
+    let readopted = host.kaji_ok(&[
+        "up",
+        "--name",
+        &name,
+        "--kubeconfig",
+        &host.kubeconfig.display().to_string(),
+    ]);
+    assert!(
+        readopted.contains(&format!("starting kubelet on {name}-node0 again"))
+            && readopted.contains("starting kube-controller-manager again"),
+        "{readopted}"
+    );
+    assert_eq!(
+        host.ok(&[
+            "get",
+            "pods",
+            "-l",
+            "app=web",
+            "-o",
+            "jsonpath={.items[*].metadata.uid}"
+        ]),
+        pods_before,
+        "the same pods"
+    );
+    host.wait_for_answer(&format!("http://10.250.0.10:{node_port}/"), &cluster_logs);
 
     // Every component's log, tagged, merged; filtered by tag.
     let logs = host.kaji_ok(&["logs", "--name", &name, "--tail", "5"]);

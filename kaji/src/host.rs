@@ -71,6 +71,24 @@ pub fn spawn(component: &str, binary: &Path, args: &[String], log: &Path, netns:
         pid: child.id() as i32,
         binary: binary.to_path_buf(),
         node: None,
+        args: args.to_vec(),
+        netns: netns.map(str::to_string),
+        log: log.to_path_buf(),
+    })
+}
+
+/// Starts a recorded process again, the same way; the record gets the new PID.
+pub fn respawn(process: &Process) -> Result<Process> {
+    let fresh = spawn(
+        &process.component,
+        &process.binary,
+        &process.args,
+        &process.log,
+        process.netns.as_deref(),
+    )?;
+    Ok(Process {
+        node: process.node.clone(),
+        ..fresh
     })
 }
 

@@ -31,7 +31,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Creates a cluster and waits until every node is Ready.
+    /// Creates a cluster (or starts again whatever of an existing one stopped) and waits until
+    /// every node is Ready.
     Up(UpArgs),
     /// Stops a cluster and removes everything it made.
     Down {
@@ -59,9 +60,9 @@ pub struct UpArgs {
     /// The cluster's name (its context is `kaji-NAME`).
     #[arg(long, default_value = "kaji")]
     pub name: String,
-    /// How many nodes.
-    #[arg(long, default_value_t = 1)]
-    pub nodes: u8,
+    /// How many nodes (default 1; an existing cluster keeps its own).
+    #[arg(long)]
+    pub nodes: Option<u8>,
     /// The kubeconfig to write or merge the admin context into (default `~/.kube/config`).
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,

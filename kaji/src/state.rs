@@ -64,6 +64,13 @@ pub struct Process {
     /// The node it serves (kubelet, kube-proxy); `None` for the control plane.
     #[serde(default)]
     pub node: Option<String>,
+    /// How it was started, so `kaji up` on an existing cluster can start it again.
+    #[serde(default)]
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub netns: Option<String>,
+    #[serde(default)]
+    pub log: PathBuf,
 }
 
 /// `$KAJI_HOME` or `~/.kaji`.

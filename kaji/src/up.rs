@@ -17,17 +17,13 @@ const APISERVER_PORT: u16 = 6443;
 
 pub fn up(args: &UpArgs) -> Result<()> {
     state::validate_name(&args.name)?;
-    if !(1..=50).contains(&args.nodes) {
+    if args.nodes.is_some_and(|n| !(1..=50).contains(&n)) {
         bail!("--nodes must be between 1 and 50");
     }
-    if state::cluster_dir(&args.name)?.join("cluster.json").exists() {
-        bail!(
-            "cluster {:?} exists already: `kaji down --name {}` removes it",
-            args.name,
-            args.name
-        );
-    }
     let started = Instant::now();
+    if state::cluster_dir(&args.name)?.join("cluster.json").exists() {
+        return readopt(args, started);
+    }
     let index = Cluster::free_index()?;
     let subnet = format!("10.250.{index}");
     let dir = state::cluster_dir(&args.name)?;
@@ -119,7 +115,7 @@ fn build(cluster: &mut Cluster, args: &UpArgs, started: Instant) -> Result<()> {
     }
     cluster.save()?;
 
-    for i in 0..args.nodes {
+    for i in 0..args.nodes.unwrap_or(1) {
         let name = format!("{}-node{i}", cluster.name);
         let netns = format!("kaji-{}-{i}", cluster.name);
         let ip = format!("{}.{}", cluster.subnet, 10 + u16::from(i));
@@ -204,13 +200,7 @@ fn build(cluster: &mut Cluster, args: &UpArgs, started: Instant) -> Result<()> {
     step(started, "waiting for every node to be Ready");
     wait_ready(&admin, cluster.nodes.len(), cluster, started)?;
 
-    let target = match &args.kubeconfig {
-        Some(path) => path.clone(),
-        None => crate::kubeconfig::default_path()?,
-    };
-    crate::kubeconfig::merge(&target, &admin, &cluster.name)?;
-    std::fs::write(dir.join("kubeconfig-path"), target.display().to_string())?;
-    step(started, &format!("cluster kaji-{} is up", cluster.name));
+    let target = publish(cluster, args, &admin, started)?;
     println!(
         "\nUse it with:\n  kubectl --kubeconfig {} --context kaji-{} get nodes\nRemove it with:\n  kaji down --name {}",
         target.display(),
@@ -218,6 +208,95 @@ fn build(cluster: &mut Cluster, args: &UpArgs, started: Instant) -> Result<()> {
         cluster.name
     );
     Ok(())
+}
+
+/// `kaji up` on an existing cluster: its namespaces and links must still be there (a host
+/// reboot loses them: then `kaji down` and up again); every recorded component that no longer
+/// runs is started again as it was, and the kubelets adopt the containers that kept running.
+fn readopt(args: &UpArgs, started: Instant) -> Result<()> {
+    let mut cluster = Cluster::load(&args.name)?;
+    if args.nodes.is_some_and(|n| usize::from(n) != cluster.nodes.len()) {
+        bail!(
+            "cluster {:?} exists with {} nodes: `kaji down --name {}` removes it",
+            args.name,
+            cluster.nodes.len(),
+            args.name
+        );
+    }
+    // `ip`, not /sys/class/net: sysfs shows the namespace it was mounted in.
+    if host::ip(&["link", "show", "dev", &cluster.bridge]).is_err() {
+        bail!(
+            "cluster {:?} is recorded but its bridge {} is gone (the host restarted?): `kaji down --name {}` and `kaji up` again",
+            args.name,
+            cluster.bridge,
+            args.name
+        );
+    }
+    for node in &cluster.nodes {
+        if !std::path::Path::new("/run/netns").join(&node.netns).exists() {
+            bail!(
+                "node {} of cluster {:?} lost its namespace {}: `kaji down --name {}` and `kaji up` again",
+                node.name,
+                args.name,
+                node.netns,
+                args.name
+            );
+        }
+    }
+    step(started, &format!("cluster kaji-{} exists: adopting it", cluster.name));
+    for index in 0..cluster.nodes.len() {
+        let node = cluster.nodes[index].clone();
+        if node.state.stopped {
+            step(started, &format!("resuming stopped node {}", node.name));
+            crate::node::signal_node(&cluster, &node, libc::SIGCONT);
+        }
+        if node.state.partitioned {
+            step(started, &format!("healing partitioned node {}", node.name));
+            host::ip(&["link", "set", &cluster.node_link(index), "up"])?;
+        }
+        cluster.nodes[index].state = Default::default();
+    }
+    cluster.save()?;
+    for index in 0..cluster.processes.len() {
+        let process = &cluster.processes[index];
+        if host::is_running(process) {
+            continue;
+        }
+        if process.args.is_empty() {
+            bail!(
+                "{} is not running and was recorded by an older kaji: `kaji down --name {}` and `kaji up` again",
+                process.component,
+                args.name
+            );
+        }
+        let label = match &process.node {
+            Some(node) => format!("{} on {node}", process.component),
+            None => process.component.clone(),
+        };
+        step(started, &format!("starting {label} again"));
+        cluster.processes[index] = host::respawn(process)?;
+        cluster.save()?;
+    }
+    let dir = state::cluster_dir(&cluster.name)?;
+    let admin = dir.join("apiserver").join("admin.kubeconfig");
+    step(started, "waiting for every node to be Ready");
+    wait_ready(&admin, cluster.nodes.len(), &cluster, started)?;
+    publish(&cluster, args, &admin, started)?;
+    Ok(())
+}
+
+/// Merges the admin context into the kubeconfig (remembering where, for `down`); returns the
+/// kubeconfig's path.
+fn publish(cluster: &Cluster, args: &UpArgs, admin: &std::path::Path, started: Instant) -> Result<std::path::PathBuf> {
+    let target = match &args.kubeconfig {
+        Some(path) => path.clone(),
+        None => crate::kubeconfig::default_path()?,
+    };
+    crate::kubeconfig::merge(&target, admin, &cluster.name)?;
+    let dir = state::cluster_dir(&cluster.name)?;
+    std::fs::write(dir.join("kubeconfig-path"), target.display().to_string())?;
+    step(started, &format!("cluster kaji-{} is up", cluster.name));
+    Ok(target)
 }
 
 fn strings(items: &[&str]) -> Vec<String> {
