@@ -12,6 +12,7 @@ pub mod load;
 pub mod logs;
 pub mod node;
 pub mod state;
+pub mod units;
 pub mod up;
 
 use std::path::PathBuf;

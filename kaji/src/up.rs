@@ -9,10 +9,9 @@ use k8s_openapi::api::core::v1::Node as NodeObject;
 use kube::Api;
 
 use crate::state::{self, Cluster, Node, Process};
+use crate::units::{APISERVER, CONTROLLER_MANAGER, KUBELET, PROXY, SCHEDULER, Unit};
 use crate::{UpArgs, host};
 
-/// The DNS Service's ClusterIP, inside the default service range.
-const CLUSTER_DNS: &str = "10.96.0.10";
 const APISERVER_PORT: u16 = 6443;
 
 pub fn up(args: &UpArgs) -> Result<()> {
@@ -59,16 +58,10 @@ fn build(cluster: &mut Cluster, args: &UpArgs, started: Instant) -> Result<()> {
     let dir = state::cluster_dir(&cluster.name)?;
     let logs = dir.join("logs");
     let gateway = format!("{}.1", cluster.subnet);
-    let binaries = [
-        "kube-apiserver",
-        "kube-scheduler",
-        "kube-controller-manager",
-        "kubelet",
-        "kube-proxy",
-    ]
-    .map(host::binary);
-    let [apiserver, scheduler, controllers, kubelet, proxy] = binaries;
-    let (apiserver, scheduler, controllers, kubelet, proxy) = (apiserver?, scheduler?, controllers?, kubelet?, proxy?);
+    // Every binary the units name must be next to kaji before anything is made.
+    for unit in [&APISERVER, &SCHEDULER, &CONTROLLER_MANAGER, &KUBELET, &PROXY] {
+        host::binary(&unit.command(&[])?.0)?;
+    }
 
     step(started, &format!("bridge {} ({gateway}/24)", cluster.bridge));
     host::ip(&["link", "add", &cluster.bridge, "type", "bridge"])?;
@@ -82,17 +75,15 @@ fn build(cluster: &mut Cluster, args: &UpArgs, started: Instant) -> Result<()> {
     let apiserver_dir = dir.join("apiserver");
     std::fs::create_dir_all(&apiserver_dir)?;
     let admin = apiserver_dir.join("admin.kubeconfig");
-    let process = host::spawn(
-        "kube-apiserver",
-        &apiserver,
-        &strings(&[
-            "--data-dir",
-            &apiserver_dir.display().to_string(),
-            "--bind-address",
-            &gateway,
-            "--secure-port",
-            &APISERVER_PORT.to_string(),
-        ]),
+    let apiserver_data = apiserver_dir.display().to_string();
+    let process = start(
+        &APISERVER,
+        &[
+            ("DATA_DIR", &apiserver_data),
+            ("BIND_ADDRESS", &gateway),
+            ("ADVERTISE_ADDRESS", &gateway),
+            ("SECURE_PORT", &APISERVER_PORT.to_string()),
+        ],
         &logs.join("kube-apiserver.log"),
         None,
     )?;
@@ -100,17 +91,13 @@ fn build(cluster: &mut Cluster, args: &UpArgs, started: Instant) -> Result<()> {
     cluster.save()?;
     wait_for(Duration::from_secs(30), "the apiserver's kubeconfig", || admin.exists())?;
     let admin_path = admin.display().to_string();
-    for (component, binary, extra) in [
-        ("kube-scheduler", &scheduler, vec![]),
-        (
-            "kube-controller-manager",
-            &controllers,
-            vec!["--cluster-cidr".to_string(), cluster.pod_cidr.clone()],
-        ),
-    ] {
-        let mut flags = strings(&["--kubeconfig", &admin_path]);
-        flags.extend(extra);
-        let process = host::spawn(component, binary, &flags, &logs.join(format!("{component}.log")), None)?;
+    for unit in [&SCHEDULER, &CONTROLLER_MANAGER] {
+        let process = start(
+            unit,
+            &[("KUBECONFIG", &admin_path), ("CLUSTER_CIDR", &cluster.pod_cidr)],
+            &logs.join(format!("{}.log", unit.name)),
+            None,
+        )?;
         cluster.processes.push(process);
     }
     cluster.save()?;
@@ -141,56 +128,31 @@ fn build(cluster: &mut Cluster, args: &UpArgs, started: Instant) -> Result<()> {
         host::ip(&["-n", &netns, "link", "set", "eth0", "up"])?;
         host::ip(&["-n", &netns, "route", "add", "default", "via", &gateway])?;
         std::fs::create_dir_all(&node.root_dir)?;
-        let mut flags = strings(&[
-            "--kubeconfig",
-            &admin_path,
-            "--node-name",
-            &name,
-            "--root-dir",
-            &node.root_dir.display().to_string(),
-            "--address",
-            &ip,
-            "--node-ip",
-            &ip,
-            "--cgroup-root",
-            &node.cgroup_root,
-            "--cluster-dns",
-            CLUSTER_DNS,
-        ]);
-        for registry in &args.insecure_registries {
-            flags.extend(strings(&["--insecure-registry", registry]));
+        let registries: Vec<String> = args
+            .insecure_registries
+            .iter()
+            .map(|registry| format!("--insecure-registry {registry}"))
+            .collect();
+        let root_dir = node.root_dir.display().to_string();
+        let values = [
+            ("KUBECONFIG", admin_path.as_str()),
+            ("NODE_NAME", &name),
+            ("NODE_IP", &ip),
+            ("ROOT_DIR", &root_dir),
+            ("CGROUP_ROOT", &node.cgroup_root),
+            ("CLUSTER_CIDR", &cluster.pod_cidr),
+        ];
+        let kubelet_extra = registries.join(" ");
+        let mut kubelet_values = values.to_vec();
+        kubelet_values.push(("EXTRA_ARGS", &kubelet_extra));
+        for (unit, values) in [(&KUBELET, kubelet_values.as_slice()), (&PROXY, values.as_slice())] {
+            let log = logs.join(format!("{}-{name}.log", unit.name));
+            let process = start(unit, values, &log, Some(&netns))?;
+            cluster.processes.push(Process {
+                node: Some(name.clone()),
+                ..process
+            });
         }
-        let process = host::spawn(
-            "kubelet",
-            &kubelet,
-            &flags,
-            &logs.join(format!("kubelet-{name}.log")),
-            Some(&netns),
-        )?;
-        cluster.processes.push(Process {
-            node: Some(name.clone()),
-            ..process
-        });
-        let process = host::spawn(
-            "kube-proxy",
-            &proxy,
-            &strings(&[
-                "--kubeconfig",
-                &admin_path,
-                "--hostname-override",
-                &name,
-                "--cluster-cidr",
-                &cluster.pod_cidr,
-                "--cluster-dns",
-                CLUSTER_DNS,
-            ]),
-            &logs.join(format!("kube-proxy-{name}.log")),
-            Some(&netns),
-        )?;
-        cluster.processes.push(Process {
-            node: Some(name.clone()),
-            ..process
-        });
         cluster.save()?;
     }
     // The host reaches pods through the first node, which routes to the others (host-gw).
@@ -299,8 +261,10 @@ fn publish(cluster: &Cluster, args: &UpArgs, admin: &std::path::Path, started: I
     Ok(target)
 }
 
-fn strings(items: &[&str]) -> Vec<String> {
-    items.iter().map(|s| s.to_string()).collect()
+/// Starts `unit`'s command line with `values`, logging to `log`, inside `netns` when given.
+fn start(unit: &Unit, values: &[(&str, &str)], log: &std::path::Path, netns: Option<&str>) -> Result<Process> {
+    let (program, args) = unit.command(values)?;
+    host::spawn(unit.name, &host::binary(&program)?, &args, log, netns)
 }
 
 fn wait_for(timeout: Duration, what: &str, check: impl Fn() -> bool) -> Result<()> {
