@@ -436,3 +436,92 @@ fn kaji_up_makes_a_working_cluster_and_down_leaves_nothing() {
     assert_eq!(host.footprint(&name), before, "kaji down leaves the host as it was");
     assert!(!host.home.path().join("clusters").join(&name).exists());
 }
+
+/// The PIDs of the recorded processes whose component is `component`.
+fn recorded_pids(host: &Host, name: &str, component: &str) -> Vec<String> {
+    let path = host.home.path().join("clusters").join(name).join("cluster.json");
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(path).expect("cluster.json")).expect("cluster.json parses");
+    record["processes"]
+        .as_array()
+        .expect("processes")
+        .iter()
+        .filter(|p| p["component"] == component)
+        .map(|p| p["pid"].to_string())
+        .collect()
+}
+
+#[test]
+fn kaji_up_with_three_etcd_members_and_two_apiservers_survives_losing_one_of_each() {
+    let lab = NetLab::create(0).expect("lab");
+    let home = tempfile::tempdir().expect("KAJI_HOME");
+    let kubeconfig = home.path().join("kubeconfig");
+    let name = format!("h{}", std::process::id());
+    let mut host = Host {
+        name: name.clone(),
+        up: false,
+        kubeconfig,
+        home,
+        lab,
+    };
+    let before = host.footprint(&name);
+    let refused = host.kaji(&["up", "--name", &name, "--apiservers", "2"]);
+    assert!(
+        !refused.status.success() && text(&refused).contains("--apiservers 2 needs --etcd"),
+        "{}",
+        text(&refused)
+    );
+
+    let up = host.kaji(&[
+        "up",
+        "--name",
+        &name,
+        "--etcd-members",
+        "3",
+        "--apiservers",
+        "2",
+        "--kubeconfig",
+        &host.kubeconfig.display().to_string(),
+    ]);
+    host.up = true;
+    assert!(up.status.success(), "kaji up: {}", text(&up));
+    assert_eq!(recorded_pids(&host, &name, "kube-apiserver").len(), 2);
+    host.ok(&["create", "configmap", "before", "--from-literal", "k=v"]);
+
+    // One apiserver and one etcd member (the first, which the apiservers use until it fails)
+    // go; the cluster still reads and writes through the same kubeconfig.
+    let victims = [
+        recorded_pids(&host, &name, "kube-apiserver")[0].clone(),
+        recorded_pids(&host, &name, "etcd0")[0].clone(),
+    ];
+    for pid in &victims {
+        // Processes this test's `kaji up` started (recorded in the cluster's state).
+        let killed = std::process::Command::new("kill").args(["-KILL", pid]).status();
+        assert!(killed.is_ok_and(|s| s.success()), "kill {pid}");
+    }
+    // The survivors elect a new leader (etcd's election timeout is 1 s); writes meanwhile may
+    // fail, as they would with upstream's apiserver.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !host
+        .kubectl(&["create", "configmap", "after-election", "--from-literal", "k=v"])
+        .status
+        .success()
+    {
+        assert!(Instant::now() < deadline, "no write succeeded after losing a member");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    for i in 0..10 {
+        host.ok(&["create", "configmap", &format!("after-{i}"), "--from-literal", "k=v"]);
+    }
+    let names = host.ok(&["get", "configmaps", "-o", "name"]);
+    assert!(
+        names.contains("configmap/before") && names.contains("configmap/after-9"),
+        "{names}"
+    );
+    host.wait_node_status(&format!("{name}-node0"), "Ready", Duration::from_secs(30));
+
+    let down = host.kaji(&["down", "--name", &name]);
+    host.up = false;
+    assert!(down.status.success(), "kaji down: {}", text(&down));
+    assert_eq!(host.footprint(&name), before, "kaji down leaves the host as it was");
+}

@@ -68,7 +68,7 @@ fn remove_entries(config: &mut Kubeconfig, name: &str) {
     config.contexts.retain(|c| c.name != name);
 }
 
-fn write(target: &Path, config: &Kubeconfig) -> Result<()> {
+pub fn write(target: &Path, config: &Kubeconfig) -> Result<()> {
     let mut config = config.clone();
     config.api_version.get_or_insert_with(|| "v1".to_string());
     config.kind.get_or_insert_with(|| "Config".to_string());

@@ -5,9 +5,11 @@
 //! cgroup it made. What a cluster is made of is recorded under `$KAJI_HOME` (default
 //! `~/.kaji`)`/clusters/NAME/cluster.json`, so `down` needs nothing else.
 
+pub mod control_plane;
 pub mod down;
 pub mod host;
 pub mod kubeconfig;
+pub mod lb;
 pub mod load;
 pub mod logs;
 pub mod node;
@@ -53,6 +55,9 @@ enum Command {
     Logs(logs::LogsArgs),
     /// Stops or starts a node, or partitions it off the network and heals it (fault injection).
     Node(node::NodeArgs),
+    /// The front end of several apiservers (started by `kaji up --apiservers N`).
+    #[command(hide = true)]
+    ApiserverLb(lb::LbArgs),
 }
 
 /// `kaji up` flags.
@@ -70,6 +75,16 @@ pub struct UpArgs {
     /// A plain-HTTP registry the nodes may pull from (`HOST:PORT`, reachable from the nodes).
     #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
     pub insecure_registries: Vec<String>,
+    /// Store the cluster in a real etcd (`/usr/bin/etcd`) instead of the apiserver's embedded
+    /// store.
+    #[arg(long)]
+    pub etcd: bool,
+    /// How many etcd members (implies `--etcd`; default 1).
+    #[arg(long, value_name = "N")]
+    pub etcd_members: Option<u8>,
+    /// How many apiservers, behind one address (needs `--etcd`; default 1).
+    #[arg(long, value_name = "N")]
+    pub apiservers: Option<u8>,
 }
 
 /// Runs one command.
@@ -84,6 +99,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Load(args) => load::load(&args),
+        Command::ApiserverLb(args) => lb::run(&args),
         Command::Logs(args) => logs::logs(&args),
         Command::Node(args) => node::node(&args),
         Command::Status { name } => {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use crate::state::{self, Cluster};
+use crate::state::Cluster;
 
 /// The kubelets' port.
 const KUBELET_PORT: u16 = 10250;
@@ -42,7 +42,7 @@ pub fn load(args: &LoadArgs) -> Result<()> {
         .iter()
         .map(|path| std::fs::read(path).with_context(|| format!("reading {}", path.display())))
         .collect::<Result<Vec<_>>>()?;
-    let admin = state::cluster_dir(&cluster.name)?.join("apiserver/admin.kubeconfig");
+    let admin = crate::control_plane::admin_kubeconfig(&cluster)?;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {

@@ -12,10 +12,9 @@ use crate::state::{self, Cluster, Node, Process};
 use crate::units::{APISERVER, CONTROLLER_MANAGER, KUBELET, PROXY, SCHEDULER, Unit};
 use crate::{UpArgs, host};
 
-const APISERVER_PORT: u16 = 6443;
-
 pub fn up(args: &UpArgs) -> Result<()> {
     state::validate_name(&args.name)?;
+    crate::control_plane::validate(args)?;
     if args.nodes.is_some_and(|n| !(1..=50).contains(&n)) {
         bail!("--nodes must be between 1 and 50");
     }
@@ -50,7 +49,7 @@ pub fn up(args: &UpArgs) -> Result<()> {
     }
 }
 
-fn step(started: Instant, text: &str) {
+pub(crate) fn step(started: Instant, text: &str) {
     println!("[{:>5.1}s] {text}", started.elapsed().as_secs_f64());
 }
 
@@ -68,39 +67,8 @@ fn build(cluster: &mut Cluster, args: &UpArgs, started: Instant) -> Result<()> {
     host::ip(&["addr", "add", &format!("{gateway}/24"), "dev", &cluster.bridge])?;
     host::ip(&["link", "set", &cluster.bridge, "up"])?;
 
-    step(
-        started,
-        "control plane: kube-apiserver, kube-scheduler, kube-controller-manager",
-    );
-    let apiserver_dir = dir.join("apiserver");
-    std::fs::create_dir_all(&apiserver_dir)?;
-    let admin = apiserver_dir.join("admin.kubeconfig");
-    let apiserver_data = apiserver_dir.display().to_string();
-    let process = start(
-        &APISERVER,
-        &[
-            ("DATA_DIR", &apiserver_data),
-            ("BIND_ADDRESS", &gateway),
-            ("ADVERTISE_ADDRESS", &gateway),
-            ("SECURE_PORT", &APISERVER_PORT.to_string()),
-        ],
-        &logs.join("kube-apiserver.log"),
-        None,
-    )?;
-    cluster.processes.push(process);
-    cluster.save()?;
-    wait_for(Duration::from_secs(30), "the apiserver's kubeconfig", || admin.exists())?;
+    let admin = crate::control_plane::start(cluster, args, &gateway, started)?;
     let admin_path = admin.display().to_string();
-    for unit in [&SCHEDULER, &CONTROLLER_MANAGER] {
-        let process = start(
-            unit,
-            &[("KUBECONFIG", &admin_path), ("CLUSTER_CIDR", &cluster.pod_cidr)],
-            &logs.join(format!("{}.log", unit.name)),
-            None,
-        )?;
-        cluster.processes.push(process);
-    }
-    cluster.save()?;
 
     for i in 0..args.nodes.unwrap_or(1) {
         let name = format!("{}-node{i}", cluster.name);
@@ -147,7 +115,7 @@ fn build(cluster: &mut Cluster, args: &UpArgs, started: Instant) -> Result<()> {
         kubelet_values.push(("EXTRA_ARGS", &kubelet_extra));
         for (unit, values) in [(&KUBELET, kubelet_values.as_slice()), (&PROXY, values.as_slice())] {
             let log = logs.join(format!("{}-{name}.log", unit.name));
-            let process = start(unit, values, &log, Some(&netns))?;
+            let process = start_unit(unit, values, &log, Some(&netns))?;
             cluster.processes.push(Process {
                 node: Some(name.clone()),
                 ..process
@@ -239,8 +207,7 @@ fn readopt(args: &UpArgs, started: Instant) -> Result<()> {
         cluster.processes[index] = host::respawn(process)?;
         cluster.save()?;
     }
-    let dir = state::cluster_dir(&cluster.name)?;
-    let admin = dir.join("apiserver").join("admin.kubeconfig");
+    let admin = crate::control_plane::admin_kubeconfig(&cluster)?;
     step(started, "waiting for every node to be Ready");
     wait_ready(&admin, cluster.nodes.len(), &cluster, started)?;
     publish(&cluster, args, &admin, started)?;
@@ -262,12 +229,17 @@ fn publish(cluster: &Cluster, args: &UpArgs, admin: &std::path::Path, started: I
 }
 
 /// Starts `unit`'s command line with `values`, logging to `log`, inside `netns` when given.
-fn start(unit: &Unit, values: &[(&str, &str)], log: &std::path::Path, netns: Option<&str>) -> Result<Process> {
+pub(crate) fn start_unit(
+    unit: &Unit,
+    values: &[(&str, &str)],
+    log: &std::path::Path,
+    netns: Option<&str>,
+) -> Result<Process> {
     let (program, args) = unit.command(values)?;
     host::spawn(unit.name, &host::binary(&program)?, &args, log, netns)
 }
 
-fn wait_for(timeout: Duration, what: &str, check: impl Fn() -> bool) -> Result<()> {
+pub(crate) fn wait_for(timeout: Duration, what: &str, check: impl Fn() -> bool) -> Result<()> {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
         if check() {

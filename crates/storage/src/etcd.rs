@@ -2,11 +2,19 @@
 //!
 //! Every write is a single etcd transaction, so the compare-and-swap semantics of the
 //! [`Storage`] contract are exactly etcd's. Unary calls are bounded by a request timeout (the
-//! client's balanced channel otherwise waits forever while no endpoint is reachable); watch
-//! streams are not, since they are meant to live indefinitely.
+//! client's channel otherwise waits forever while no endpoint is reachable); watch streams are
+//! not, since they are meant to live indefinitely.
+//!
+//! With several endpoints there is one client per member and one member in use: a call that
+//! could not even connect to it (so the request was never sent, and retrying a write is safe)
+//! moves on to the next member, which stays in use, as the Go client's retry does.
+//! (`etcd-client`'s own balanced channel fails every call once one endpoint is down:
+//! etcdv3/etcd-client#39.)
 
 use std::collections::VecDeque;
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -31,12 +39,60 @@ const PROBE_KEY: &str = "\0kaji-storage-probe";
 /// The production backend: a client for one etcd cluster.
 #[derive(Clone)]
 pub struct EtcdStorage {
-    client: Client,
+    members: Arc<Members>,
     /// Whether the server orders progress answers after the events they cover.
     progress_ordered: bool,
 }
 
+/// One client per member, and the one in use.
+struct Members {
+    clients: Vec<Client>,
+    current: AtomicUsize,
+}
+
 impl EtcdStorage {
+    /// The client of the member in use.
+    fn client(&self) -> Client {
+        let members = &self.members;
+        members.clients[members.current.load(Ordering::Relaxed) % members.clients.len()].clone()
+    }
+
+    /// Runs `call` (bounded by the request timeout) on the member in use, and on the next ones
+    /// in turn while a member cannot be connected to; keeps etcd's own error for the caller.
+    async fn call<T, F, Fut>(&self, call: F) -> Result<std::result::Result<T, etcd_client::Error>>
+    where
+        F: Fn(Client) -> Fut,
+        Fut: Future<Output = std::result::Result<T, etcd_client::Error>>,
+    {
+        let mut result = bounded_raw(REQUEST_TIMEOUT, call(self.client())).await?;
+        for _ in 1..self.members.clients.len() {
+            match &result {
+                Err(error) if never_sent(error) => {}
+                _ => break,
+            }
+            let failed = self.members.current.load(Ordering::Relaxed);
+            let member = failed % self.members.clients.len();
+            let error = error_text(&result);
+            tracing::warn!(member, %error, "etcd member unreachable; trying the next");
+            // Another call may have moved on already; then its choice stands.
+            let _ = self
+                .members
+                .current
+                .compare_exchange(failed, failed + 1, Ordering::Relaxed, Ordering::Relaxed);
+            result = bounded_raw(REQUEST_TIMEOUT, call(self.client())).await?;
+        }
+        Ok(result)
+    }
+
+    /// [`EtcdStorage::call`] with every failure mapped.
+    async fn run<T, F, Fut>(&self, call: F) -> Result<T>
+    where
+        F: Fn(Client) -> Fut,
+        Fut: Future<Output = std::result::Result<T, etcd_client::Error>>,
+    {
+        self.call(call).await?.map_err(map_error)
+    }
+
     /// Connects to the cluster and checks it answers a linearizable read, so a wrong endpoint
     /// fails here with [`StorageError::Unavailable`] instead of at the first request.
     pub async fn connect(endpoints: &[String]) -> Result<Self> {
@@ -44,9 +100,20 @@ impl EtcdStorage {
             .with_connect_timeout(CONNECT_TIMEOUT)
             .with_keep_alive(Duration::from_secs(10), Duration::from_secs(10))
             .with_keep_alive_while_idle(true);
-        let client = bounded(CONNECT_TIMEOUT, Client::connect(endpoints, Some(options))).await?;
+        let mut clients = Vec::new();
+        for endpoint in endpoints {
+            // A single-endpoint client connects lazily, so a member that is down now is no
+            // obstacle; it is skipped when used.
+            clients.push(bounded(CONNECT_TIMEOUT, Client::connect([endpoint], Some(options.clone()))).await?);
+        }
+        if clients.is_empty() {
+            return Err(StorageError::Unavailable("no etcd endpoint given".into()));
+        }
         let mut storage = EtcdStorage {
-            client,
+            members: Arc::new(Members {
+                clients,
+                current: AtomicUsize::new(0),
+            }),
             progress_ordered: true,
         };
         tokio::time::timeout(CONNECT_TIMEOUT, storage.current_revision())
@@ -71,14 +138,18 @@ impl EtcdStorage {
 
     /// The version of the etcd server answering our requests, e.g. `3.4.23`.
     pub async fn server_version(&self) -> Result<String> {
-        let mut maintenance = self.client.maintenance_client();
-        let status = bounded(REQUEST_TIMEOUT, maintenance.status()).await?;
+        let status = self
+            .run(|client| async move { client.maintenance_client().status().await })
+            .await?;
         Ok(status.version().to_owned())
     }
 
     async fn txn(&self, txn: Txn) -> Result<TxnResponse> {
-        let mut kv = self.client.kv_client();
-        bounded(REQUEST_TIMEOUT, kv.txn(txn)).await
+        self.run(|client| {
+            let txn = txn.clone();
+            async move { client.kv_client().txn(txn).await }
+        })
+        .await
     }
 
     /// Translates etcd's revision errors into typed ones; everything else via [`map_error`].
@@ -101,7 +172,7 @@ impl EtcdStorage {
     /// it, so we watch an unused key from revision 1 and read the cancellation. Only called
     /// after etcd reported a compaction, so the answer comes promptly.
     async fn compaction_revision(&self) -> Option<Revision> {
-        let mut client = self.client.watch_client();
+        let mut client = self.client().watch_client();
         let options = WatchOptions::new().with_start_revision(1);
         let probe = async {
             let mut stream = client.watch(PROBE_KEY, Some(options)).await.ok()?;
@@ -131,18 +202,23 @@ impl Storage for EtcdStorage {
     /// `min_mod_revision` after reading the whole range.
     async fn prefix_changed(&self, prefix: &str, since: Revision, at: Revision) -> Result<bool> {
         let end = prefix_end(prefix.as_bytes());
-        let mut kv = self.client.kv_client();
         let count_at = |revision: Revision| {
             GetOptions::new()
                 .with_range(end.clone())
                 .with_count_only()
                 .with_revision(revision)
         };
-        let before = match bounded_raw(REQUEST_TIMEOUT, kv.get(prefix, Some(count_at(since)))).await? {
+        let get = |options: GetOptions| {
+            self.call(move |client| {
+                let options = options.clone();
+                async move { client.kv_client().get(prefix, Some(options)).await }
+            })
+        };
+        let before = match get(count_at(since)).await? {
             Ok(response) => response.count(),
             Err(error) => return Err(self.revision_error(error, since).await),
         };
-        let after = match bounded_raw(REQUEST_TIMEOUT, kv.get(prefix, Some(count_at(at)))).await? {
+        let after = match get(count_at(at)).await? {
             Ok(response) => response.count(),
             Err(error) => return Err(self.revision_error(error, at).await),
         };
@@ -155,7 +231,7 @@ impl Storage for EtcdStorage {
             .with_revision(at)
             .with_min_mod_revision(since + 1)
             .with_limit(1);
-        match bounded_raw(REQUEST_TIMEOUT, kv.get(prefix, Some(modified))).await? {
+        match get(modified).await? {
             Ok(response) => Ok(!response.kvs().is_empty()),
             Err(error) => Err(self.revision_error(error, at).await),
         }
@@ -179,8 +255,9 @@ impl Storage for EtcdStorage {
     }
 
     async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
-        let mut kv = self.client.kv_client();
-        let response = bounded(REQUEST_TIMEOUT, kv.get(key, None)).await?;
+        let response = self
+            .run(|client| async move { client.kv_client().get(key, None).await })
+            .await?;
         response.kvs().first().map(convert_kv).transpose()
     }
 
@@ -201,8 +278,12 @@ impl Storage for EtcdStorage {
         if request.revision > 0 {
             options = options.with_revision(request.revision);
         }
-        let mut kv = self.client.kv_client();
-        let response = match bounded_raw(REQUEST_TIMEOUT, kv.get(start.as_bytes(), Some(options))).await? {
+        let start = start.as_str();
+        let call = self.call(|client| {
+            let options = options.clone();
+            async move { client.kv_client().get(start, Some(options)).await }
+        });
+        let response = match call.await? {
             Ok(response) => response,
             Err(error) => return Err(self.revision_error(error, request.revision).await),
         };
@@ -300,9 +381,12 @@ impl Storage for EtcdStorage {
         let start = after.saturating_add(1).max(1);
         // etcd only reports a compacted start revision asynchronously on the stream; a range
         // read at that revision tells us synchronously. A future revision is fine for a watch.
-        let mut kv = self.client.kv_client();
         let check = GetOptions::new().with_count_only().with_revision(start);
-        if let Err(error) = bounded_raw(REQUEST_TIMEOUT, kv.get(PROBE_KEY, Some(check))).await? {
+        let probe = self.call(|client| {
+            let check = check.clone();
+            async move { client.kv_client().get(PROBE_KEY, Some(check)).await }
+        });
+        if let Err(error) = probe.await? {
             match classify(&error) {
                 Some(RevisionError::Future) => {}
                 _ => return Err(self.revision_error(error, start).await),
@@ -313,7 +397,8 @@ impl Storage for EtcdStorage {
             .with_prefix()
             .with_start_revision(start)
             .with_prev_key();
-        let mut client = self.client.watch_client();
+        // On the member the probe just reached.
+        let mut client = self.client().watch_client();
         let mut stream = bounded(REQUEST_TIMEOUT, client.watch(prefix, Some(options))).await?;
         // The first response acknowledges the creation; anything else means it was refused.
         let created = bounded(REQUEST_TIMEOUT, stream.message()).await?;
@@ -343,16 +428,22 @@ impl Storage for EtcdStorage {
 
     async fn current_revision(&self) -> Result<Revision> {
         // Gets are linearizable unless asked otherwise, so the header is the cluster's revision.
-        let mut kv = self.client.kv_client();
         let options = GetOptions::new().with_count_only();
-        let response = bounded(REQUEST_TIMEOUT, kv.get(PROBE_KEY, Some(options))).await?;
+        let response = self
+            .run(|client| {
+                let options = options.clone();
+                async move { client.kv_client().get(PROBE_KEY, Some(options)).await }
+            })
+            .await?;
         header_revision(response.header())
     }
 
     async fn compact(&self, revision: Revision) -> Result<()> {
-        let mut kv = self.client.kv_client();
-        let options = CompactionOptions::new().with_physical();
-        match bounded_raw(REQUEST_TIMEOUT, kv.compact(revision, Some(options))).await? {
+        let compact = self.call(|client| async move {
+            let options = CompactionOptions::new().with_physical();
+            client.kv_client().compact(revision, Some(options)).await
+        });
+        match compact.await? {
             Ok(_) => Ok(()),
             Err(error) => Err(self.revision_error(error, revision).await),
         }
@@ -579,6 +670,23 @@ fn map_error(error: etcd_client::Error) -> StorageError {
         Error::WatchError(_) => StorageError::Unavailable(error.to_string()),
         _ => StorageError::Internal(error.to_string()),
     }
+}
+
+/// Whether the call failed before its request reached the member (it could not connect), so
+/// sending it to another member cannot apply it twice.
+fn never_sent(error: &etcd_client::Error) -> bool {
+    const UNAVAILABLE: i32 = 14;
+    match error {
+        etcd_client::Error::TransportError(_) => true,
+        etcd_client::Error::GRpcStatus(status) => {
+            status.code() as i32 == UNAVAILABLE && status.message().contains("connect")
+        }
+        _ => false,
+    }
+}
+
+fn error_text<T>(result: &std::result::Result<T, etcd_client::Error>) -> String {
+    result.as_ref().err().map(ToString::to_string).unwrap_or_default()
 }
 
 /// Runs an etcd call with a deadline, keeping etcd's own error for the caller to classify.
