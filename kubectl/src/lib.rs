@@ -42,6 +42,8 @@ pub enum Command {
     Logs(cmd::logs::LogsArgs),
     /// Execute a command in a container.
     Exec(cmd::exec::ExecArgs),
+    /// Copy files and directories to and from containers.
+    Cp(cmd::cp::CpArgs),
     /// Set a new size for a deployment, replica set, or stateful set.
     Scale(cmd::scale::ScaleArgs),
     /// Print the supported API resources on the server.
@@ -106,6 +108,7 @@ pub async fn run(ctx: &mut Context, command: &Command) -> Result<(), Error> {
         Command::Delete(args) => cmd::delete::run(ctx, args).await,
         Command::Logs(args) => cmd::logs::run(ctx, args).await,
         Command::Exec(args) => cmd::exec::run(ctx, args).await,
+        Command::Cp(args) => cmd::cp::run(ctx, args).await,
         Command::Scale(args) => cmd::scale::run(ctx, args).await,
         Command::ApiResources(args) => cmd::info::api_resources(ctx, args).await,
         Command::ApiVersions => cmd::info::api_versions(ctx).await,
