@@ -44,6 +44,8 @@ pub enum Command {
     Exec(cmd::exec::ExecArgs),
     /// Copy files and directories to and from containers.
     Cp(cmd::cp::CpArgs),
+    /// Forward one or more local ports to a pod.
+    PortForward(cmd::port_forward::PortForwardArgs),
     /// Set a new size for a deployment, replica set, or stateful set.
     Scale(cmd::scale::ScaleArgs),
     /// Print the supported API resources on the server.
@@ -109,6 +111,7 @@ pub async fn run(ctx: &mut Context, command: &Command) -> Result<(), Error> {
         Command::Logs(args) => cmd::logs::run(ctx, args).await,
         Command::Exec(args) => cmd::exec::run(ctx, args).await,
         Command::Cp(args) => cmd::cp::run(ctx, args).await,
+        Command::PortForward(args) => cmd::port_forward::run(ctx, args).await,
         Command::Scale(args) => cmd::scale::run(ctx, args).await,
         Command::ApiResources(args) => cmd::info::api_resources(ctx, args).await,
         Command::ApiVersions => cmd::info::api_versions(ctx).await,

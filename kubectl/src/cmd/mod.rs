@@ -10,6 +10,7 @@ pub mod exec;
 pub mod get;
 pub mod info;
 pub mod logs;
+pub mod port_forward;
 pub mod remote;
 pub mod scale;
 pub mod terminal;
