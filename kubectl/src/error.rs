@@ -19,14 +19,26 @@ pub enum Error {
     /// Anything else, printed as `error: ...`.
     #[error("{0}")]
     Message(String),
+    /// A remote command's failure that kubectl passes on as its own exit code (`exec`):
+    /// printed as is, without `error: `.
+    #[error("{message}")]
+    Exit { message: String, code: i32 },
 }
 
 impl Error {
     /// The line printed on stderr.
     pub fn render(&self) -> String {
         match self {
-            Error::Api(_) => self.to_string(),
+            Error::Api(_) | Error::Exit { .. } => self.to_string(),
             _ => format!("error: {self}"),
+        }
+    }
+
+    /// The process exit code for this error: the remote command's for [`Error::Exit`], else 1.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Exit { code, .. } => *code,
+            _ => 1,
         }
     }
 

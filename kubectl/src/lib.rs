@@ -40,6 +40,12 @@ pub enum Command {
     Delete(cmd::delete::DeleteArgs),
     /// Print the logs for a container in a pod.
     Logs(cmd::logs::LogsArgs),
+    /// Execute a command in a container.
+    Exec(cmd::exec::ExecArgs),
+    /// Copy files and directories to and from containers.
+    Cp(cmd::cp::CpArgs),
+    /// Forward one or more local ports to a pod.
+    PortForward(cmd::port_forward::PortForwardArgs),
     /// Set a new size for a deployment, replica set, or stateful set.
     Scale(cmd::scale::ScaleArgs),
     /// Print the supported API resources on the server.
@@ -89,7 +95,7 @@ pub fn main_with_args(args: Vec<String>) -> i32 {
         Ok(()) => 0,
         Err(error) => {
             ctx.err(&format!("{}\n", error.render()));
-            1
+            error.exit_code()
         }
     }
 }
@@ -103,6 +109,9 @@ pub async fn run(ctx: &mut Context, command: &Command) -> Result<(), Error> {
         Command::Create(args) => cmd::apply::create(ctx, args).await,
         Command::Delete(args) => cmd::delete::run(ctx, args).await,
         Command::Logs(args) => cmd::logs::run(ctx, args).await,
+        Command::Exec(args) => cmd::exec::run(ctx, args).await,
+        Command::Cp(args) => cmd::cp::run(ctx, args).await,
+        Command::PortForward(args) => cmd::port_forward::run(ctx, args).await,
         Command::Scale(args) => cmd::scale::run(ctx, args).await,
         Command::ApiResources(args) => cmd::info::api_resources(ctx, args).await,
         Command::ApiVersions => cmd::info::api_versions(ctx).await,

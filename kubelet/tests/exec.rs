@@ -1,8 +1,11 @@
-//! `kubectl exec` end to end: the real upstream kubectl → the apiserver's `pods/exec` proxy →
-//! the kubelet's WebSocket (`v5.channel.k8s.io`) → a process in the container.
+//! `kubectl exec` and `kubectl cp` end to end: kubectl → the apiserver's `pods/exec` proxy →
+//! the kubelet's WebSocket (`v5.channel.k8s.io`) → a process in the container. Every scenario
+//! runs with both clients, the real upstream kubectl and ours (`kubectl/`), which must give
+//! the same results.
 
 mod common;
 
+use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
@@ -11,9 +14,18 @@ use serde_json::json;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
-/// Runs kubectl against the fixture's apiserver, feeding `stdin` if given.
-async fn kubectl(node: &Node1, args: &[&str], stdin: Option<&[u8]>) -> Output {
-    let mut command = Command::new("kubectl");
+/// The clients every scenario runs with: upstream's kubectl 1.37 and ours (built by
+/// `cargo build --bins`).
+fn clients() -> Vec<PathBuf> {
+    vec![
+        testkit::upstream_kubectl().expect("upstream kubectl"),
+        testkit::workspace_binary("kubectl").expect("our kubectl"),
+    ]
+}
+
+/// Runs `client` against the fixture's apiserver, feeding `stdin` if given.
+async fn kubectl(client: &Path, node: &Node1, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut command = Command::new(client);
     command
         .arg("--kubeconfig")
         .arg(node.apiserver.kubeconfig())
@@ -32,7 +44,7 @@ async fn kubectl(node: &Node1, args: &[&str], stdin: Option<&[u8]>) -> Output {
     }
     tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
         .await
-        .unwrap_or_else(|_| panic!("kubectl {args:?} timed out\n{}", node.kubelet.log_tail()))
+        .unwrap_or_else(|_| panic!("{} {args:?} timed out\n{}", client.display(), node.kubelet.log_tail()))
         .expect("waiting for kubectl")
 }
 
@@ -63,13 +75,13 @@ fn processes(command: &str) -> usize {
 /// `exit 3` ends the session. Prints kubectl's exit code.
 const PTY_DRIVER: &str = r#"
 import fcntl, os, pty, select, struct, sys, termios, time
-kubeconfig, pod = sys.argv[1], sys.argv[2]
+kubeconfig, pod, kubectl = sys.argv[1], sys.argv[2], sys.argv[3]
 def setsize(fd, rows, cols):
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack('HHHH', rows, cols, 0, 0))
 pid, fd = pty.fork()
 if pid == 0:
     setsize(0, 50, 132)
-    os.execvp('kubectl', ['kubectl', '--kubeconfig', kubeconfig, 'exec', '-it', pod, '-c', 'main', '--', 'sh'])
+    os.execvp(kubectl, [kubectl, '--kubeconfig', kubeconfig, 'exec', '-it', pod, '-c', 'main', '--', 'sh'])
 out = b''
 def expect(pattern, timeout=30, retry=None):
     global out
@@ -138,14 +150,46 @@ async fn kubectl_exec_runs_commands_in_containers() {
     })
     .await;
 
+    let mut seen = Vec::new();
+    for (n, client) in clients().iter().enumerate() {
+        seen.push(scenarios(&node, client, n).await);
+    }
+    // Messages and exit codes of the failures, byte for byte the same.
+    assert_eq!(seen[0], seen[1], "upstream (left) and ours (right) differ");
+}
+
+/// What a client printed and returned for one command.
+#[derive(Debug, PartialEq, Eq)]
+struct Seen {
+    args: Vec<String>,
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+fn seen(args: &[&str], out: &Output) -> Seen {
+    Seen {
+        args: args.iter().map(|a| a.to_string()).collect(),
+        code: out.status.code(),
+        stdout: text(&out.stdout),
+        stderr: text(&out.stderr),
+    }
+}
+
+/// Everything `exec` and `cp` must do, run with one client; returns what it printed for
+/// commands whose output is deterministic, to compare the clients.
+/// `n` keeps each client's files in the pod apart.
+async fn scenarios(node: &Node1, client: &Path, n: usize) -> Vec<Seen> {
+    let mut compared = Vec::new();
     // stdout, the default container (the first) and its hostname.
-    let out = kubectl(&node, &["exec", "shell", "--", "cat", "/etc/hostname"], None).await;
+    let out = kubectl(client, node, &["exec", "shell", "--", "cat", "/etc/hostname"], None).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "shell\n");
 
     // stdout and stderr stay apart; argv elements keep their spaces.
     let out = kubectl(
-        &node,
+        client,
+        node,
         &[
             "exec",
             "shell",
@@ -165,7 +209,8 @@ async fn kubectl_exec_runs_commands_in_containers() {
 
     // -c picks the container.
     let out = kubectl(
-        &node,
+        client,
+        node,
         &["exec", "shell", "-c", "second", "--", "sh", "-c", "echo $WHO"],
         None,
     )
@@ -175,7 +220,8 @@ async fn kubectl_exec_runs_commands_in_containers() {
 
     // The exit code propagates.
     let out = kubectl(
-        &node,
+        client,
+        node,
         &["exec", "shell", "-c", "main", "--", "sh", "-c", "exit 7"],
         None,
     )
@@ -189,7 +235,8 @@ async fn kubectl_exec_runs_commands_in_containers() {
 
     // stdin is piped and closed at its end (v5 close signal).
     let out = kubectl(
-        &node,
+        client,
+        node,
         &["exec", "-i", "shell", "-c", "main", "--", "cat"],
         Some(b"hi\n"),
     )
@@ -198,7 +245,8 @@ async fn kubectl_exec_runs_commands_in_containers() {
     assert_eq!(text(&out.stdout), "hi\n");
     let big: Vec<u8> = (0..300_000u32).map(|i| b'a' + (i % 26) as u8).collect();
     let out = kubectl(
-        &node,
+        client,
+        node,
         &["exec", "-i", "shell", "-c", "main", "--", "wc", "-c"],
         Some(&big),
     )
@@ -214,11 +262,14 @@ async fn kubectl_exec_runs_commands_in_containers() {
         .collect();
     std::fs::write(&local, &payload).expect("writing the local file");
     let local_name = local.display().to_string();
-    let out = kubectl(&node, &["cp", &local_name, "shell:/tmp/big.bin", "-c", "main"], None).await;
+    let remote = format!("/tmp/big-{n}.bin");
+    let remote_spec = format!("shell:{remote}");
+    let out = kubectl(client, node, &["cp", &local_name, &remote_spec, "-c", "main"], None).await;
     assert!(out.status.success(), "cp to the pod: {}", text(&out.stderr));
     let out = kubectl(
-        &node,
-        &["exec", "shell", "-c", "main", "--", "sha256sum", "/tmp/big.bin"],
+        client,
+        node,
+        &["exec", "shell", "-c", "main", "--", "sha256sum", &remote],
         None,
     )
     .await;
@@ -231,39 +282,115 @@ async fn kubectl_exec_runs_commands_in_containers() {
     );
     let back = dir.path().join("back.bin");
     let back_name = back.display().to_string();
-    let out = kubectl(&node, &["cp", "shell:/tmp/big.bin", &back_name, "-c", "main"], None).await;
+    let out = kubectl(client, node, &["cp", &remote_spec, &back_name, "-c", "main"], None).await;
     assert!(out.status.success(), "cp from the pod: {}", text(&out.stderr));
     assert!(
         std::fs::read(&back).expect("copied back") == payload,
         "the file came back unchanged"
     );
 
-    // A container the pod does not have: the apiserver's upstream message.
-    let out = kubectl(&node, &["exec", "shell", "-c", "nope", "--", "true"], None).await;
-    assert!(!out.status.success());
+    // A directory with a subdirectory and a symlink, both ways: the same tree comes back,
+    // the symlink skipped with upstream's warning.
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(tree.join("sub")).expect("mkdir");
+    std::fs::write(tree.join("a.txt"), "a\n").expect("write");
+    std::fs::write(tree.join("sub/b.txt"), "b\n").expect("write");
+    std::os::unix::fs::symlink("a.txt", tree.join("link")).expect("symlink");
+    let tree_name = tree.display().to_string();
+    let out = kubectl(
+        client,
+        node,
+        &["cp", &tree_name, &format!("shell:/tmp/tree-{n}"), "-c", "main"],
+        None,
+    )
+    .await;
+    assert!(out.status.success(), "cp a directory to the pod: {}", text(&out.stderr));
+    let out = kubectl(
+        client,
+        node,
+        &[
+            "exec",
+            "shell",
+            "-c",
+            "main",
+            "--",
+            "sh",
+            "-c",
+            &format!("cd /tmp/tree-{n} && cat a.txt sub/b.txt && readlink link"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(text(&out.stdout), "a\nb\na.txt\n", "{}", text(&out.stderr));
+    let home = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(client)
+        .current_dir(home.path())
+        .arg("--kubeconfig")
+        .arg(node.apiserver.kubeconfig())
+        .args(["cp", &format!("shell:/tmp/tree-{n}"), "copy", "-c", "main"])
+        .output()
+        .await
+        .expect("kubectl cp");
     assert!(
-        text(&out.stderr).contains("container nope is not valid for pod shell"),
+        out.status.success(),
+        "cp a directory from the pod: {}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(home.path().join("copy/sub/b.txt"))
+            .ok()
+            .as_deref(),
+        Some("b\n")
+    );
+    assert!(!home.path().join("copy/link").exists(), "symlinks are skipped");
+    assert!(
+        text(&out.stderr).starts_with(&format!(
+            r#"warning: skipping symlink: "copy/link" -> "a.txt" (consider using "kubectl exec -n "" "shell" -- tar cf - "/tmp/tree-{n}" | tar xf -")"#
+        )),
         "{}",
         text(&out.stderr)
     );
+    // The remote tar's note about the leading `/` is passed on (on stdout, like upstream).
+    assert_eq!(text(&out.stdout), "tar: removing leading '/' from member names\n");
 
-    // A container that is not running: the kubelet's upstream message.
-    let out = kubectl(&node, &["exec", "shell", "-c", "done", "--", "true"], None).await;
-    assert!(!out.status.success());
+    // Deterministic answers, compared across the clients: errors and their exit codes, the
+    // default container's note, the exit code of the command.
+    let cases: &[&[&str]] = &[
+        // A container the pod does not have.
+        &["exec", "shell", "-c", "nope", "--", "true"],
+        // A container that is not running: the kubelet's upstream message.
+        &["exec", "shell", "-c", "done", "--", "true"],
+        // A command that does not exist: an error, not a hang.
+        &["exec", "shell", "-c", "main", "--", "/no/such/binary"],
+        &["exec", "shell", "-c", "main", "--", "sh", "-c", "exit 7"],
+        &["exec", "shell", "--", "sh", "-c", "echo $WHO"],
+        &["exec", "-q", "shell", "--", "sh", "-c", "echo $WHO"],
+        &["exec", "-t", "shell", "-c", "main", "--", "echo", "no terminal"],
+        &["exec", "-ti", "shell", "-c", "main", "--", "echo", "no terminal"],
+        &["exec", "shell", "echo", "old form"],
+        &["exec", "shell"],
+        &["exec", "nosuch", "--", "true"],
+        &["exec", "deploy/nosuch", "--", "true"],
+        &["cp", "shell:/tmp/tree/a.txt", "shell:/tmp/x"],
+        &["cp", "/no/such/file", "shell:/tmp/x", "-c", "main"],
+        &["cp", "shell:", "x"],
+        &["cp", "a/b/c:x", "y"],
+        &["cp", "x", "y"],
+        &["cp", "x"],
+    ];
+    for args in cases {
+        let out = kubectl(client, node, args, None).await;
+        compared.push(seen(args, &out));
+    }
+    let out = kubectl(client, node, &["exec", "shell", "-c", "done", "--", "true"], None).await;
     assert!(
         text(&out.stderr).contains(r#"unable to upgrade connection: container not found ("done")"#),
         "{}",
         text(&out.stderr)
     );
-
-    // A command that does not exist: an error, not a hang.
-    let out = kubectl(&node, &["exec", "shell", "-c", "main", "--", "/no/such/binary"], None).await;
-    assert!(!out.status.success());
-    assert!(!out.stderr.is_empty());
-
     // The process is killed when the client goes away.
     let kubeconfig = node.apiserver.kubeconfig();
-    let mut client = Command::new("kubectl")
+    let mut running = Command::new(client)
         .arg("--kubeconfig")
         .arg(&kubeconfig)
         .args(["exec", "shell", "-c", "main", "--", "sleep", "4321"])
@@ -277,7 +404,7 @@ async fn kubectl_exec_runs_commands_in_containers() {
         processes("sleep 4321") == 1
     })
     .await;
-    client.kill().await.expect("killing kubectl");
+    running.kill().await.expect("killing kubectl");
     node.wait("the exec'd sleep to be killed", Duration::from_secs(30), || async {
         processes("sleep 4321") == 0
     })
@@ -291,6 +418,7 @@ async fn kubectl_exec_runs_commands_in_containers() {
             .args(["-c", PTY_DRIVER])
             .arg(&kubeconfig)
             .arg("shell")
+            .arg(client)
             .kill_on_drop(true)
             .output(),
     )
@@ -299,10 +427,12 @@ async fn kubectl_exec_runs_commands_in_containers() {
     .expect("running python3");
     assert!(
         out.status.success(),
-        "after {:?}: {}\n{}",
+        "{} after {:?}: {}\n{}",
+        client.display(),
         started.elapsed(),
         text(&out.stderr),
         node.kubelet.log_tail()
     );
     assert_eq!(text(&out.stdout).trim(), "3", "{}", text(&out.stderr));
+    compared
 }

@@ -1,9 +1,11 @@
-//! `kubectl port-forward` end to end: the real upstream kubectl → the apiserver's
-//! `pods/portforward` proxy → the kubelet's SPDY/3.1 session (tunnelled over WebSocket) →
-//! `127.0.0.1:<port>` inside the pod's network namespace.
+//! `kubectl port-forward` end to end: kubectl → the apiserver's `pods/portforward` proxy →
+//! the kubelet's SPDY/3.1 session (tunnelled over WebSocket) → `127.0.0.1:<port>` inside the
+//! pod's network namespace. The tunnelled scenarios run with both the real upstream kubectl
+//! and ours (`kubectl/`); the plain SPDY fallback only with upstream's (ours has none).
 
 mod common;
 
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -20,14 +22,19 @@ struct Forward {
     stderr: tokio::task::JoinHandle<String>,
 }
 
+/// Upstream's kubectl 1.37.
+fn upstream() -> PathBuf {
+    testkit::upstream_kubectl().expect("upstream kubectl")
+}
+
 impl Forward {
-    async fn start(node: &Node1, args: &[&str]) -> Forward {
-        Forward::start_with(node, args, true).await
+    async fn start(client: &Path, node: &Node1, args: &[&str]) -> Forward {
+        Forward::start_with(client, node, args, true).await
     }
 
-    /// `websockets: false` makes kubectl use its plain SPDY fallback.
-    async fn start_with(node: &Node1, args: &[&str], websockets: bool) -> Forward {
-        let mut child = Command::new("kubectl")
+    /// `websockets: false` makes upstream's kubectl use its plain SPDY fallback.
+    async fn start_with(client: &Path, node: &Node1, args: &[&str], websockets: bool) -> Forward {
+        let mut child = Command::new(client)
             .env("KUBECTL_PORT_FORWARD_WEBSOCKETS", websockets.to_string())
             .arg("--kubeconfig")
             .arg(node.apiserver.kubeconfig())
@@ -121,7 +128,7 @@ async fn sha256(data: &[u8]) -> String {
 /// Established TCP connections to `port` inside the pod (from its `/proc/net/tcp` and
 /// `tcp6`: httpd listens on both families).
 async fn established(node: &Node1, pod: &str, port: u16) -> usize {
-    let out = Command::new("kubectl")
+    let out = Command::new(upstream())
         .arg("--kubeconfig")
         .arg(node.apiserver.kubeconfig())
         .args(["exec", pod, "--", "cat", "/proc/net/tcp", "/proc/net/tcp6"])
@@ -171,7 +178,7 @@ async fn kubectl_port_forward_reaches_pod_ports() {
     .await;
 
     // The plain SPDY upgrade (kubectl's fallback) works too.
-    let spdy = Forward::start_with(&node, &["pod/web", ":8080"], false).await;
+    let spdy = Forward::start_with(&upstream(), &node, &["pod/web", ":8080"], false).await;
     let (_, body) = get(spdy.port, "/index.html").await;
     assert_eq!(body, b"hello-from-pod\n");
     let (_, big) = get(spdy.port, "/big.bin").await;
@@ -182,52 +189,6 @@ async fn kubectl_port_forward_reaches_pod_ports() {
         "no plain SPDY session in the kubelet's log:\n{}",
         node.kubelet.log_tail()
     );
-
-    // The SPDY-over-WebSocket tunnel (what kubectl 1.37 uses first).
-    let forward = Forward::start(&node, &["pod/web", ":8080"]).await;
-    assert!(node.kubelet.log_tail().contains("SPDY/3.1+portforward.k8s.io"));
-    // Several sequential connections on one session.
-    for _ in 0..3 {
-        let (status, body) = get(forward.port, "/index.html").await;
-        assert!(status.contains("200"), "{status}");
-        assert_eq!(body, b"hello-from-pod\n");
-    }
-    // Two concurrent connections.
-    let (a, b) = tokio::join!(get(forward.port, "/index.html"), get(forward.port, "/big.sum"));
-    assert_eq!(a.1, b"hello-from-pod\n");
-    let expected = String::from_utf8_lossy(&b.1)
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    assert_eq!(expected.len(), 64, "{:?}", String::from_utf8_lossy(&b.1));
-    // A 1.5 MiB body, byte for byte, twice at once.
-    let (first, second) = tokio::join!(get(forward.port, "/big.bin"), get(forward.port, "/big.bin"));
-    for (status, body) in [first, second] {
-        assert!(status.contains("200"), "{status}");
-        assert_eq!(body.len(), 1_572_864);
-        assert_eq!(sha256(&body).await, expected);
-    }
-
-    // Nothing listens on 9999: kubectl gets the kubelet's message on the error stream.
-    let failing = Forward::start(&node, &["pod/web", ":9999"]).await;
-    let mut conn = TcpStream::connect(("127.0.0.1", failing.port))
-        .await
-        .expect("connecting");
-    let _ = conn.write_all(b"GET / HTTP/1.0\r\n\r\n").await;
-    let mut nothing = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(30), conn.read_to_end(&mut nothing)).await;
-    assert!(nothing.is_empty(), "{:?}", String::from_utf8_lossy(&nothing));
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let stderr = failing.stop().await;
-    eprintln!("kubectl port-forward :9999 said: {stderr}");
-    assert!(
-        stderr.contains("error forwarding port 9999 to pod default/web") && stderr.contains("127.0.0.1:9999"),
-        "kubectl's stderr: {stderr}"
-    );
-    // The other session is unaffected.
-    let (_, body) = get(forward.port, "/index.html").await;
-    assert_eq!(body, b"hello-from-pod\n");
 
     // kubectl resolves services and deployments to a pod on its own.
     let services: kube::Api<k8s_openapi::api::core::v1::Service> = kube::Api::default_namespaced(node.client.clone());
@@ -258,8 +219,60 @@ async fn kubectl_port_forward_reaches_pod_ports() {
         .create(&Default::default(), &deployment)
         .await
         .expect("creating the deployment");
+    for client in [upstream(), testkit::workspace_binary("kubectl").expect("our kubectl")] {
+        tunnelled(&node, &client).await;
+    }
+}
+
+/// The SPDY-over-WebSocket tunnel (what kubectl 1.37 uses first), with one client.
+async fn tunnelled(node: &Node1, client: &Path) {
+    let forward = Forward::start(client, node, &["pod/web", ":8080"]).await;
+    assert!(node.kubelet.log_tail().contains("SPDY/3.1+portforward.k8s.io"));
+    // Several sequential connections on one session.
+    for _ in 0..3 {
+        let (status, body) = get(forward.port, "/index.html").await;
+        assert!(status.contains("200"), "{status}");
+        assert_eq!(body, b"hello-from-pod\n");
+    }
+    // Two concurrent connections.
+    let (a, b) = tokio::join!(get(forward.port, "/index.html"), get(forward.port, "/big.sum"));
+    assert_eq!(a.1, b"hello-from-pod\n");
+    let expected = String::from_utf8_lossy(&b.1)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(expected.len(), 64, "{:?}", String::from_utf8_lossy(&b.1));
+    // A 1.5 MiB body, byte for byte, twice at once.
+    let (first, second) = tokio::join!(get(forward.port, "/big.bin"), get(forward.port, "/big.bin"));
+    for (status, body) in [first, second] {
+        assert!(status.contains("200"), "{status}");
+        assert_eq!(body.len(), 1_572_864);
+        assert_eq!(sha256(&body).await, expected);
+    }
+
+    // Nothing listens on 9999: kubectl gets the kubelet's message on the error stream.
+    let failing = Forward::start(client, node, &["pod/web", ":9999"]).await;
+    let mut conn = TcpStream::connect(("127.0.0.1", failing.port))
+        .await
+        .expect("connecting");
+    let _ = conn.write_all(b"GET / HTTP/1.0\r\n\r\n").await;
+    let mut nothing = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(30), conn.read_to_end(&mut nothing)).await;
+    assert!(nothing.is_empty(), "{:?}", String::from_utf8_lossy(&nothing));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stderr = failing.stop().await;
+    eprintln!("kubectl port-forward :9999 said: {stderr}");
+    assert!(
+        stderr.contains("error forwarding port 9999 to pod default/web") && stderr.contains("127.0.0.1:9999"),
+        "kubectl's stderr: {stderr}"
+    );
+    // The other session is unaffected.
+    let (_, body) = get(forward.port, "/index.html").await;
+    assert_eq!(body, b"hello-from-pod\n");
+
     for target in [vec!["svc/web", ":80"], vec!["deploy/web", ":8080"]] {
-        let via = Forward::start(&node, &target).await;
+        let via = Forward::start(client, node, &target).await;
         let (_, body) = get(via.port, "/index.html").await;
         assert_eq!(body, b"hello-from-pod\n", "through {target:?}");
         via.stop().await;
@@ -272,7 +285,7 @@ async fn kubectl_port_forward_reaches_pod_ports() {
         .expect("connecting");
     let mut open = 0;
     for _ in 0..50 {
-        open = established(&node, "web", 8080).await;
+        open = established(node, "web", 8080).await;
         if open == 1 {
             break;
         }
@@ -283,7 +296,7 @@ async fn kubectl_port_forward_reaches_pod_ports() {
     drop(idle);
     let mut left = usize::MAX;
     for _ in 0..50 {
-        left = established(&node, "web", 8080).await;
+        left = established(node, "web", 8080).await;
         if left == 0 {
             break;
         }

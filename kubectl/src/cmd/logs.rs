@@ -241,7 +241,7 @@ async fn stream_lines(
 
 /// The pod a `logs` argument names: a pod, `pod/x`, or a workload (`deploy/web`,
 /// `job/x`, ...) whose first pod by its selector is used.
-async fn resolve_pod(ctx: &mut Context, target: &str, namespace: &str) -> Result<Value, Error> {
+pub(crate) async fn resolve_pod(ctx: &mut Context, target: &str, namespace: &str) -> Result<Value, Error> {
     let client = ctx.client().await?;
     let (word, name) = match target.split_once('/') {
         Some((word, name)) => (word, name),

@@ -3,12 +3,17 @@
 
 pub mod apply;
 pub mod config;
+pub mod cp;
 pub mod delete;
 pub mod describe;
+pub mod exec;
 pub mod get;
 pub mod info;
 pub mod logs;
+pub mod port_forward;
+pub mod remote;
 pub mod scale;
+pub mod terminal;
 
 use std::io::Write;
 use std::sync::Arc;
