@@ -20,7 +20,9 @@ pub fn up(args: &UpArgs) -> Result<()> {
     }
     let started = Instant::now();
     if state::cluster_dir(&args.name)?.join("cluster.json").exists() {
-        return readopt(args, started);
+        let adopted = readopt(args, started);
+        end_steps();
+        return adopted;
     }
     let index = Cluster::free_index()?;
     let subnet = format!("10.250.{index}");
@@ -36,7 +38,9 @@ pub fn up(args: &UpArgs) -> Result<()> {
         processes: Vec::new(),
     };
     cluster.save()?;
-    match build(&mut cluster, args, started) {
+    let built = build(&mut cluster, args, started);
+    end_steps();
+    match built {
         Ok(()) => Ok(()),
         Err(error) => {
             let _ = cluster.save();
@@ -49,8 +53,43 @@ pub fn up(args: &UpArgs) -> Result<()> {
     }
 }
 
+/// Reports a step of `kaji up`: on a terminal a spinner shows the step in progress and each
+/// finished one stays as a line; otherwise (logs, CI) plain lines.
 pub(crate) fn step(started: Instant, text: &str) {
-    println!("[{:>5.1}s] {text}", started.elapsed().as_secs_f64());
+    let line = format!("[{:>5.1}s] {text}", started.elapsed().as_secs_f64());
+    match spinner() {
+        Some(bar) => {
+            if !bar.message().is_empty() {
+                bar.println(format!("  ✓ {}", bar.message()));
+            }
+            bar.set_message(line);
+        }
+        None => println!("{line}"),
+    }
+}
+
+/// Ends the spinner (if any), leaving the last step as a finished line.
+pub(crate) fn end_steps() {
+    if let Some(bar) = spinner() {
+        if !bar.message().is_empty() {
+            bar.println(format!("  ✓ {}", bar.message()));
+            bar.set_message("");
+        }
+        bar.finish_and_clear();
+    }
+}
+
+fn spinner() -> Option<&'static indicatif::ProgressBar> {
+    static SPINNER: std::sync::OnceLock<Option<indicatif::ProgressBar>> = std::sync::OnceLock::new();
+    SPINNER
+        .get_or_init(|| {
+            std::io::IsTerminal::is_terminal(&std::io::stdout()).then(|| {
+                let bar = indicatif::ProgressBar::new_spinner();
+                bar.enable_steady_tick(Duration::from_millis(100));
+                bar
+            })
+        })
+        .as_ref()
 }
 
 fn build(cluster: &mut Cluster, args: &UpArgs, started: Instant) -> Result<()> {
@@ -131,6 +170,7 @@ fn build(cluster: &mut Cluster, args: &UpArgs, started: Instant) -> Result<()> {
     wait_ready(&admin, cluster.nodes.len(), cluster, started)?;
 
     let target = publish(cluster, args, &admin, started)?;
+    end_steps();
     println!(
         "\nUse it with:\n  kubectl --kubeconfig {} --context kaji-{} get nodes\nRemove it with:\n  kaji down --name {}",
         target.display(),
@@ -264,11 +304,14 @@ fn wait_ready(admin: &std::path::Path, count: usize, cluster: &Cluster, started:
             let mut reported = 0;
             loop {
                 if let Some(dead) = cluster.processes.iter().find(|p| !host::is_running(p)) {
+                    // The logs go with the cluster when a failed `up` cleans up: show the end.
+                    let log = std::fs::read_to_string(&dead.log).unwrap_or_default();
+                    let lines: Vec<&str> = log.lines().collect();
                     bail!(
-                        "{} (pid {}) exited; see {}",
+                        "{} (pid {}) exited; the end of its log:\n{}",
                         dead.component,
                         dead.pid,
-                        state::cluster_dir(&cluster.name)?.join("logs").display()
+                        lines[lines.len().saturating_sub(15)..].join("\n")
                     );
                 }
                 let ready = nodes
