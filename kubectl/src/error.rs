@@ -19,13 +19,16 @@ pub enum Error {
     /// Anything else, printed as `error: ...`.
     #[error("{0}")]
     Message(String),
+    /// Several failures, printed one per line as they are (upstream's aggregate errors).
+    #[error("{0}")]
+    Aggregate(String),
 }
 
 impl Error {
     /// The line printed on stderr.
     pub fn render(&self) -> String {
         match self {
-            Error::Api(_) => self.to_string(),
+            Error::Api(_) | Error::Aggregate(_) => self.to_string(),
             _ => format!("error: {self}"),
         }
     }

@@ -42,6 +42,10 @@ pub enum Command {
     Logs(cmd::logs::LogsArgs),
     /// Set a new size for a deployment, replica set, or stateful set.
     Scale(cmd::scale::ScaleArgs),
+    /// Update the labels on a resource.
+    Label(cmd::label::MetaArgs),
+    /// Update the annotations on a resource.
+    Annotate(cmd::label::MetaArgs),
     /// Print the supported API resources on the server.
     ApiResources(cmd::info::ApiResourcesArgs),
     /// Print the supported API versions on the server, in the form of "group/version".
@@ -104,6 +108,8 @@ pub async fn run(ctx: &mut Context, command: &Command) -> Result<(), Error> {
         Command::Delete(args) => cmd::delete::run(ctx, args).await,
         Command::Logs(args) => cmd::logs::run(ctx, args).await,
         Command::Scale(args) => cmd::scale::run(ctx, args).await,
+        Command::Label(args) => cmd::label::label(ctx, args).await,
+        Command::Annotate(args) => cmd::label::annotate(ctx, args).await,
         Command::ApiResources(args) => cmd::info::api_resources(ctx, args).await,
         Command::ApiVersions => cmd::info::api_versions(ctx).await,
         Command::ClusterInfo => cmd::info::cluster_info(ctx).await,

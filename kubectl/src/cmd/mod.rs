@@ -7,8 +7,10 @@ pub mod delete;
 pub mod describe;
 pub mod get;
 pub mod info;
+pub mod label;
 pub mod logs;
 pub mod scale;
+pub mod select;
 
 use std::io::Write;
 use std::sync::Arc;
