@@ -48,10 +48,42 @@ impl Error {
 }
 
 fn server_message(status: &Status) -> String {
+    if status.reason == "Invalid" {
+        return invalid_message(status);
+    }
     if status.reason.is_empty() {
         format!("Error from server: {}", status.message)
     } else {
         format!("Error from server ({}): {}", status.reason, status.message)
+    }
+}
+
+/// Upstream's wording of an `Invalid` status: `The Kind "name" is invalid: field: message`,
+/// one `* field: message` line per cause when there are several.
+fn invalid_message(status: &Status) -> String {
+    let Some(details) = &status.details else {
+        return match status.message.as_str() {
+            "" => "The request is invalid".to_string(),
+            message => format!("The request is invalid: {message}"),
+        };
+    };
+    let head = if details.kind.is_empty() && details.name.is_empty() {
+        "The request is invalid".to_string()
+    } else {
+        format!("The {} \"{}\" is invalid", details.kind, details.name)
+    };
+    let causes: Vec<String> = details
+        .causes
+        .iter()
+        .map(|c| format!("{}: {}", c.field, c.message))
+        .collect();
+    match causes.as_slice() {
+        [] => head,
+        [one] => format!("{head}: {one}"),
+        many => format!(
+            "{head}: \n{}",
+            many.iter().map(|c| format!("* {c}")).collect::<Vec<_>>().join("\n")
+        ),
     }
 }
 

@@ -46,6 +46,8 @@ pub enum Command {
     Label(cmd::label::MetaArgs),
     /// Update the annotations on a resource.
     Annotate(cmd::label::MetaArgs),
+    /// Update fields of a resource using strategic merge patch, a JSON merge patch, or a JSON patch.
+    Patch(cmd::patch::PatchArgs),
     /// Print the supported API resources on the server.
     ApiResources(cmd::info::ApiResourcesArgs),
     /// Print the supported API versions on the server, in the form of "group/version".
@@ -110,6 +112,7 @@ pub async fn run(ctx: &mut Context, command: &Command) -> Result<(), Error> {
         Command::Scale(args) => cmd::scale::run(ctx, args).await,
         Command::Label(args) => cmd::label::label(ctx, args).await,
         Command::Annotate(args) => cmd::label::annotate(ctx, args).await,
+        Command::Patch(args) => cmd::patch::run(ctx, args).await,
         Command::ApiResources(args) => cmd::info::api_resources(ctx, args).await,
         Command::ApiVersions => cmd::info::api_versions(ctx).await,
         Command::ClusterInfo => cmd::info::cluster_info(ctx).await,

@@ -239,3 +239,127 @@ fn label_and_annotate_match_upstream() -> Result<()> {
     t.same_objects("deploy")?;
     Ok(())
 }
+
+#[test]
+fn patch_matches_upstream() -> Result<()> {
+    let t = Twins::new("mut-patch", OBJECTS)?;
+    let dir = tempfile::tempdir()?;
+    let patch_file = dir.path().join("patch.yaml");
+    std::fs::write(&patch_file, "data:\n  from: file\n")?;
+    let patch_path = patch_file.to_str().unwrap();
+    let manifest = dir.path().join("cm.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: plain}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\n",
+    )?;
+    let manifest_path = manifest.to_str().unwrap();
+    let image = r#"{"spec":{"template":{"spec":{"containers":[{"name":"nginx","image":"nginx:1.28"}]}}}}"#;
+    for args in [
+        &["patch", "cm", "settings", "-p", r#"{"data":{"color":"red"}}"#][..],
+        &["patch", "cm", "settings", "-p", r#"{"data":{"color":"red"}}"#],
+        &[
+            "patch",
+            "cm/settings",
+            "cm/plain",
+            "--type=merge",
+            "-p",
+            "data: {shape: round}",
+        ],
+        &[
+            "patch",
+            "cm",
+            "settings",
+            "--type",
+            "json",
+            "-p",
+            r#"[{"op":"remove","path":"/data/shape"}]"#,
+        ],
+        &[
+            "patch",
+            "cm",
+            "settings",
+            "--type",
+            "json",
+            "-p",
+            r#"[{"op":"remove","path":"/data/nothing"}]"#,
+        ],
+        &["patch", "cm", "settings", "--patch-file", patch_path],
+        &["patch", "deploy", "web", "-p", image],
+        &["patch", "deploy", "web", "-p", image, "-o", "yaml"],
+        &[
+            "patch",
+            "deploy",
+            "web",
+            "-p",
+            r#"{"spec":{"replicas":5}}"#,
+            "--subresource",
+            "scale",
+        ],
+        &[
+            "patch",
+            "deploy",
+            "web",
+            "-p",
+            r#"{"spec":{"replicas":1}}"#,
+            "--dry-run=server",
+            "-o",
+            "jsonpath={.spec.replicas}",
+        ],
+        &[
+            "patch",
+            "deploy",
+            "web",
+            "-p",
+            r#"{"spec":{"replicas":1}}"#,
+            "--dry-run=client",
+        ],
+        &["patch", "-f", manifest_path, "-p", r#"{"data":{"via":"file"}}"#],
+        &[
+            "patch",
+            "-f",
+            manifest_path,
+            "-p",
+            r#"{"data":{"via":"local"}}"#,
+            "--local",
+            "-o",
+            "yaml",
+        ],
+        &[
+            "patch",
+            "-f",
+            manifest_path,
+            "--type=merge",
+            "-p",
+            "metadata: {labels: {l: x}}",
+            "--local",
+            "-o",
+            "json",
+        ],
+        // Bad input.
+        &[
+            "patch",
+            "deploy",
+            "web",
+            "-p",
+            r#"{"spec":{"replicas":-1,"template":{"spec":{"containers":[{"name":"x"}]}}}}"#,
+            "--type=merge",
+        ],
+        &["patch", "cm", "settings", "-p", "{bad"],
+        &["patch", "cm", "settings", "-p", "just-a-string"],
+        &["patch", "cm", "settings", "--type=yaml", "-p", "{}"],
+        &["patch", "cm", "settings"],
+        &["patch", "cm", "settings", "-p", "{}", "--patch-file", patch_path],
+        &["patch", "cm", "settings", "--patch-file", "/nonexistent/patch.json"],
+        &["patch", "cm", "settings", "-p", "{}", "--subresource", "frob"],
+        &["patch", "cm", "settings", "-p", "{}", "--local"],
+        &["patch", "cm", "missing", "-p", "{}"],
+        &["patch", "cm", "-p", "{}"],
+    ] {
+        t.same(args)?;
+    }
+    let deployments = t.same_objects("deploy")?;
+    assert_eq!(deployments[0]["spec"]["replicas"], 5);
+    let cms = t.same_objects("cm")?;
+    assert_eq!(cms[1]["data"]["from"], "file", "{cms:#}");
+    Ok(())
+}

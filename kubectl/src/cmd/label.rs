@@ -11,7 +11,6 @@ use crate::cmd::Context;
 use crate::cmd::apply::DryRun;
 use crate::cmd::select::{self, Info, SelectFlags};
 use crate::error::Error;
-use crate::manifest;
 use crate::request;
 
 /// The flags `label` and `annotate` share.
@@ -171,7 +170,7 @@ async fn run(ctx: &mut Context, args: &MetaArgs, field: Field) -> Result<(), Err
     }
 
     let selection = if args.local {
-        local_selection(ctx, &args.select).await?
+        select::local(&args.select)?
     } else {
         select::select(ctx, &resources, &args.select).await?
     };
@@ -200,32 +199,6 @@ async fn run(ctx: &mut Context, args: &MetaArgs, field: Field) -> Result<(), Err
         }
     }
     select::finish(errors)
-}
-
-/// The objects of `-f` as they are in the files (`--local`).
-async fn local_selection(ctx: &mut Context, flags: &SelectFlags) -> Result<select::Selection, Error> {
-    let manifests = manifest::read_all(&flags.filenames, flags.recursive)?;
-    let discovery = ctx.discovery().await.ok();
-    let single = flags.filenames.len() == 1 && !std::path::Path::new(&flags.filenames[0]).is_dir();
-    let items = manifests
-        .into_iter()
-        .map(|m| {
-            let api_version = m.object["apiVersion"].as_str().unwrap_or_default();
-            let kind = m.object["kind"].as_str().unwrap_or_default();
-            let resource = match &discovery {
-                Some(d) => d.for_kind(api_version, kind)?.clone(),
-                None => select::resource_for_kind(api_version, kind),
-            };
-            Ok(Info {
-                resource,
-                namespace: m.object["metadata"]["namespace"].as_str().map(str::to_string),
-                name: m.object["metadata"]["name"].as_str().unwrap_or_default().to_string(),
-                object: m.object,
-                source: Some(m.source),
-            })
-        })
-        .collect();
-    Ok(select::Selection { items, single })
 }
 
 /// Changes one object; returns what to print (None: `--list` printed already).

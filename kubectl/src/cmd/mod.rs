@@ -9,6 +9,7 @@ pub mod get;
 pub mod info;
 pub mod label;
 pub mod logs;
+pub mod patch;
 pub mod scale;
 pub mod select;
 

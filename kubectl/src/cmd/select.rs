@@ -65,6 +65,17 @@ pub struct Selection {
 
 /// Resolves and fetches the objects `args` and `flags` name.
 pub async fn select(ctx: &mut Context, args: &[String], flags: &SelectFlags) -> Result<Selection, Error> {
+    select_with(ctx, args, flags, true).await
+}
+
+/// As [`select`]; without `latest`, objects from `-f` are taken as the files have them
+/// (namespace filled in) instead of being fetched.
+pub async fn select_with(
+    ctx: &mut Context,
+    args: &[String],
+    flags: &SelectFlags,
+    latest: bool,
+) -> Result<Selection, Error> {
     if flags.all && flags.selector.is_some() {
         return Err(Error::Usage("cannot set --all and --selector at the same time".into()));
     }
@@ -92,7 +103,11 @@ pub async fn select(ctx: &mut Context, args: &[String], flags: &SelectFlags) -> 
             let url = placement
                 .resource
                 .object_url(placement.namespace.as_deref(), &placement.name);
-            let fetched = request::get(&client, &url, "application/json").await;
+            let fetched = if latest {
+                request::get(&client, &url, "application/json").await
+            } else {
+                Ok(manifest.object.clone())
+            };
             items.push(fetched.map(|object| Info {
                 resource: placement.resource,
                 namespace: placement.namespace,
@@ -160,6 +175,20 @@ pub async fn select(ctx: &mut Context, args: &[String], flags: &SelectFlags) -> 
     Ok(Selection { items, single })
 }
 
+/// An I/O error worded as Go words it (`no such file or directory`).
+pub fn os_error(error: &std::io::Error) -> String {
+    let text = error.to_string();
+    let text = match text.find(" (os error") {
+        Some(at) => text[..at].to_string(),
+        None => text,
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => text,
+    }
+}
+
 /// Upstream's `GetResourcesAndPairs`: the leading arguments name resources, the rest are
 /// `KEY=VALUE` or `KEY-` pairs (`kind` names them in the error).
 pub fn split_pairs(args: &[String], kind: &str) -> Result<(Vec<String>, Vec<String>), Error> {
@@ -197,6 +226,29 @@ pub fn finish(mut errors: Vec<Error>) -> Result<(), Error> {
     Err(Error::Aggregate(lines.join("\n")))
 }
 
+/// The objects of `-f` as the files have them, without contacting the server (`--local`).
+pub fn local(flags: &SelectFlags) -> Result<Selection, Error> {
+    let manifests = manifest::read_all(&flags.filenames, flags.recursive)?;
+    let single = flags.filenames.len() == 1 && !std::path::Path::new(&flags.filenames[0]).is_dir();
+    let items = manifests
+        .into_iter()
+        .map(|m| {
+            let resource = resource_for_kind(
+                m.object["apiVersion"].as_str().unwrap_or_default(),
+                m.object["kind"].as_str().unwrap_or_default(),
+            );
+            Ok(Info {
+                resource,
+                namespace: m.object["metadata"]["namespace"].as_str().map(str::to_string),
+                name: m.object["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+                object: m.object,
+                source: Some(m.source),
+            })
+        })
+        .collect();
+    Ok(Selection { items, single })
+}
+
 /// A resource for a manifest's kind without asking the server (`--local`): only its kind
 /// and group matter, for the printed `kind.group/name`.
 pub fn resource_for_kind(api_version: &str, kind: &str) -> Resource {
@@ -224,6 +276,8 @@ pub struct Printer {
     /// Whether YAML documents after the first start with `---` (one printer for the whole
     /// command, as `annotate` has; `label` makes a fresh one per object).
     pub separate_documents: bool,
+    /// Whether `(dry run)` / `(server dry run)` follows the verb.
+    pub dry_run_suffix: bool,
 }
 
 impl Printer {
@@ -243,6 +297,7 @@ impl Printer {
             dry_run,
             printed: 0,
             separate_documents: false,
+            dry_run_suffix: true,
         })
     }
 
@@ -263,7 +318,11 @@ impl Printer {
         let name = object["metadata"]["name"].as_str().unwrap_or_default();
         let text = match &self.format {
             OutputFormat::Table => {
-                let suffix = match self.dry_run {
+                let suffix = match if self.dry_run_suffix {
+                    self.dry_run
+                } else {
+                    DryRun::None
+                } {
                     DryRun::None => "",
                     DryRun::Client => " (dry run)",
                     DryRun::Server => " (server dry run)",
