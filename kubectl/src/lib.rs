@@ -35,7 +35,7 @@ pub enum Command {
     /// Apply a configuration to a resource by file name or stdin.
     Apply(cmd::apply::ApplyArgs),
     /// Create a resource from a file or from stdin.
-    Create(cmd::apply::CreateArgs),
+    Create(cmd::create::CreateCommand),
     /// Delete resources by file names, stdin, resources and names, or by resources and label selector.
     Delete(cmd::delete::DeleteArgs),
     /// Print the logs for a container in a pod.
@@ -106,7 +106,7 @@ pub async fn run(ctx: &mut Context, command: &Command) -> Result<(), Error> {
         Command::Get(args) => cmd::get::run(ctx, args).await,
         Command::Describe(args) => cmd::describe::run(ctx, args).await,
         Command::Apply(args) => cmd::apply::run(ctx, args).await,
-        Command::Create(args) => cmd::apply::create(ctx, args).await,
+        Command::Create(args) => cmd::create::run(ctx, args).await,
         Command::Delete(args) => cmd::delete::run(ctx, args).await,
         Command::Logs(args) => cmd::logs::run(ctx, args).await,
         Command::Scale(args) => cmd::scale::run(ctx, args).await,

@@ -138,8 +138,10 @@ fn mask(output: Output, namespace: &str, wanted: &str) -> Output {
     output
 }
 
-/// Drops what the server assigns differently in the two namespaces.
+/// Drops what the server assigns differently in the two namespaces (uids also appear in
+/// labels and selectors, e.g. a Job's `controller-uid`).
 fn scrub(object: &mut Value) {
+    mask_uids(object);
     if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
         for key in [
             "uid",
@@ -161,6 +163,31 @@ fn scrub(object: &mut Value) {
     }
     if let Some(map) = object.as_object_mut() {
         map.remove("status");
+    }
+    // Allocated per Service.
+    if let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) {
+        spec.remove("clusterIP");
+        spec.remove("clusterIPs");
+        for port in spec
+            .get_mut("ports")
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(port) = port.as_object_mut() {
+                port.remove("nodePort");
+            }
+        }
+    }
+}
+
+fn mask_uids(value: &mut Value) {
+    let uid = regex::Regex::new("^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$").expect("valid regex");
+    match value {
+        Value::String(text) if uid.is_match(text) => *text = "<uid>".into(),
+        Value::Array(items) => items.iter_mut().for_each(mask_uids),
+        Value::Object(map) => map.values_mut().for_each(mask_uids),
+        _ => {}
     }
 }
 
@@ -361,5 +388,264 @@ fn patch_matches_upstream() -> Result<()> {
     assert_eq!(deployments[0]["spec"]["replicas"], 5);
     let cms = t.same_objects("cm")?;
     assert_eq!(cms[1]["data"]["from"], "file", "{cms:#}");
+    Ok(())
+}
+
+#[test]
+fn create_generators_match_upstream() -> Result<()> {
+    let t = Twins::new("mut-create", "")?;
+    let dir = tempfile::tempdir()?;
+    let at = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    std::fs::write(at("hello.txt"), "hello\n")?;
+    std::fs::write(at("bin.dat"), [0xff, 0xfe, 0x00])?;
+    std::fs::write(
+        at("app.env"),
+        "\u{feff}MODE=fast\n# comment\n  SPACED=  kept \r\n\nEMPTY=\n",
+    )?;
+    std::fs::write(at("bad.env"), "GOOD=1\nexport BAD=2\n")?;
+    std::fs::create_dir(at("dir"))?;
+    std::fs::write(at("dir/a.txt"), "a\n")?;
+    std::fs::write(at("dir/b"), "b\n")?;
+    let (hello, bin, env, bad_env, directory) =
+        (at("hello.txt"), at("bin.dat"), at("app.env"), at("bad.env"), at("dir"));
+    let from_hello = format!("--from-file={hello}");
+    let keyed_hello = format!("--from-file=greeting={hello}");
+    let from_bin = format!("--from-file={bin}");
+    let from_env = format!("--from-env-file={env}");
+    let from_bad_env = format!("--from-env-file={bad_env}");
+    let from_dir = format!("--from-file={directory}");
+    let keyed_dir = format!("--from-file=k={directory}");
+    let yaml = ["--dry-run=client", "-o", "yaml"];
+    let with_yaml =
+        |args: &[&'static str]| -> Vec<String> { args.iter().chain(yaml.iter()).map(|s| s.to_string()).collect() };
+    let mut cases: Vec<Vec<String>> = vec![
+        with_yaml(&["create", "namespace", "mut-create-dry"]),
+        with_yaml(&[
+            "create",
+            "deployment",
+            "web",
+            "--image=nginx",
+            "--port=80",
+            "--replicas=2",
+        ]),
+        with_yaml(&[
+            "create",
+            "deploy",
+            "multi",
+            "--image=nginx",
+            "--image=registry.io:5000/team/busybox:1.36",
+        ]),
+        with_yaml(&["create", "job", "once", "--image=busybox"]),
+        with_yaml(&["create", "service", "clusterip", "web", "--tcp=80:8080", "--tcp=443"]),
+        with_yaml(&["create", "svc", "clusterip", "headless", "--clusterip=None"]),
+        with_yaml(&[
+            "create",
+            "service",
+            "nodeport",
+            "np",
+            "--tcp=80:http",
+            "--node-port=30080",
+        ]),
+        with_yaml(&["create", "service", "loadbalancer", "lb", "--tcp=80,81"]),
+        with_yaml(&[
+            "create",
+            "service",
+            "externalname",
+            "ext",
+            "--external-name=db.example.com",
+        ]),
+        with_yaml(&[
+            "create",
+            "secret",
+            "generic",
+            "typed",
+            "--from-literal=user=admin",
+            "--type=kubernetes.io/basic-auth",
+        ]),
+    ];
+    let mut owned = |args: &[&str]| cases.push(args.iter().map(|s| s.to_string()).collect());
+    owned(&[
+        "create",
+        "deployment",
+        "cmd",
+        "--image=busybox",
+        "--dry-run=client",
+        "-o",
+        "yaml",
+        "--",
+        "sleep",
+        "10",
+    ]);
+    owned(&[
+        "create",
+        "job",
+        "echo",
+        "--image=busybox",
+        "--dry-run=client",
+        "-o",
+        "yaml",
+        "--",
+        "echo",
+        "hi",
+    ]);
+    owned(&[
+        "create",
+        "configmap",
+        "files",
+        "--from-literal=a=1",
+        "--from-literal=b=x=y",
+        &from_hello,
+        &keyed_hello,
+        &from_bin,
+        "--dry-run=client",
+        "-o",
+        "yaml",
+    ]);
+    owned(&["create", "cm", "env", &from_env, "--dry-run=client", "-o", "yaml"]);
+    owned(&["create", "cm", "dir", &from_dir, "--dry-run=client", "-o", "yaml"]);
+    owned(&[
+        "create",
+        "secret",
+        "generic",
+        "files",
+        "--from-literal=a=1",
+        &from_hello,
+        &from_bin,
+        "--dry-run=client",
+        "-o",
+        "yaml",
+    ]);
+    owned(&[
+        "create",
+        "secret",
+        "generic",
+        "env",
+        &from_env,
+        "--dry-run=client",
+        "-o",
+        "yaml",
+    ]);
+    // Real creations, then the same again (already exists), and server dry runs.
+    for args in [
+        &["create", "deployment", "web", "--image=nginx", "--replicas=2"][..],
+        &["create", "deployment", "web", "--image=nginx"],
+        &["create", "job", "once", "--image=busybox", "--", "echo", "hi"],
+        &["create", "job", "once", "--image=busybox"],
+        &["create", "configmap", "literal", "--from-literal=a=1", "--append-hash"],
+        &["create", "configmap", "plain", "--from-literal=a=1"],
+        &["create", "configmap", "plain", "--from-literal=a=1"],
+        &[
+            "create",
+            "secret",
+            "generic",
+            "token",
+            "--from-literal=t=s3cret",
+            "--append-hash",
+            "-o",
+            "name",
+        ],
+        &["create", "secret", "generic", "token", "--from-literal=t=s3cret"],
+        &["create", "secret", "generic", "token", "--from-literal=t=s3cret"],
+        &[
+            "create",
+            "secret",
+            "generic",
+            "tls",
+            "--from-literal=a=1",
+            "--type=kubernetes.io/tls",
+        ],
+        &["create", "service", "clusterip", "web", "--tcp=80:8080"],
+        &["create", "service", "clusterip", "web", "--tcp=80:8080"],
+        &["create", "service", "nodeport", "np", "--tcp=80"],
+        &[
+            "create",
+            "configmap",
+            "checked",
+            "--from-literal=a=1",
+            "--dry-run=server",
+        ],
+        &[
+            "create",
+            "deploy",
+            "checked",
+            "--image=nginx",
+            "--dry-run=server",
+            "-o",
+            "name",
+        ],
+        // Bad input.
+        &["create", "deployment", "noimage"],
+        &["create", "deployment", "--image=nginx"],
+        &[
+            "create",
+            "deployment",
+            "two",
+            "--image=a",
+            "--image=b",
+            "--",
+            "sleep",
+            "1",
+        ],
+        &["create", "job", "neither"],
+        &["create", "job", "both", "--image=busybox", "--from=cronjob/x"],
+        &["create", "job", "fromcm", "--from=configmap/plain"],
+        &["create", "job", "fromnothing", "--from=cronjob/missing"],
+        &["create", "configmap"],
+        &["create", "configmap", "a", "b"],
+        &["create", "configmap", "badkey", "--from-literal=bad/key=1"],
+        &["create", "configmap", "dup", "--from-literal=a=1", "--from-literal=a=2"],
+        &["create", "configmap", "noeq", "--from-literal=novalue"],
+        &["create", "configmap", "eqs", "--from-file=a=b=c"],
+        &["create", "configmap", "missing", "--from-file=/nonexistent/file"],
+        &["create", "secret", "generic", "badkey", "--from-literal=bad/key=1"],
+        &[
+            "create",
+            "secret",
+            "generic",
+            "dup",
+            "--from-literal=a=1",
+            "--from-literal=a=2",
+        ],
+        &["create", "service", "clusterip", "noports"],
+        &["create", "service", "clusterip", "badport", "--tcp=x"],
+        &["create", "service", "clusterip", "badport", "--tcp=70000"],
+        &["create", "service", "clusterip", "badport", "--tcp=80:0"],
+        &["create", "service", "clusterip", "badport", "--tcp=80:Bad_Name"],
+        &["create", "service", "externalname", "noname"],
+        &[
+            "create",
+            "service",
+            "externalname",
+            "badname",
+            "--external-name=Bad_Name",
+        ],
+        &["create", "namespace"],
+        &["create", "configmap", "x", "--from-literal=a=1", "--dry-run=maybe"],
+    ] {
+        owned(args);
+    }
+    owned(&["create", "configmap", "keyeddir", &keyed_dir]);
+    owned(&["create", "configmap", "mixed", &from_env, "--from-literal=a=1"]);
+    owned(&["create", "configmap", "badenv", &from_bad_env]);
+    for args in &cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        t.same(&args)?;
+    }
+    // Namespaces are cluster-wide: each client creates its own.
+    let ns = format!("{}-made", t.clients.namespace);
+    let upstream = t.clients.upstream(&["create", "namespace", &ns])?;
+    let ours = t.clients.ours(&["create", "namespace", &format!("{ns}-ours")])?;
+    assert_eq!(ours.stdout.replace("-ours", ""), upstream.stdout);
+    let again = t.clients.ours(&["create", "namespace", &ns])?;
+    assert_eq!(again, t.clients.upstream(&["create", "namespace", &ns])?);
+    t.same_objects("deploy")?;
+    t.same_objects("job")?;
+    t.same_objects("cm")?;
+    t.same_objects("secret")?;
+    let services = t.same_objects("svc")?;
+    assert_eq!(services[0]["spec"]["ports"][0]["targetPort"], 80, "{services:#}");
+    for name in [ns.clone(), format!("{ns}-ours")] {
+        t.clients.upstream(&["delete", "namespace", &name, "--wait=false"])?;
+    }
     Ok(())
 }

@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod config;
+pub mod create;
 pub mod delete;
 pub mod describe;
 pub mod get;
