@@ -48,6 +48,10 @@ pub enum Command {
     Annotate(cmd::label::MetaArgs),
     /// Update fields of a resource using strategic merge patch, a JSON merge patch, or a JSON patch.
     Patch(cmd::patch::PatchArgs),
+    /// Replace a resource by file name or stdin.
+    Replace(cmd::replace::ReplaceArgs),
+    /// Set specific features on objects.
+    Set(cmd::set::SetCommand),
     /// Print the supported API resources on the server.
     ApiResources(cmd::info::ApiResourcesArgs),
     /// Print the supported API versions on the server, in the form of "group/version".
@@ -113,6 +117,8 @@ pub async fn run(ctx: &mut Context, command: &Command) -> Result<(), Error> {
         Command::Label(args) => cmd::label::label(ctx, args).await,
         Command::Annotate(args) => cmd::label::annotate(ctx, args).await,
         Command::Patch(args) => cmd::patch::run(ctx, args).await,
+        Command::Replace(args) => cmd::replace::run(ctx, args).await,
+        Command::Set(args) => cmd::set::run(ctx, args).await,
         Command::ApiResources(args) => cmd::info::api_resources(ctx, args).await,
         Command::ApiVersions => cmd::info::api_versions(ctx).await,
         Command::ClusterInfo => cmd::info::cluster_info(ctx).await,

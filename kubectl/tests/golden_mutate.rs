@@ -649,3 +649,131 @@ fn create_generators_match_upstream() -> Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn replace_matches_upstream() -> Result<()> {
+    let t = Twins::new("mut-replace", OBJECTS)?;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("replace.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {replaced: \"yes\"}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: fresh}\ndata: {new: \"1\"}\n",
+    )?;
+    let stale = dir.path().join("stale.yaml");
+    std::fs::write(
+        &stale,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, resourceVersion: \"1\"}\ndata: {a: b}\n",
+    )?;
+    let (path, stale) = (file.to_str().unwrap(), stale.to_str().unwrap());
+    for args in [
+        &["replace", "-f", path][..],
+        &["replace", "-f", path, "--dry-run=client"],
+        &["replace", "-f", path, "--dry-run=server", "-o", "name"],
+        &["replace", "-f", path, "--force"],
+        &["replace", "-f", path, "-o", "yaml"],
+        &["replace", "-f", path, "--save-config"],
+        &["replace", "-f", stale],
+        &["replace", "-f", path, "--force", "--dry-run=client"],
+        &["replace", "cm", "settings"],
+        &["replace"],
+        &["replace", "-f", "/nonexistent/x.yaml"],
+    ] {
+        t.same(args)?;
+    }
+    let cms = t.same_objects("cm")?;
+    let names: Vec<&str> = cms
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["fresh", "plain", "settings"]);
+    assert_eq!(cms[2]["data"], serde_json::json!({"replaced": "yes"}));
+    Ok(())
+}
+
+#[test]
+fn set_image_and_env_match_upstream() -> Result<()> {
+    let t = Twins::new("mut-set", OBJECTS)?;
+    for ns in [t.clients.namespace.as_str(), t.twin.as_str()] {
+        let extra = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: envcm}\ndata: {db.host: db}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: envsec}\nstringData: {PASS: hunter2}\n";
+        t.clients
+            .run(&t.clients.upstream, &["-n", ns, "apply", "-f", "-"], Some(extra))?
+            .ok()?;
+    }
+    for args in [
+        &["set", "image", "deploy/web", "nginx=nginx:1.28"][..],
+        &["set", "image", "deploy/web", "nginx=nginx:1.28"],
+        &[
+            "set",
+            "image",
+            "deployment",
+            "web",
+            "nginx=nginx:1.29",
+            "sidecar=busybox:1.36",
+        ],
+        &["set", "image", "deploy/web", "*=alpine", "--dry-run=client"],
+        &[
+            "set",
+            "image",
+            "deploy/web",
+            "*=alpine",
+            "--dry-run=server",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[*].image}",
+        ],
+        &["set", "image", "deploy", "--all", "nginx=nginx:1.30", "-o", "name"],
+        &["set", "image", "deploy", "-l", "app=web", "sidecar=busybox:1.37"],
+        &["set", "image", "deploy/web", "nope=x"],
+        &["set", "image", "deploy/web"],
+        &["set", "image", "deploy/web", "*=a", "nginx=b"],
+        &["set", "image", "cm/settings", "a=b"],
+        &["set", "image", "deploy/missing", "a=b"],
+        &["set", "image", "deploy/web", "a=b", "--local"],
+        &["set", "env", "deploy/web", "MODE=slow", "EXTRA=1"],
+        &["set", "env", "deploy/web", "MODE=slow"],
+        &["set", "env", "deploy/web", "--list"],
+        &["set", "env", "deploy/web", "-c", "side*", "ONLY=sidecar"],
+        &["set", "env", "deploy/web", "EXTRA-"],
+        &["set", "env", "deploy/web", "--from=configmap/envcm", "-c", "nginx"],
+        &[
+            "set",
+            "env",
+            "deploy/web",
+            "--from=secret/envsec",
+            "--prefix=APP_",
+            "--keys=PASS",
+            "-c",
+            "nginx",
+        ],
+        &["set", "env", "deploy/web", "--list"],
+        &["set", "env", "deploy/web", "--list", "--resolve"],
+        &[
+            "set",
+            "env",
+            "deploy/web",
+            "-e",
+            "E1=v1",
+            "--env=E2=v2",
+            "--dry-run=client",
+            "-o",
+            "yaml",
+        ],
+        &["set", "env", "deploy/web", "MODE=fast", "--overwrite=false"],
+        &["set", "env", "deploy/web", "-c", "nope", "X=1"],
+        &["set", "env", "deploy/web", "1BAD=x"],
+        &["set", "env", "deploy/web", "A=1", "A-"],
+        &["set", "env", "deploy/web", "--keys=a"],
+        &["set", "env", "deploy/web", "--list", "-o", "yaml"],
+        &["set", "env", "deploy/web", "--from=deploy/web"],
+        &["set", "env", "deploy/web", "--from=configmap/missing"],
+        &["set", "env", "cm/settings", "A=1"],
+    ] {
+        t.same(args)?;
+    }
+    let deployments = t.same_objects("deploy")?;
+    let containers = &deployments[0]["spec"]["template"]["spec"]["containers"];
+    assert_eq!(containers[0]["image"], "nginx:1.30", "{containers:#}");
+    assert_eq!(containers[1]["image"], "busybox:1.37", "{containers:#}");
+    Ok(())
+}

@@ -11,8 +11,10 @@ pub mod info;
 pub mod label;
 pub mod logs;
 pub mod patch;
+pub mod replace;
 pub mod scale;
 pub mod select;
+pub mod set;
 
 use std::io::Write;
 use std::sync::Arc;
