@@ -52,6 +52,8 @@ pub enum Command {
     Replace(cmd::replace::ReplaceArgs),
     /// Set specific features on objects.
     Set(cmd::set::SetCommand),
+    /// Edit a resource on the server.
+    Edit(cmd::edit::EditArgs),
     /// Print the supported API resources on the server.
     ApiResources(cmd::info::ApiResourcesArgs),
     /// Print the supported API versions on the server, in the form of "group/version".
@@ -119,6 +121,7 @@ pub async fn run(ctx: &mut Context, command: &Command) -> Result<(), Error> {
         Command::Patch(args) => cmd::patch::run(ctx, args).await,
         Command::Replace(args) => cmd::replace::run(ctx, args).await,
         Command::Set(args) => cmd::set::run(ctx, args).await,
+        Command::Edit(args) => cmd::edit::run(ctx, args).await,
         Command::ApiResources(args) => cmd::info::api_resources(ctx, args).await,
         Command::ApiVersions => cmd::info::api_versions(ctx).await,
         Command::ClusterInfo => cmd::info::cluster_info(ctx).await,

@@ -777,3 +777,119 @@ fn set_image_and_env_match_upstream() -> Result<()> {
     assert_eq!(containers[1]["image"], "busybox:1.37", "{containers:#}");
     Ok(())
 }
+
+impl Twins {
+    /// As `same`, with `EDITOR` set to `script` (a shell script; `$STEP` counts its runs
+    /// within one command, starting at 1); temporary file names are masked.
+    fn same_edit(&self, script: &str, args: &[&str]) -> Result<Output> {
+        let dir = tempfile::tempdir()?;
+        let editor = dir.path().join("editor.sh");
+        let counter = dir.path().join("count");
+        std::fs::write(
+            &editor,
+            format!(
+                "#!/bin/sh\nSTEP=$(( $(cat {0} 2>/dev/null || echo 0) + 1 ))\necho $STEP > {0}\n{script}\n",
+                counter.display()
+            ),
+        )?;
+        std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+        let temp = regex::Regex::new(r"kubectl-edit-\d+\.(yaml|json)").expect("valid regex");
+        let mut results = Vec::new();
+        for (binary, ns) in [
+            (&self.clients.upstream, &self.clients.namespace),
+            (&self.clients.ours, &self.twin),
+        ] {
+            let _ = std::fs::remove_file(&counter);
+            let output = std::process::Command::new(binary)
+                .arg("--kubeconfig")
+                .arg(&self.clients.kubeconfig)
+                .args(["-n", ns])
+                .args(args)
+                .env("KUBECTL_KUBERC", "false")
+                .env("EDITOR", &editor)
+                .env_remove("KUBE_EDITOR")
+                .stdin(std::process::Stdio::null())
+                .output()?;
+            let mut output = mask(
+                Output {
+                    code: output.status.code().unwrap_or(-1),
+                    stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+                    stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+                },
+                ns,
+                &self.clients.namespace,
+            );
+            output.stderr = temp.replace_all(&output.stderr, "kubectl-edit-N.$1").into_owned();
+            results.push(output);
+        }
+        let (ours, upstream) = (results.pop().unwrap(), results.pop().unwrap());
+        ensure!(
+            ours == upstream,
+            "kubectl {} (editor: {script}):\n--- upstream (exit {}):\n{}{}\n--- ours (exit {}):\n{}{}",
+            args.join(" "),
+            upstream.code,
+            upstream.stdout,
+            upstream.stderr,
+            ours.code,
+            ours.stdout,
+            ours.stderr
+        );
+        Ok(ours)
+    }
+}
+
+#[test]
+fn edit_matches_upstream() -> Result<()> {
+    let t = Twins::new("mut-edit", OBJECTS)?;
+    let saw = tempfile::tempdir()?;
+    let seen = saw.path().join("seen");
+    // The editor sees upstream's header and the object; nothing changed.
+    let keep = format!("cp \"$1\" {}-$STEP", seen.display());
+    let out = t.same_edit(&keep, &["edit", "cm", "settings"])?;
+    assert_eq!(out.stderr, "Edit cancelled, no changes made.\n");
+    let shown = std::fs::read_to_string(format!("{}-1", seen.display()))?;
+    assert!(shown.starts_with("# Please edit the object below."), "{shown}");
+    t.same_edit("true", &["edit", "cm/settings", "-o", "json"])?;
+    // Real edits, strategic for a Deployment.
+    t.same_edit(
+        r#"sed -i 's/color: blue/color: green/' "$1""#,
+        &["edit", "cm", "settings"],
+    )?;
+    t.same_edit(
+        r#"sed -i 's/image: nginx:1.27/image: nginx:1.28/; s/^  replicas: 2/  replicas: 3/' "$1""#,
+        &["edit", "deploy/web"],
+    )?;
+    t.same_edit(
+        r#"sed -i 's/"color": "green"/"color": "red"/' "$1""#,
+        &["edit", "cm", "settings", "-o", "json"],
+    )?;
+    // Invalid: re-opened with the reasons; fixed the second time, or given up.
+    let invalid =
+        r#"if [ $STEP = 1 ]; then sed -i 's/^  name: plain/  name: plain\n  labels: {"bad key": x}/' "$1"; fi"#;
+    let out = t.same_edit(invalid, &["edit", "cm", "plain"])?;
+    assert_eq!(out.code, 1);
+    let fixed = format!(
+        "cp \"$1\" {}-$STEP; if [ $STEP = 1 ]; then sed -i 's/^  name: plain/  name: plain\\n  labels: {{\"bad key\": x}}/' \"$1\"; else sed -i 's/bad key/good-key/' \"$1\"; fi",
+        seen.display()
+    );
+    t.same_edit(&fixed, &["edit", "cm", "plain"])?;
+    let reopened = std::fs::read_to_string(format!("{}-2", seen.display()))?;
+    assert!(
+        reopened.contains("# configmaps \"plain\" was not valid:\n# * metadata.labels: Invalid value: \"bad key\""),
+        "{reopened}"
+    );
+    t.same_edit(r#": > "$1""#, &["edit", "cm", "plain"])?;
+    t.same_edit(
+        r#"sed -i 's/^  name: plain/  name: other/' "$1""#,
+        &["edit", "cm", "plain"],
+    )?;
+    t.same_edit("exit 3", &["edit", "cm", "plain"])?;
+    t.same_edit("true", &["edit", "cm", "missing"])?;
+    t.same_edit("true", &["edit"])?;
+    let cms = t.same_objects("cm")?;
+    assert_eq!(cms[0]["metadata"]["labels"]["good-key"], "x", "{cms:#}");
+    assert_eq!(cms[1]["data"]["color"], "red", "{cms:#}");
+    let deployments = t.same_objects("deploy")?;
+    assert_eq!(deployments[0]["spec"]["replicas"], 3);
+    Ok(())
+}
