@@ -22,14 +22,26 @@ pub enum Error {
     /// Several failures, printed one per line as they are (upstream's aggregate errors).
     #[error("{0}")]
     Aggregate(String),
+    /// A command's own exit code (`kubectl diff`), with its message line (already worded,
+    /// printed as it is) unless the message is empty.
+    #[error("{message}")]
+    Exit { code: i32, message: String },
 }
 
 impl Error {
     /// The line printed on stderr.
     pub fn render(&self) -> String {
         match self {
-            Error::Api(_) | Error::Aggregate(_) => self.to_string(),
+            Error::Api(_) | Error::Aggregate(_) | Error::Exit { .. } => self.to_string(),
             _ => format!("error: {self}"),
+        }
+    }
+
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Exit { code, .. } => *code,
+            _ => 1,
         }
     }
 

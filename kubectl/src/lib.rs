@@ -54,6 +54,8 @@ pub enum Command {
     Set(cmd::set::SetCommand),
     /// Edit a resource on the server.
     Edit(cmd::edit::EditArgs),
+    /// Diff the live version against a would-be applied version.
+    Diff(cmd::diff::DiffArgs),
     /// Print the supported API resources on the server.
     ApiResources(cmd::info::ApiResourcesArgs),
     /// Print the supported API versions on the server, in the form of "group/version".
@@ -100,8 +102,10 @@ pub fn main_with_args(args: Vec<String>) -> i32 {
     match runtime.block_on(run(&mut ctx, &cli.command)) {
         Ok(()) => 0,
         Err(error) => {
-            ctx.err(&format!("{}\n", error.render()));
-            1
+            if !matches!(&error, Error::Exit { message, .. } if message.is_empty()) {
+                ctx.err(&format!("{}\n", error.render()));
+            }
+            error.exit_code()
         }
     }
 }
@@ -122,6 +126,7 @@ pub async fn run(ctx: &mut Context, command: &Command) -> Result<(), Error> {
         Command::Replace(args) => cmd::replace::run(ctx, args).await,
         Command::Set(args) => cmd::set::run(ctx, args).await,
         Command::Edit(args) => cmd::edit::run(ctx, args).await,
+        Command::Diff(args) => cmd::diff::run(ctx, args).await,
         Command::ApiResources(args) => cmd::info::api_resources(ctx, args).await,
         Command::ApiVersions => cmd::info::api_versions(ctx).await,
         Command::ClusterInfo => cmd::info::cluster_info(ctx).await,

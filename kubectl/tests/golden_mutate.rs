@@ -893,3 +893,83 @@ fn edit_matches_upstream() -> Result<()> {
     assert_eq!(deployments[0]["spec"]["replicas"], 3);
     Ok(())
 }
+
+#[test]
+fn diff_matches_upstream() -> Result<()> {
+    let t = Twins::new("mut-diff", OBJECTS)?;
+    let dir = tempfile::tempdir()?;
+    let changed = dir.path().join("changed.yaml");
+    std::fs::write(
+        &changed,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  labels: {app: web, tier: \"2\"}\n  annotations: {note: hello}\ndata:\n  color: red\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: brand-new}\ndata: {k: v}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: token}\nstringData: {key: changed, extra: x}\n",
+    )?;
+    let same = dir.path().join("same.yaml");
+    std::fs::write(
+        &same,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  labels: {app: web, tier: \"1\"}\n  annotations: {note: hello}\ndata:\n  color: blue\n",
+    )?;
+    for ns in [t.clients.namespace.as_str(), t.twin.as_str()] {
+        let secret = "apiVersion: v1\nkind: Secret\nmetadata: {name: token}\nstringData: {key: s3cret}\n";
+        t.clients
+            .run(&t.clients.upstream, &["-n", ns, "apply", "-f", "-"], Some(secret))?
+            .ok()?;
+    }
+    let (changed, same) = (changed.to_str().unwrap(), same.to_str().unwrap());
+    let dirs = regex::Regex::new(r"/(LIVE|MERGED)-\d+/").expect("valid regex");
+    let stamps = regex::Regex::new(r"\t\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ [+-]\d{4}").expect("valid regex");
+    let run = |args: &[&str], env: Option<&str>| -> Result<Output> {
+        let mut results = Vec::new();
+        for (binary, ns) in [(&t.clients.upstream, &t.clients.namespace), (&t.clients.ours, &t.twin)] {
+            let mut command = std::process::Command::new(binary);
+            command
+                .arg("--kubeconfig")
+                .arg(&t.clients.kubeconfig)
+                .args(["-n", ns])
+                .args(args)
+                .env("KUBECTL_KUBERC", "false")
+                .env_remove("KUBECTL_EXTERNAL_DIFF");
+            if let Some(diff) = env {
+                command.env("KUBECTL_EXTERNAL_DIFF", diff);
+            }
+            let output = command.output()?;
+            let mut output = mask(
+                Output {
+                    code: output.status.code().unwrap_or(-1),
+                    stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+                    stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+                },
+                ns,
+                &t.clients.namespace,
+            );
+            output.stdout = dirs.replace_all(&output.stdout, "/$1-N/").into_owned();
+            output.stdout = stamps.replace_all(&output.stdout, "\t<time>").into_owned();
+            results.push(output);
+        }
+        let (ours, upstream) = (results.pop().unwrap(), results.pop().unwrap());
+        ensure!(
+            ours == upstream,
+            "kubectl {}:\n--- upstream:\n{upstream:?}\n--- ours:\n{ours:?}",
+            args.join(" ")
+        );
+        Ok(ours)
+    };
+    let out = run(&["diff", "-f", changed], None)?;
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stdout
+            .contains("-  key: '*** (before)'\n+  extra: '***'\n+  key: '*** (after)'"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(run(&["diff", "-f", same], None)?.code, 0);
+    run(&["diff", "-f", changed, "--server-side"], None)?;
+    run(&["diff", "-f", changed], Some("diff -q"))?;
+    run(&["diff", "-f", changed], Some("/nonexistent/differ"))?;
+    let missing = run(&["diff", "-f", "/nonexistent/x.yaml"], None)?;
+    assert_eq!(missing.code, 2);
+    // Nothing was changed.
+    let cms = t.same_objects("cm")?;
+    assert_eq!(cms.as_array().unwrap().len(), 2);
+    assert_eq!(cms[1]["data"]["color"], "blue");
+    Ok(())
+}

@@ -47,10 +47,13 @@ pub struct ApplyArgs {
     /// Only validate fields the server knows (`strict`, `warn`, `ignore`; `true` = strict).
     #[arg(long, default_value = "strict", num_args = 0..=1, default_missing_value = "strict")]
     pub validate: String,
+    /// Leave the last-applied annotation as it is (`kubectl diff`'s dry runs).
+    #[arg(skip)]
+    pub keep_last_applied: bool,
 }
 
 /// What apply or create did to one object, as printed.
-enum Outcome {
+pub enum Outcome {
     Created(Value),
     Configured(Value),
     Unchanged(Value),
@@ -85,6 +88,15 @@ pub async fn run(ctx: &mut Context, args: &ApplyArgs) -> Result<(), Error> {
         }
     }
     last_error.map_or(Ok(()), Err)
+}
+
+impl Outcome {
+    /// The object the server returned (or, unchanged, the live one).
+    pub fn into_object(self) -> Value {
+        match self {
+            Self::Created(o) | Self::Configured(o) | Self::Unchanged(o) | Self::ServerSideApplied(o) => o,
+        }
+    }
 }
 
 /// `--dry-run`.
@@ -225,7 +237,9 @@ pub async fn place(
     })
 }
 
-async fn apply_one(
+/// Applies one manifest (as `kubectl apply` does for each object; `kubectl diff` runs it
+/// as a server dry run to learn the merged object).
+pub async fn apply_one(
     ctx: &mut Context,
     discovery: &Discovery,
     manifest: &Manifest,
@@ -265,7 +279,11 @@ async fn apply_one(
         return Ok((placement.resource, Outcome::ServerSideApplied(applied)));
     }
 
-    let modified = with_last_applied(&manifest.object);
+    let modified = if args.keep_last_applied {
+        without_last_applied(&manifest.object)
+    } else {
+        with_last_applied(&manifest.object)
+    };
     let manager = args.field_manager.as_deref().unwrap_or("kubectl-client-side-apply");
     let write_params = [
         ("fieldManager", manager),
@@ -338,6 +356,23 @@ async fn apply_one(
         "error when applying patch to {}: too many conflicts",
         manifest.source
     )))
+}
+
+/// The manifest with an annotations map (empty if it had none) but no last-applied
+/// annotation: upstream's `GetModifiedConfiguration` without annotating.
+pub fn without_last_applied(object: &Value) -> Value {
+    let mut object = object.clone();
+    if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        let annotations = metadata
+            .entry("annotations")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Some(map) = annotations.as_object_mut() {
+            map.remove(LAST_APPLIED);
+        } else {
+            *annotations = Value::Object(Map::new());
+        }
+    }
+    object
 }
 
 /// The manifest with the last-applied annotation set to itself, as upstream's

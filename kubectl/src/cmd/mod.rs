@@ -6,6 +6,7 @@ pub mod config;
 pub mod create;
 pub mod delete;
 pub mod describe;
+pub mod diff;
 pub mod edit;
 pub mod get;
 pub mod info;
