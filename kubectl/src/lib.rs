@@ -6,6 +6,7 @@ pub mod connection;
 pub mod describe;
 pub mod discovery;
 pub mod error;
+pub mod fetch;
 pub mod manifest;
 pub mod printer;
 pub mod request;

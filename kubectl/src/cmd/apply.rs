@@ -50,6 +50,18 @@ pub struct ApplyArgs {
     /// Leave the last-applied annotation as it is (`kubectl diff`'s dry runs).
     #[arg(skip)]
     pub keep_last_applied: bool,
+    /// Delete the objects of the pruned kinds matching -l (or --all) that are not in the files.
+    #[arg(long)]
+    pub prune: bool,
+    /// Selector (label query): only these objects of the files are applied (and pruned).
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+    /// With --prune, select all objects of the pruned kinds.
+    #[arg(long)]
+    pub all: bool,
+    /// The kinds --prune considers (`group/version/Kind`, `core` for the core group).
+    #[arg(long = "prune-allowlist")]
+    pub prune_allowlist: Vec<String>,
 }
 
 /// What apply or create did to one object, as printed.
@@ -67,6 +79,15 @@ pub async fn run(ctx: &mut Context, args: &ApplyArgs) -> Result<(), Error> {
     let format = OutputFormat::parse(args.output.as_deref())?;
     let discovery = ctx.discovery().await?;
     let validation = field_validation(&args.validate)?;
+    crate::cmd::prune::check(
+        &discovery,
+        args.prune,
+        args.all,
+        args.selector.as_deref(),
+        &args.prune_allowlist,
+    )?;
+    let manifests = select_manifests(manifests, args.selector.as_deref())?;
+    let mut visited = crate::cmd::prune::Visited::default();
     let mut last_error = None;
     for manifest in manifests {
         let result = apply_one(ctx, &discovery, &manifest, args, dry_run, validation).await;
@@ -78,6 +99,7 @@ pub async fn run(ctx: &mut Context, args: &ApplyArgs) -> Result<(), Error> {
                     Outcome::Unchanged(o) => ("unchanged", o),
                     Outcome::ServerSideApplied(o) => ("serverside-applied", o),
                 };
+                visited.add(&resource, &object);
                 print_outcome(ctx, &format, &resource, &object, verb, dry_run, &discovery)?;
             }
             Err(error) => {
@@ -87,7 +109,45 @@ pub async fn run(ctx: &mut Context, args: &ApplyArgs) -> Result<(), Error> {
             }
         }
     }
+    if args.prune && last_error.is_none() {
+        let mut printer = crate::cmd::select::Printer::new(args.output.as_deref(), dry_run)?;
+        let selector = args.selector.as_deref();
+        crate::cmd::prune::run(
+            ctx,
+            &discovery,
+            &visited,
+            selector,
+            &args.prune_allowlist,
+            dry_run,
+            &mut printer,
+        )
+        .await?;
+    }
     last_error.map_or(Ok(()), Err)
+}
+
+/// With `-l`, only the manifests whose labels match are applied.
+fn select_manifests(manifests: Vec<Manifest>, selector: Option<&str>) -> Result<Vec<Manifest>, Error> {
+    let Some(text) = selector else { return Ok(manifests) };
+    let selector = api::selector::LabelSelector::parse(text).map_err(|e| Error::Usage(e.to_string()))?;
+    let chosen: Vec<Manifest> = manifests
+        .into_iter()
+        .filter(|m| {
+            let labels = m.object["metadata"]["labels"]
+                .as_object()
+                .map(|l| {
+                    l.iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            selector.matches(&labels)
+        })
+        .collect();
+    if chosen.is_empty() {
+        return Err(Error::Usage("no objects passed to apply".into()));
+    }
+    Ok(chosen)
 }
 
 impl Outcome {

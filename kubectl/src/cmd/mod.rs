@@ -13,6 +13,7 @@ pub mod info;
 pub mod label;
 pub mod logs;
 pub mod patch;
+pub mod prune;
 pub mod replace;
 pub mod scale;
 pub mod select;
