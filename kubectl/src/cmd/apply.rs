@@ -188,7 +188,8 @@ impl DryRun {
     }
 }
 
-fn field_validation(text: &str) -> Result<&'static str, Error> {
+/// `--validate`'s value as the `fieldValidation` query parameter.
+pub fn field_validation(text: &str) -> Result<&'static str, Error> {
     match text {
         "strict" | "true" => Ok("Strict"),
         "warn" => Ok("Warn"),

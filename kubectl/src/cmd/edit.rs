@@ -154,11 +154,7 @@ async fn apply_edits(
     let discovery = ctx.discovery().await?;
     let client = ctx.client().await?;
     let mut printer = select::Printer::new(args.output.as_deref(), crate::cmd::apply::DryRun::None)?;
-    let validation = match args.validate.as_str() {
-        "warn" => "Warn",
-        "ignore" | "false" => "Ignore",
-        _ => "Strict",
-    };
+    let validation = crate::cmd::apply::field_validation(&args.validate)?;
     for (info, modified) in originals.iter().zip(edited) {
         let resource = &info.resource;
         let meta = api::patch::patch_meta_for_kind(&resource.group, &resource.version, &resource.kind);

@@ -68,11 +68,7 @@ pub async fn run(ctx: &mut Context, args: &ReplaceArgs) -> Result<(), Error> {
     if args.force && dry_run != DryRun::None {
         return Err(Error::Usage("--dry-run can not be used when --force is set".into()));
     }
-    let validation = match args.validate.as_str() {
-        "warn" => "Warn",
-        "ignore" | "false" => "Ignore",
-        _ => "Strict",
-    };
+    let validation = crate::cmd::apply::field_validation(&args.validate)?;
     let discovery = ctx.discovery().await?;
     let client = ctx.client().await?;
     let mut placed = Vec::new();

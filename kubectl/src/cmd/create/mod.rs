@@ -141,11 +141,7 @@ async fn finish(
     let discovery = ctx.discovery().await?;
     let resource = discovery.for_kind(&api_version, &kind)?.clone();
     if prepared.dry_run != DryRun::Client {
-        let validation = match flags.validate.as_str() {
-            "warn" => "Warn",
-            "ignore" | "false" => "Ignore",
-            _ => "Strict",
-        };
+        let validation = crate::cmd::apply::field_validation(&flags.validate)?;
         let url = request::with_query(
             &resource.collection_url(Some(&prepared.namespace)),
             &[
