@@ -471,3 +471,83 @@ fn apply_prune_and_urls_match_upstream() -> Result<()> {
     assert_eq!(names, ["pa"]);
     Ok(())
 }
+
+/// A self-signed test certificate (P-256, `CN=kaji-test`) and its key.
+const TEST_CERT: &str = "-----BEGIN CERTIFICATE-----\nMIIBfzCCASWgAwIBAgIUQOb+ze6toQ9hT8aHCAMTJHeGXkAwCgYIKoZIzj0EAwIw\nFDESMBAGA1UEAwwJa2FqaS10ZXN0MCAXDTI2MTEyMzA4NTU1NVoYDzIxMjYxMDMw\nMDg1NTU1WjAUMRIwEAYDVQQDDAlrYWppLXRlc3QwWTATBgcqhkjOPQIBBggqhkjO\nPQMBBwNCAASAgkujSEsnT2/aaIS3dv+kL/CA4kc6UHKtk1V9hbWgvk5K6eCCupSt\nHyhXIHusDk6cMhY9km3+aQ1NtQvHVl2xo1MwUTAdBgNVHQ4EFgQUOWGrPpHbH2KY\nxOZTvZnUKZzhbnMwHwYDVR0jBBgwFoAUOWGrPpHbH2KYxOZTvZnUKZzhbnMwDwYD\nVR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNIADBFAiBbQ28iINBGuX0SWsgJtIt/\nfWeUdgueMbPYdiCkeo08NAIhANErKXPwT/2ChWNaoTo+DAgvMsZ7Sj8/v9YICYeC\nbt8i\n-----END CERTIFICATE-----\n";
+const TEST_KEY: &str = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgEhd07J43Nxe764OE\nROBxaldI8Cmt+rmOvAuKLobkO/GhRANCAASAgkujSEsnT2/aaIS3dv+kL/CA4kc6\nUHKtk1V9hbWgvk5K6eCCupStHyhXIHusDk6cMhY9km3+aQ1NtQvHVl2x\n-----END PRIVATE KEY-----\n";
+
+#[test]
+fn create_secret_registry_and_tls_match_upstream() -> Result<()> {
+    let t = Twins::new("mut-secrets", "")?;
+    let dir = tempfile::tempdir()?;
+    let at = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    std::fs::write(at("tls.crt"), TEST_CERT)?;
+    std::fs::write(at("tls.key"), TEST_KEY)?;
+    std::fs::write(at("junk.pem"), "junk\n")?;
+    std::fs::write(at("config.json"), "{\"auths\":{}}\n")?;
+    let (cert, key, junk) = (
+        format!("--cert={}", at("tls.crt")),
+        format!("--key={}", at("tls.key")),
+        at("junk.pem"),
+    );
+    let config = format!("--from-file=.dockerconfigjson={}", at("config.json"));
+    let swapped = [format!("--cert={}", at("tls.key")), format!("--key={}", at("tls.crt"))];
+    let junk_cert = format!("--cert={junk}");
+    let junk_key = format!("--key={junk}");
+    let cases: Vec<Vec<&str>> = vec![
+        vec![
+            "docker-registry",
+            "reg",
+            "--docker-server=r.example.com",
+            "--docker-username=u",
+            "--docker-password=p<&>",
+            "--docker-email=e@x",
+            "--dry-run=client",
+            "-o",
+            "yaml",
+        ],
+        vec![
+            "docker-registry",
+            "hub",
+            "--docker-username=u",
+            "--docker-password=p",
+            "--append-hash",
+            "-o",
+            "name",
+        ],
+        vec!["docker-registry", "fromfile", &config, "--dry-run=client", "-o", "yaml"],
+        vec!["docker-registry", "real", "--docker-username=u", "--docker-password=p"],
+        vec!["docker-registry", "real", "--docker-username=u", "--docker-password=p"],
+        vec!["docker-registry", "nouser"],
+        vec!["docker-registry", "nopass", "--docker-username=u"],
+        vec!["tls", "web", &cert, &key, "--dry-run=client", "-o", "yaml"],
+        vec!["tls", "web", &cert, &key],
+        vec!["tls", "web", &cert, &key],
+        vec!["tls", "nokey", &cert],
+        vec!["tls", "swapped", &swapped[0], &swapped[1]],
+        vec!["tls", "junk", &junk_cert, &key],
+        vec!["tls", "junk", &cert, &junk_key],
+        vec!["tls", "missing", "--cert=/nonexistent/c.pem", &key],
+    ];
+    for case in cases {
+        let mut args = vec!["create", "secret"];
+        args.extend(case);
+        t.same(&args)?;
+    }
+    let secrets = t.same_objects("secret")?;
+    let types: Vec<&str> = secrets
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "kubernetes.io/dockerconfigjson",
+            "kubernetes.io/dockerconfigjson",
+            "kubernetes.io/tls"
+        ]
+    );
+    Ok(())
+}

@@ -1,4 +1,4 @@
-//! The generators of ConfigMaps and generic Secrets: keys from `--from-literal`,
+//! The generators of ConfigMaps and Secrets (generic, docker-registry, tls): keys from `--from-literal`,
 //! `--from-file=[key=]path` (a directory adds each regular file) and `--from-env-file`,
 //! validated and named as upstream's `create_configmap.go` and `create_secret.go` do,
 //! with `--append-hash` giving upstream's content hash suffix.
@@ -54,6 +54,53 @@ pub struct SecretCommand {
 pub enum SecretKind {
     /// Create a secret from a local file, directory, or literal value.
     Generic(SecretArgs),
+    /// Create a secret for use with a Docker registry.
+    DockerRegistry(DockerRegistryArgs),
+    /// Create a TLS secret.
+    Tls(TlsArgs),
+}
+
+/// `create secret docker-registry NAME --docker-username=user --docker-password=password ...`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DockerRegistryArgs {
+    pub names: Vec<String>,
+    /// Server location for Docker registry.
+    #[arg(long, default_value = "https://index.docker.io/v1/")]
+    pub docker_server: String,
+    /// Username for Docker registry authentication.
+    #[arg(long)]
+    pub docker_username: Option<String>,
+    /// Password for Docker registry authentication.
+    #[arg(long)]
+    pub docker_password: Option<String>,
+    /// Email for Docker registry.
+    #[arg(long)]
+    pub docker_email: Option<String>,
+    /// Key files (`.dockerconfigjson=path`) instead of the flags above.
+    #[arg(long = "from-file", value_delimiter = ',')]
+    pub files: Vec<String>,
+    /// Append a hash of the secret to its name.
+    #[arg(long)]
+    pub append_hash: bool,
+    #[command(flatten)]
+    pub common: CommonFlags,
+}
+
+/// `create secret tls NAME --cert=path/to/cert/file --key=path/to/key/file`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct TlsArgs {
+    pub names: Vec<String>,
+    /// Path to PEM encoded public key certificate.
+    #[arg(long)]
+    pub cert: Option<String>,
+    /// Path to private key associated with given certificate.
+    #[arg(long)]
+    pub key: Option<String>,
+    /// Append a hash of the secret to its name.
+    #[arg(long)]
+    pub append_hash: bool,
+    #[command(flatten)]
+    pub common: CommonFlags,
 }
 
 /// `create secret generic NAME [--type=string] [sources]`.
@@ -167,14 +214,34 @@ pub async fn configmap(ctx: &mut Context, args: &ConfigMapArgs) -> Result<(), Er
 
 /// Runs `create secret <type>`.
 pub async fn secret(ctx: &mut Context, command: &SecretCommand) -> Result<(), Error> {
-    let SecretKind::Generic(args) = &command.kind;
-    let name = one_name(&args.sources.names, "secret generic")?;
-    let prepared = prepare(ctx, &args.common).await?;
-    let keys = collect(&args.sources, Target::Secret, &name)?;
+    let (name, common, keys, secret_type, append_hash) = match &command.kind {
+        SecretKind::Generic(args) => {
+            let name = one_name(&args.sources.names, "secret generic")?;
+            let keys = collect(&args.sources, Target::Secret, &name)?;
+            let secret_type = args.secret_type.clone().unwrap_or_default();
+            (name, &args.common, keys, secret_type, args.sources.append_hash)
+        }
+        SecretKind::DockerRegistry(args) => {
+            let name = one_name(&args.names, "secret docker-registry")?;
+            let keys = docker_registry_keys(args, &name)?;
+            (
+                name,
+                &args.common,
+                keys,
+                "kubernetes.io/dockerconfigjson".into(),
+                args.append_hash,
+            )
+        }
+        SecretKind::Tls(args) => {
+            let name = one_name(&args.names, "secret tls")?;
+            let keys = tls_keys(args)?;
+            (name, &args.common, keys, "kubernetes.io/tls".into(), args.append_hash)
+        }
+    };
+    let prepared = prepare(ctx, common).await?;
     let data: Map<String, Value> = keys.data.iter().map(|(k, v)| (k.clone(), base64(v).into())).collect();
-    let secret_type = args.secret_type.clone().unwrap_or_default();
     let mut full_name = name.clone();
-    if args.sources.append_hash {
+    if append_hash {
         let encoded = json!({"kind": "Secret", "type": secret_type, "name": name, "data": data});
         full_name = format!("{name}-{}", content_hash(&encoded));
     }
@@ -185,7 +252,91 @@ pub async fn secret(ctx: &mut Context, command: &SecretCommand) -> Result<(), Er
     if !secret_type.is_empty() {
         object["type"] = secret_type.into();
     }
-    finish(ctx, prepared, &args.common, object, Some("failed to create secret ")).await
+    finish(ctx, prepared, common, object, Some("failed to create secret ")).await
+}
+
+/// The `.dockerconfigjson` key: from `--from-file`, or built from the `--docker-*` flags
+/// as upstream's `DockerConfigJSON` marshals it (fields in its struct order).
+fn docker_registry_keys(args: &DockerRegistryArgs, name: &str) -> Result<Keys, Error> {
+    if !args.files.is_empty() {
+        let sources = Sources {
+            files: args.files.clone(),
+            ..Default::default()
+        };
+        return collect(&sources, Target::Secret, name);
+    }
+    let (Some(user), Some(password)) = (&args.docker_username, &args.docker_password) else {
+        return Err(Error::Usage(
+            "either --from-file or the combination of --docker-username, --docker-password and --docker-server is required".into(),
+        ));
+    };
+    let text = |s: &str| crate::printer::to_compact_json(&Value::String(s.to_string()));
+    let email = match args.docker_email.as_deref().filter(|e| !e.is_empty()) {
+        Some(email) => format!(",\"email\":{}", text(email)),
+        None => String::new(),
+    };
+    let json = format!(
+        "{{\"auths\":{{{}:{{\"username\":{},\"password\":{}{email},\"auth\":{}}}}}}}",
+        text(&args.docker_server),
+        text(user),
+        text(password),
+        text(&base64(format!("{user}:{password}").as_bytes()))
+    );
+    let mut keys = Keys::default();
+    keys.data.insert(".dockerconfigjson".into(), json.into_bytes());
+    Ok(keys)
+}
+
+/// `tls.crt` and `tls.key` from the files, after upstream's checks of their PEM blocks.
+fn tls_keys(args: &TlsArgs) -> Result<Keys, Error> {
+    let (Some(cert), Some(key)) = (&args.cert, &args.key) else {
+        return Err(Error::Usage("key and cert must be specified".into()));
+    };
+    let read = |path: &str| {
+        std::fs::read(path).map_err(|e| {
+            Error::Message(format!(
+                "Cannot read file {path}, open {path}: {}",
+                crate::cmd::select::os_error(&e)
+            ))
+        })
+    };
+    let (cert_pem, key_pem) = (read(cert)?, read(key)?);
+    let blocks = |pem: &[u8]| -> Vec<String> {
+        String::from_utf8_lossy(pem)
+            .lines()
+            .filter_map(|l| l.strip_prefix("-----BEGIN ").and_then(|l| l.strip_suffix("-----")))
+            .map(str::to_string)
+            .collect()
+    };
+    // Go's `tls.X509KeyPair` messages for PEM inputs without the wanted block.
+    let cert_blocks = blocks(&cert_pem);
+    if !cert_blocks.iter().any(|b| b == "CERTIFICATE") {
+        return Err(Error::Message(match cert_blocks.as_slice() {
+            [] => "tls: failed to find any PEM data in certificate input".into(),
+            [one] if one.ends_with("PRIVATE KEY") => "tls: failed to find certificate PEM data in certificate input, but did find a private key; PEM inputs may have been switched".into(),
+            many => format!(
+                "tls: failed to find \"CERTIFICATE\" PEM block in certificate input after skipping PEM blocks of the following types: [{}]",
+                many.join(" ")
+            ),
+        }));
+    }
+    let key_blocks = blocks(&key_pem);
+    if !key_blocks.iter().any(|b| b.ends_with("PRIVATE KEY")) {
+        return Err(Error::Message(match key_blocks.as_slice() {
+            [] => "tls: failed to find any PEM data in key input".into(),
+            [one] if one == "CERTIFICATE" => {
+                "tls: found a certificate rather than a key in the PEM for the private key".into()
+            }
+            many => format!(
+                "tls: failed to find PEM block with type ending in \"PRIVATE KEY\" in key input after skipping PEM blocks of the following types: [{}]",
+                many.join(" ")
+            ),
+        }));
+    }
+    let mut keys = Keys::default();
+    keys.data.insert("tls.crt".into(), cert_pem);
+    keys.data.insert("tls.key".into(), key_pem);
+    Ok(keys)
 }
 
 fn base64(bytes: &[u8]) -> String {
