@@ -241,6 +241,76 @@ fn create_generators_match_upstream() -> Result<()> {
     ] {
         owned(args);
     }
+    // Go's struct field order in JSON, client-side and for the created objects.
+    for args in [
+        &[
+            "create",
+            "namespace",
+            "mut-create-json",
+            "--dry-run=client",
+            "-o",
+            "json",
+        ][..],
+        &[
+            "create",
+            "deployment",
+            "json",
+            "--image=nginx",
+            "--port=80",
+            "--dry-run=client",
+            "-o",
+            "json",
+            "--",
+            "sleep",
+            "1",
+        ],
+        &[
+            "create",
+            "job",
+            "json",
+            "--image=busybox",
+            "--dry-run=client",
+            "-o",
+            "json",
+        ],
+        &[
+            "create",
+            "configmap",
+            "json",
+            "--from-literal=b=2",
+            "--from-literal=a=<1>",
+            "--dry-run=client",
+            "-o",
+            "json",
+        ],
+        &[
+            "create",
+            "secret",
+            "generic",
+            "json",
+            "--from-literal=a=1",
+            "--type=Opaque",
+            "--dry-run=client",
+            "-o",
+            "json",
+        ],
+        &[
+            "create",
+            "service",
+            "nodeport",
+            "json",
+            "--tcp=80:8080",
+            "--node-port=30080",
+            "--dry-run=client",
+            "-o",
+            "json",
+        ],
+        &["create", "deployment", "typed", "--image=nginx", "-o", "json"],
+        &["create", "deployment", "typed-yaml", "--image=nginx", "-o", "yaml"],
+        &["create", "configmap", "typed", "--from-literal=a=1", "-o", "json"],
+    ] {
+        owned(args);
+    }
     owned(&["create", "configmap", "keyeddir", &keyed_dir]);
     owned(&["create", "configmap", "mixed", &from_env, "--from-literal=a=1"]);
     owned(&["create", "configmap", "badenv", &from_bad_env]);

@@ -278,6 +278,8 @@ pub struct Printer {
     pub separate_documents: bool,
     /// Whether `(dry run)` / `(server dry run)` follows the verb.
     pub dry_run_suffix: bool,
+    /// Whether `-o json` keeps Go's struct field order (objects upstream holds typed).
+    pub typed_json: bool,
 }
 
 impl Printer {
@@ -298,6 +300,7 @@ impl Printer {
             printed: 0,
             separate_documents: false,
             dry_run_suffix: true,
+            typed_json: false,
         })
     }
 
@@ -330,6 +333,7 @@ impl Printer {
                 format!("{}/{name} {verb}{suffix}\n", resource.kind_prefix())
             }
             OutputFormat::Name => format!("{}/{name}\n", resource.kind_prefix()),
+            OutputFormat::Json if self.typed_json => crate::printer::gojson::to_json(object),
             format => {
                 let empty = Discovery::default();
                 let text = render_objects(format, vec![object.clone()], true, false, discovery.unwrap_or(&empty))?;

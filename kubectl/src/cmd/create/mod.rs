@@ -101,7 +101,8 @@ struct Prepared {
 
 async fn prepare(ctx: &mut Context, flags: &CommonFlags) -> Result<Prepared, Error> {
     let dry_run = DryRun::parse(&flags.dry_run)?;
-    let printer = Printer::new(flags.output.as_deref(), dry_run)?;
+    let mut printer = Printer::new(flags.output.as_deref(), dry_run)?;
+    printer.typed_json = true;
     let conn = ctx.connection().await?;
     Ok(Prepared {
         dry_run,
@@ -164,6 +165,16 @@ async fn finish(
             (Some(prefix), Error::Api(status)) => Error::Message(format!("{prefix}{}", status.message)),
             _ => error,
         })?;
+        // Upstream decodes the answer into its Go type before printing it.
+        object = crate::cmd::set::typed_view(object, &kind);
+        if kind == "Service"
+            && let Some(map) = object.as_object_mut()
+        {
+            let status = map.entry("status").or_insert_with(|| serde_json::json!({}));
+            if let Some(status) = status.as_object_mut() {
+                status.entry("loadBalancer").or_insert_with(|| serde_json::json!({}));
+            }
+        }
     }
     prepared
         .printer
