@@ -328,7 +328,19 @@ fn set_image_and_env_match_upstream() -> Result<()> {
     ] {
         t.same(args)?;
     }
+    t.same_with_stdin(
+        &["set", "env", "deploy/web", "-", "LAST=1", "-c", "nginx"],
+        Some("FROM_STDIN=a # note\nB=x=y\n"),
+    )?;
     let deployments = t.same_objects("deploy")?;
+    let env = &deployments[0]["spec"]["template"]["spec"]["containers"][0]["env"];
+    assert!(
+        env.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "B" && e["value"] == "x=y"),
+        "{env:#}"
+    );
     let containers = &deployments[0]["spec"]["template"]["spec"]["containers"];
     assert_eq!(containers[0]["image"], "nginx:1.30", "{containers:#}");
     assert_eq!(containers[1]["image"], "busybox:1.37", "{containers:#}");

@@ -50,7 +50,7 @@ pub struct EnvArgs {
 pub async fn run(ctx: &mut Context, args: &EnvArgs) -> Result<(), Error> {
     let dry_run = DryRun::parse(&args.flags.dry_run)?;
     let mut printer = Printer::new(args.flags.output.as_deref(), dry_run)?;
-    let (resources, pairs) = select::split_pairs(&args.args, "env")?;
+    let (resources, pairs) = split_environment(&args.args)?;
     if args.list && args.flags.output.is_some() {
         return Err(Error::Usage("--list and --output may not be specified together".into()));
     }
@@ -145,12 +145,41 @@ pub async fn run(ctx: &mut Context, args: &EnvArgs) -> Result<(), Error> {
     select::finish(errors)
 }
 
+/// Upstream's `SplitEnvironmentFromResources`: resources first, then `KEY=VALUE`, `KEY-`
+/// or `-` (stdin).
+fn split_environment(args: &[String]) -> Result<(Vec<String>, Vec<String>), Error> {
+    let mut resources = Vec::new();
+    let mut env = Vec::new();
+    for arg in args {
+        let is_env = arg.find('=').is_some_and(|at| at > 0) || arg.ends_with('-');
+        if is_env {
+            env.push(arg.clone());
+        } else if env.is_empty() {
+            resources.push(arg.clone());
+        } else {
+            return Err(Error::Usage(format!(
+                "all resources must be specified before environment changes: {arg}"
+            )));
+        }
+    }
+    Ok((resources, env))
+}
+
 /// `KEY=VALUE` (a valid variable name) and `KEY-`, as upstream's `ParseEnv`.
 fn parse_env(given: &[String]) -> Result<(Vec<Value>, Vec<String>), Error> {
     let mut env = Vec::new();
     let mut remove = Vec::new();
+    let mut stdin_used = false;
     for item in given {
-        if let Some((name, value)) = item.split_once('=') {
+        if item == "-" {
+            if stdin_used {
+                return Err(Error::Usage("-  can only be specified once".into()));
+            }
+            stdin_used = true;
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)?;
+            env.extend(read_env(&text));
+        } else if let Some((name, value)) = item.split_once('=') {
             let problems = api::validation::names::is_env_var_name(name);
             if !problems.is_empty() {
                 return Err(Error::Usage(format!(
@@ -171,6 +200,17 @@ fn parse_env(given: &[String]) -> Result<(Vec<Value>, Vec<String>), Error> {
         ));
     }
     Ok((env, remove))
+}
+
+/// `-`: `KEY=VALUE` lines from stdin (`#` starts a comment; other lines are ignored).
+fn read_env(text: &str) -> Vec<Value> {
+    text.lines()
+        .filter_map(|line| {
+            let line = line.split('#').next().unwrap_or_default();
+            let (name, value) = line.split_once('=')?;
+            Some(json!({"name": name, "value": value}))
+        })
+        .collect()
 }
 
 /// The variables `--from` brings: one per key of the ConfigMap or Secret (only `--keys`
@@ -346,6 +386,7 @@ mod tests {
         assert_eq!(updated[0]["value"], "3");
         assert!(parse_env(&["1X=1".into()]).is_err());
         assert!(parse_env(&["A=1".into(), "A-".into()]).is_err());
+        assert_eq!(names(&read_env("X=1 # one\n# comment\nignored\nY=a=b\n")), ["X", "Y"]);
         assert_eq!(
             overwrite_clash(&existing, &env).unwrap(),
             "'B' already has a value (2), and --overwrite is false"
