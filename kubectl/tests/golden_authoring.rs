@@ -531,6 +531,15 @@ fn apply_prune_and_urls_match_upstream() -> Result<()> {
         klog.replace_all(&upstream.stderr, "W<klog> ")
     );
     assert_eq!((ours.code, &ours.stdout), (upstream.code, &upstream.stdout));
+    // Applying over an object `create` made warns that the annotation will be added.
+    t.same(&["create", "deployment", "made", "--image=nginx"])?;
+    let made = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: made}\nspec:\n  selector: {matchLabels: {app: made}}\n  template:\n    metadata: {labels: {app: made}}\n    spec: {containers: [{name: nginx, image: nginx:2}]}\n";
+    let out = t.same_with_stdin(&["apply", "-f", "-"], Some(made))?;
+    assert!(
+        out.stderr.starts_with("Warning: resource deployments/made is missing"),
+        "{out:?}"
+    );
+    t.same_with_stdin(&["apply", "-f", "-"], Some(made))?;
     let cms = t.same_objects("cm")?;
     let names: Vec<&str> = cms
         .as_array()

@@ -378,6 +378,13 @@ pub async fn apply_one(
             .as_str()
             .and_then(|text| serde_json::from_str(text).ok());
         let resource = &placement.resource;
+        if attempt == 0 && current["metadata"]["annotations"].get(LAST_APPLIED).is_none() && !args.keep_last_applied {
+            ctx.err(&format!(
+                "Warning: resource {}/{} is missing the {LAST_APPLIED} annotation which is required by kubectl apply. kubectl apply should only be used on resources created declaratively by either kubectl create --save-config or kubectl apply. The missing annotation will be patched automatically.\n",
+                resource.plural,
+                placement.name
+            ));
+        }
         let meta = api::patch::patch_meta_for_kind(&resource.group, &resource.version, &resource.kind);
         let content_type = if meta.root_name().is_some() {
             "application/strategic-merge-patch+json"
