@@ -1,7 +1,7 @@
-//! The generators of ConfigMaps and Secrets (generic, docker-registry, tls): keys from `--from-literal`,
-//! `--from-file=[key=]path` (a directory adds each regular file) and `--from-env-file`,
-//! validated and named as upstream's `create_configmap.go` and `create_secret.go` do,
-//! with `--append-hash` giving upstream's content hash suffix.
+//! The generators of ConfigMaps and Secrets (generic, docker-registry, tls): keys from
+//! `--from-literal`, `--from-file=[key=]path` (a directory adds each regular file) and
+//! `--from-env-file`, validated and named as upstream's `create_configmap.go` and
+//! `create_secret*.go` do, with `--append-hash` giving upstream's content hash suffix.
 
 use std::collections::BTreeMap;
 use std::path::Path;
