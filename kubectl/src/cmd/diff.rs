@@ -2,8 +2,8 @@
 //! run of the apply yields, written as YAML into two temporary directories laid out as
 //! upstream lays them out (`LIVE-*/` and `MERGED-*/`, one `group.version.Kind.ns.name`
 //! file per object; managed fields left out, Secret values masked; the dry run leaves the
-//! last-applied annotation alone), compared by `$KUBECTL_EXTERNAL_DIFF` or `diff -u -N`. Exit code 0: no
-//! differences, 1: differences, >1: trouble.
+//! last-applied annotation alone), compared by `$KUBECTL_EXTERNAL_DIFF` or `diff -u -N`.
+//! Exit code 0: no differences, 1: differences, >1: trouble.
 
 use std::path::{Path, PathBuf};
 
