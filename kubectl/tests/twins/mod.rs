@@ -247,17 +247,23 @@ impl Twins {
             ),
         )?;
         std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
-        let temp = regex::Regex::new(r"kubectl-edit-\d+\.(yaml|json)").expect("valid regex");
+        let temp = regex::Regex::new(r"/\S*kubectl-edit-\d+\.(yaml|json)").expect("valid regex");
         let editor = editor.display().to_string();
+        // Copies kept when an edit gives up go to TMPDIR: this test's directory.
+        let tmp = dir.path().display().to_string();
         let mut results = Vec::new();
         for mut output in self.run_both(
             args,
-            &[("EDITOR", Some(editor.as_str())), ("KUBE_EDITOR", None)],
+            &[
+                ("EDITOR", Some(editor.as_str())),
+                ("KUBE_EDITOR", None),
+                ("TMPDIR", Some(tmp.as_str())),
+            ],
             || {
                 let _ = std::fs::remove_file(&counter);
             },
         )? {
-            output.stderr = temp.replace_all(&output.stderr, "kubectl-edit-N.$1").into_owned();
+            output.stderr = temp.replace_all(&output.stderr, "<tmp>/kubectl-edit-N.$1").into_owned();
             results.push(output);
         }
         let (ours, upstream) = (results.pop().unwrap(), results.pop().unwrap());
