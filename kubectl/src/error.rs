@@ -19,22 +19,25 @@ pub enum Error {
     /// Anything else, printed as `error: ...`.
     #[error("{0}")]
     Message(String),
-    /// A remote command's failure that kubectl passes on as its own exit code (`exec`):
-    /// printed as is, without `error: `.
+    /// Several failures, printed one per line as they are (upstream's aggregate errors).
+    #[error("{0}")]
+    Aggregate(String),
+    /// A command's own exit code (`kubectl diff`, a remote command's for `exec`), with its message line (already worded,
+    /// printed as it is) unless the message is empty.
     #[error("{message}")]
-    Exit { message: String, code: i32 },
+    Exit { code: i32, message: String },
 }
 
 impl Error {
     /// The line printed on stderr.
     pub fn render(&self) -> String {
         match self {
-            Error::Api(_) | Error::Exit { .. } => self.to_string(),
+            Error::Api(_) | Error::Aggregate(_) | Error::Exit { .. } => self.to_string(),
             _ => format!("error: {self}"),
         }
     }
 
-    /// The process exit code for this error: the remote command's for [`Error::Exit`], else 1.
+    /// The process exit code for this error.
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Exit { code, .. } => *code,
@@ -57,10 +60,42 @@ impl Error {
 }
 
 fn server_message(status: &Status) -> String {
+    if status.reason == "Invalid" {
+        return invalid_message(status);
+    }
     if status.reason.is_empty() {
         format!("Error from server: {}", status.message)
     } else {
         format!("Error from server ({}): {}", status.reason, status.message)
+    }
+}
+
+/// Upstream's wording of an `Invalid` status: `The Kind "name" is invalid: field: message`,
+/// one `* field: message` line per cause when there are several.
+fn invalid_message(status: &Status) -> String {
+    let Some(details) = &status.details else {
+        return match status.message.as_str() {
+            "" => "The request is invalid".to_string(),
+            message => format!("The request is invalid: {message}"),
+        };
+    };
+    let head = if details.kind.is_empty() && details.name.is_empty() {
+        "The request is invalid".to_string()
+    } else {
+        format!("The {} \"{}\" is invalid", details.kind, details.name)
+    };
+    let causes: Vec<String> = details
+        .causes
+        .iter()
+        .map(|c| format!("{}: {}", c.field, c.message))
+        .collect();
+    match causes.as_slice() {
+        [] => head,
+        [one] => format!("{head}: {one}"),
+        many => format!(
+            "{head}: \n{}",
+            many.iter().map(|c| format!("* {c}")).collect::<Vec<_>>().join("\n")
+        ),
     }
 }
 

@@ -6,6 +6,7 @@ pub mod connection;
 pub mod describe;
 pub mod discovery;
 pub mod error;
+pub mod fetch;
 pub mod manifest;
 pub mod printer;
 pub mod request;
@@ -35,7 +36,7 @@ pub enum Command {
     /// Apply a configuration to a resource by file name or stdin.
     Apply(cmd::apply::ApplyArgs),
     /// Create a resource from a file or from stdin.
-    Create(cmd::apply::CreateArgs),
+    Create(cmd::create::CreateCommand),
     /// Delete resources by file names, stdin, resources and names, or by resources and label selector.
     Delete(cmd::delete::DeleteArgs),
     /// Print the logs for a container in a pod.
@@ -48,6 +49,20 @@ pub enum Command {
     PortForward(cmd::port_forward::PortForwardArgs),
     /// Set a new size for a deployment, replica set, or stateful set.
     Scale(cmd::scale::ScaleArgs),
+    /// Update the labels on a resource.
+    Label(cmd::label::MetaArgs),
+    /// Update the annotations on a resource.
+    Annotate(cmd::label::MetaArgs),
+    /// Update fields of a resource using strategic merge patch, a JSON merge patch, or a JSON patch.
+    Patch(cmd::patch::PatchArgs),
+    /// Replace a resource by file name or stdin.
+    Replace(cmd::replace::ReplaceArgs),
+    /// Set specific features on objects.
+    Set(cmd::set::SetCommand),
+    /// Edit a resource on the server.
+    Edit(cmd::edit::EditArgs),
+    /// Diff the live version against a would-be applied version.
+    Diff(cmd::diff::DiffArgs),
     /// Print the supported API resources on the server.
     ApiResources(cmd::info::ApiResourcesArgs),
     /// Print the supported API versions on the server, in the form of "group/version".
@@ -94,7 +109,9 @@ pub fn main_with_args(args: Vec<String>) -> i32 {
     match runtime.block_on(run(&mut ctx, &cli.command)) {
         Ok(()) => 0,
         Err(error) => {
-            ctx.err(&format!("{}\n", error.render()));
+            if !matches!(&error, Error::Exit { message, .. } if message.is_empty()) {
+                ctx.err(&format!("{}\n", error.render()));
+            }
             error.exit_code()
         }
     }
@@ -106,13 +123,20 @@ pub async fn run(ctx: &mut Context, command: &Command) -> Result<(), Error> {
         Command::Get(args) => cmd::get::run(ctx, args).await,
         Command::Describe(args) => cmd::describe::run(ctx, args).await,
         Command::Apply(args) => cmd::apply::run(ctx, args).await,
-        Command::Create(args) => cmd::apply::create(ctx, args).await,
+        Command::Create(args) => cmd::create::run(ctx, args).await,
         Command::Delete(args) => cmd::delete::run(ctx, args).await,
         Command::Logs(args) => cmd::logs::run(ctx, args).await,
         Command::Exec(args) => cmd::exec::run(ctx, args).await,
         Command::Cp(args) => cmd::cp::run(ctx, args).await,
         Command::PortForward(args) => cmd::port_forward::run(ctx, args).await,
         Command::Scale(args) => cmd::scale::run(ctx, args).await,
+        Command::Label(args) => cmd::label::label(ctx, args).await,
+        Command::Annotate(args) => cmd::label::annotate(ctx, args).await,
+        Command::Patch(args) => cmd::patch::run(ctx, args).await,
+        Command::Replace(args) => cmd::replace::run(ctx, args).await,
+        Command::Set(args) => cmd::set::run(ctx, args).await,
+        Command::Edit(args) => cmd::edit::run(ctx, args).await,
+        Command::Diff(args) => cmd::diff::run(ctx, args).await,
         Command::ApiResources(args) => cmd::info::api_resources(ctx, args).await,
         Command::ApiVersions => cmd::info::api_versions(ctx).await,
         Command::ClusterInfo => cmd::info::cluster_info(ctx).await,

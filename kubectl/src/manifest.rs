@@ -1,5 +1,5 @@
-//! Objects from `-f`: files, directories (`-R` to recurse), `-` for stdin; multi-document
-//! YAML and JSON, with `List` objects flattened into their items, in the order given.
+//! Objects from `-f`: files, directories (`-R` to recurse), `-` for stdin, http(s) URLs;
+//! multi-document YAML and JSON, with `List` objects flattened into their items, in order.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -29,9 +29,8 @@ pub fn read_all(filenames: &[String], recursive: bool) -> Result<Vec<Manifest>, 
             continue;
         }
         if name.starts_with("http://") || name.starts_with("https://") {
-            return Err(Error::Usage(format!(
-                "reading manifests from URLs is not supported: {name}"
-            )));
+            out.extend(parse(&crate::fetch::get(name)?, name)?);
+            continue;
         }
         let path = Path::new(name);
         if !path.exists() {

@@ -47,10 +47,25 @@ pub struct ApplyArgs {
     /// Only validate fields the server knows (`strict`, `warn`, `ignore`; `true` = strict).
     #[arg(long, default_value = "strict", num_args = 0..=1, default_missing_value = "strict")]
     pub validate: String,
+    /// Leave the last-applied annotation as it is (`kubectl diff`'s dry runs).
+    #[arg(skip)]
+    pub keep_last_applied: bool,
+    /// Delete the objects of the pruned kinds matching -l (or --all) that are not in the files.
+    #[arg(long)]
+    pub prune: bool,
+    /// Selector (label query): only these objects of the files are applied (and pruned).
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+    /// With --prune, select all objects of the pruned kinds.
+    #[arg(long)]
+    pub all: bool,
+    /// The kinds --prune considers (`group/version/Kind`, `core` for the core group).
+    #[arg(long = "prune-allowlist")]
+    pub prune_allowlist: Vec<String>,
 }
 
 /// What apply or create did to one object, as printed.
-enum Outcome {
+pub enum Outcome {
     Created(Value),
     Configured(Value),
     Unchanged(Value),
@@ -64,6 +79,15 @@ pub async fn run(ctx: &mut Context, args: &ApplyArgs) -> Result<(), Error> {
     let format = OutputFormat::parse(args.output.as_deref())?;
     let discovery = ctx.discovery().await?;
     let validation = field_validation(&args.validate)?;
+    crate::cmd::prune::check(
+        &discovery,
+        args.prune,
+        args.all,
+        args.selector.as_deref(),
+        &args.prune_allowlist,
+    )?;
+    let manifests = select_manifests(manifests, args.selector.as_deref())?;
+    let mut visited = crate::cmd::prune::Visited::default();
     let mut last_error = None;
     for manifest in manifests {
         let result = apply_one(ctx, &discovery, &manifest, args, dry_run, validation).await;
@@ -75,6 +99,7 @@ pub async fn run(ctx: &mut Context, args: &ApplyArgs) -> Result<(), Error> {
                     Outcome::Unchanged(o) => ("unchanged", o),
                     Outcome::ServerSideApplied(o) => ("serverside-applied", o),
                 };
+                visited.add(&resource, &object);
                 print_outcome(ctx, &format, &resource, &object, verb, dry_run, &discovery)?;
             }
             Err(error) => {
@@ -84,7 +109,54 @@ pub async fn run(ctx: &mut Context, args: &ApplyArgs) -> Result<(), Error> {
             }
         }
     }
+    if args.prune && last_error.is_none() {
+        let mut printer = crate::cmd::select::Printer::new(args.output.as_deref(), dry_run)?;
+        let selector = args.selector.as_deref();
+        crate::cmd::prune::run(
+            ctx,
+            &discovery,
+            &visited,
+            selector,
+            &args.prune_allowlist,
+            dry_run,
+            &mut printer,
+        )
+        .await?;
+    }
     last_error.map_or(Ok(()), Err)
+}
+
+/// With `-l`, only the manifests whose labels match are applied.
+fn select_manifests(manifests: Vec<Manifest>, selector: Option<&str>) -> Result<Vec<Manifest>, Error> {
+    let Some(text) = selector else { return Ok(manifests) };
+    let selector = api::selector::LabelSelector::parse(text).map_err(|e| Error::Usage(e.to_string()))?;
+    let chosen: Vec<Manifest> = manifests
+        .into_iter()
+        .filter(|m| {
+            let labels = m.object["metadata"]["labels"]
+                .as_object()
+                .map(|l| {
+                    l.iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            selector.matches(&labels)
+        })
+        .collect();
+    if chosen.is_empty() {
+        return Err(Error::Usage("no objects passed to apply".into()));
+    }
+    Ok(chosen)
+}
+
+impl Outcome {
+    /// The object the server returned (or, unchanged, the live one).
+    pub fn into_object(self) -> Value {
+        match self {
+            Self::Created(o) | Self::Configured(o) | Self::Unchanged(o) | Self::ServerSideApplied(o) => o,
+        }
+    }
 }
 
 /// `--dry-run`.
@@ -116,7 +188,8 @@ impl DryRun {
     }
 }
 
-fn field_validation(text: &str) -> Result<&'static str, Error> {
+/// `--validate`'s value as the `fieldValidation` query parameter.
+pub fn field_validation(text: &str) -> Result<&'static str, Error> {
     match text {
         "strict" | "true" => Ok("Strict"),
         "warn" => Ok("Warn"),
@@ -225,7 +298,9 @@ pub async fn place(
     })
 }
 
-async fn apply_one(
+/// Applies one manifest (as `kubectl apply` does for each object; `kubectl diff` runs it
+/// as a server dry run to learn the merged object).
+pub async fn apply_one(
     ctx: &mut Context,
     discovery: &Discovery,
     manifest: &Manifest,
@@ -265,7 +340,11 @@ async fn apply_one(
         return Ok((placement.resource, Outcome::ServerSideApplied(applied)));
     }
 
-    let modified = with_last_applied(&manifest.object);
+    let modified = if args.keep_last_applied {
+        without_last_applied(&manifest.object)
+    } else {
+        with_last_applied(&manifest.object)
+    };
     let manager = args.field_manager.as_deref().unwrap_or("kubectl-client-side-apply");
     let write_params = [
         ("fieldManager", manager),
@@ -299,6 +378,13 @@ async fn apply_one(
             .as_str()
             .and_then(|text| serde_json::from_str(text).ok());
         let resource = &placement.resource;
+        if attempt == 0 && current["metadata"]["annotations"].get(LAST_APPLIED).is_none() && !args.keep_last_applied {
+            ctx.err(&format!(
+                "Warning: resource {}/{} is missing the {LAST_APPLIED} annotation which is required by kubectl apply. kubectl apply should only be used on resources created declaratively by either kubectl create --save-config or kubectl apply. The missing annotation will be patched automatically.\n",
+                resource.plural,
+                placement.name
+            ));
+        }
         let meta = api::patch::patch_meta_for_kind(&resource.group, &resource.version, &resource.kind);
         let content_type = if meta.root_name().is_some() {
             "application/strategic-merge-patch+json"
@@ -338,6 +424,23 @@ async fn apply_one(
         "error when applying patch to {}: too many conflicts",
         manifest.source
     )))
+}
+
+/// The manifest with an annotations map (empty if it had none) but no last-applied
+/// annotation: upstream's `GetModifiedConfiguration` without annotating.
+pub fn without_last_applied(object: &Value) -> Value {
+    let mut object = object.clone();
+    if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        let annotations = metadata
+            .entry("annotations")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Some(map) = annotations.as_object_mut() {
+            map.remove(LAST_APPLIED);
+        } else {
+            *annotations = Value::Object(Map::new());
+        }
+    }
+    object
 }
 
 /// The manifest with the last-applied annotation set to itself, as upstream's

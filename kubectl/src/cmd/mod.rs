@@ -4,15 +4,24 @@
 pub mod apply;
 pub mod config;
 pub mod cp;
+pub mod create;
 pub mod delete;
 pub mod describe;
+pub mod diff;
+pub mod edit;
 pub mod exec;
 pub mod get;
 pub mod info;
+pub mod label;
 pub mod logs;
+pub mod patch;
 pub mod port_forward;
+pub mod prune;
 pub mod remote;
+pub mod replace;
 pub mod scale;
+pub mod select;
+pub mod set;
 pub mod terminal;
 
 use std::io::Write;

@@ -1,6 +1,7 @@
 //! Output formats (`-o`): the server's Table (default and `wide`), `yaml`, `json`, `name`,
 //! `jsonpath=...` and `custom-columns=...`, each byte-compatible with upstream kubectl.
 
+pub mod gojson;
 pub mod table;
 pub mod yaml;
 
