@@ -19,13 +19,16 @@ pub enum Error {
     /// Anything else, printed as `error: ...`.
     #[error("{0}")]
     Message(String),
+    /// A line printed as it is (one of several errors upstream reports one per line).
+    #[error("{0}")]
+    Plain(String),
 }
 
 impl Error {
     /// The line printed on stderr.
     pub fn render(&self) -> String {
         match self {
-            Error::Api(_) => self.to_string(),
+            Error::Api(_) | Error::Plain(_) => self.to_string(),
             _ => format!("error: {self}"),
         }
     }

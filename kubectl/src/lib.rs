@@ -48,6 +48,8 @@ pub enum Command {
     ApiVersions,
     /// Display cluster information.
     ClusterInfo,
+    /// Manage the rollout of a resource.
+    Rollout(cmd::rollout::RolloutArgs),
     /// Modify kubeconfig files.
     Config(cmd::config::ConfigArgs),
     /// Print the client and server version information.
@@ -107,6 +109,7 @@ pub async fn run(ctx: &mut Context, command: &Command) -> Result<(), Error> {
         Command::ApiResources(args) => cmd::info::api_resources(ctx, args).await,
         Command::ApiVersions => cmd::info::api_versions(ctx).await,
         Command::ClusterInfo => cmd::info::cluster_info(ctx).await,
+        Command::Rollout(args) => cmd::rollout::run(ctx, args).await,
         Command::Config(args) => cmd::config::run(ctx, args),
         Command::Version(args) => cmd::info::version(ctx, args).await,
     }

@@ -8,6 +8,8 @@ pub mod describe;
 pub mod get;
 pub mod info;
 pub mod logs;
+pub mod objects;
+pub mod rollout;
 pub mod scale;
 
 use std::io::Write;
