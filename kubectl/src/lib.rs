@@ -50,6 +50,8 @@ pub enum Command {
     ClusterInfo,
     /// Manage the rollout of a resource.
     Rollout(cmd::rollout::RolloutArgs),
+    /// Experimental: Wait for a specific condition on one or many resources.
+    Wait(cmd::wait::WaitArgs),
     /// Modify kubeconfig files.
     Config(cmd::config::ConfigArgs),
     /// Print the client and server version information.
@@ -110,6 +112,7 @@ pub async fn run(ctx: &mut Context, command: &Command) -> Result<(), Error> {
         Command::ApiVersions => cmd::info::api_versions(ctx).await,
         Command::ClusterInfo => cmd::info::cluster_info(ctx).await,
         Command::Rollout(args) => cmd::rollout::run(ctx, args).await,
+        Command::Wait(args) => cmd::wait::run(ctx, args).await,
         Command::Config(args) => cmd::config::run(ctx, args),
         Command::Version(args) => cmd::info::version(ctx, args).await,
     }

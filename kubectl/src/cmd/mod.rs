@@ -11,6 +11,7 @@ pub mod logs;
 pub mod objects;
 pub mod rollout;
 pub mod scale;
+pub mod wait;
 
 use std::io::Write;
 use std::sync::Arc;

@@ -46,6 +46,7 @@ pub struct Selection<'a> {
     pub filenames: &'a [String],
     pub recursive: bool,
     pub selector: Option<&'a str>,
+    pub field_selector: Option<&'a str>,
     pub all_namespaces: bool,
 }
 
@@ -94,7 +95,10 @@ pub async fn resolve_continue(ctx: &mut Context, selection: Selection<'_>) -> Re
             let list_ns = if selection.all_namespaces { None } else { ns.as_deref() };
             let url = request::with_query(
                 &target.resource.collection_url(list_ns),
-                &[("labelSelector", selection.selector.unwrap_or_default())],
+                &[
+                    ("labelSelector", selection.selector.unwrap_or_default()),
+                    ("fieldSelector", selection.field_selector.unwrap_or_default()),
+                ],
             );
             let list = request::get(&client, &url, "application/json").await?;
             for mut item in list["items"].as_array().cloned().unwrap_or_default() {
@@ -228,6 +232,42 @@ pub async fn watch(
     }))
 }
 
+/// Watches `collection_url` from `resource_version`, resuming from the last version seen when
+/// the server ends the stream, and hands each event's type and object to `handle` until it
+/// returns a value. Bookmarks are skipped; an `ERROR` event ends the watch with its message.
+pub async fn watch_until<T>(
+    client: &kube::Client,
+    collection_url: &str,
+    resource_version: &str,
+    mut handle: impl AsyncFnMut(&str, &Value) -> Result<Option<T>, Error>,
+) -> Result<T, Error> {
+    use futures::StreamExt;
+    let mut resource_version = resource_version.to_string();
+    loop {
+        let mut events = Box::pin(watch(client, collection_url, &resource_version).await?);
+        while let Some(event) = events.next().await {
+            let event = event?;
+            let object = &event["object"];
+            let kind = event["type"].as_str().unwrap_or_default();
+            if kind == "ERROR" {
+                return Err(Error::Message(
+                    object["message"].as_str().unwrap_or("watch error").to_string(),
+                ));
+            }
+            if let Some(version) = object["metadata"]["resourceVersion"].as_str() {
+                resource_version = version.to_string();
+            }
+            if kind == "BOOKMARK" {
+                continue;
+            }
+            if let Some(done) = handle(kind, object).await? {
+                return Ok(done);
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 /// `TYPE.group` as upstream's `schema.GroupKind` prints itself (`Deployment.apps`, `Pod`).
 pub fn group_kind(resource: &Resource) -> String {
     if resource.group.is_empty() {
@@ -243,4 +283,25 @@ pub fn error_text(error: &Error) -> String {
         Error::Api(status) => status.message.clone(),
         other => other.to_string(),
     }
+}
+
+/// A Go duration flag (`--timeout`), with cobra's error when it does not parse.
+pub fn duration_flag(text: &str, flag: &str, command: &str) -> Result<std::time::Duration, Error> {
+    component_base::parse_duration(text).map_err(|e| {
+        // Go names a number without a unit apart.
+        let number = !text.is_empty()
+            && text
+                .trim_start_matches(['-', '+'])
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b == b'.');
+        let reason = if number {
+            format!("missing unit in duration {}", go_quote(text))
+        } else {
+            e.to_string()
+        };
+        Error::Usage(format!(
+            "invalid argument {} for \"--{flag}\" flag: time: {reason}\nSee 'kubectl {command} --help' for usage.",
+            go_quote(text)
+        ))
+    })
 }

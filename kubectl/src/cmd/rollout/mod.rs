@@ -72,6 +72,7 @@ impl ObjectArgs {
             filenames: &self.filenames,
             recursive: self.recursive,
             selector,
+            field_selector: None,
             all_namespaces: false,
         };
         if selection.is_empty() {

@@ -2,9 +2,6 @@
 //! viewer's message after every change until the rollout is done (or once with
 //! `--watch=false`), as upstream's `UntilWithSync` loop does.
 
-use std::time::Duration;
-
-use futures::StreamExt;
 use serde_json::Value;
 
 use super::{ObjectArgs, Workload};
@@ -31,6 +28,7 @@ pub struct StatusArgs {
 
 /// Runs `kubectl rollout status`.
 pub(super) async fn run(ctx: &mut Context, args: &StatusArgs) -> Result<(), Error> {
+    let timeout = objects::duration_flag(&args.timeout, "timeout", "rollout status")?;
     let selection = args.objects.selection(None)?;
     if args.revision < 0 {
         return Err(Error::Message(format!(
@@ -38,12 +36,6 @@ pub(super) async fn run(ctx: &mut Context, args: &StatusArgs) -> Result<(), Erro
             args.revision
         )));
     }
-    let timeout = component_base::parse_duration(&args.timeout).map_err(|e| {
-        Error::Usage(format!(
-            "invalid argument \"{}\" for \"--timeout\" flag: {e}",
-            args.timeout
-        ))
-    })?;
     let found = objects::resolve(ctx, selection).await?;
     if found.len() != 1 {
         return Err(Error::Message(format!(
@@ -88,36 +80,13 @@ async fn follow(
             return Ok(());
         }
     }
-    let mut resource_version = list["metadata"]["resourceVersion"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    loop {
-        let mut events = Box::pin(objects::watch(client, &collection, &resource_version).await?);
-        while let Some(event) = events.next().await {
-            let event = event?;
-            let object = &event["object"];
-            if let Some(version) = object["metadata"]["resourceVersion"].as_str() {
-                resource_version = version.to_string();
-            }
-            match event["type"].as_str().unwrap_or_default() {
-                "ADDED" | "MODIFIED" => {
-                    if show(ctx, client, workload, object, args).await? {
-                        return Ok(());
-                    }
-                }
-                "DELETED" => return Err(Error::Message("object has been deleted".into())),
-                "BOOKMARK" => {}
-                _ => {
-                    return Err(Error::Message(
-                        object["message"].as_str().unwrap_or("watch error").to_string(),
-                    ));
-                }
-            }
-        }
-        // The server closed the watch: resume from the last version seen.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let version = list["metadata"]["resourceVersion"].as_str().unwrap_or_default();
+    objects::watch_until(client, &collection, version, async |kind, object| match kind {
+        "ADDED" | "MODIFIED" => Ok(show(ctx, client, workload, object, args).await?.then_some(())),
+        "DELETED" => Err(Error::Message("object has been deleted".into())),
+        _ => Ok(None),
+    })
+    .await
 }
 
 /// Prints the status of `object`; whether the command is finished.
