@@ -52,6 +52,12 @@ pub enum Command {
     Rollout(cmd::rollout::RolloutArgs),
     /// Experimental: Wait for a specific condition on one or many resources.
     Wait(cmd::wait::WaitArgs),
+    /// Mark node as unschedulable.
+    Cordon(cmd::drain::CordonArgs),
+    /// Mark node as schedulable.
+    Uncordon(cmd::drain::CordonArgs),
+    /// Drain node in preparation for maintenance.
+    Drain(cmd::drain::DrainArgs),
     /// Modify kubeconfig files.
     Config(cmd::config::ConfigArgs),
     /// Print the client and server version information.
@@ -113,6 +119,9 @@ pub async fn run(ctx: &mut Context, command: &Command) -> Result<(), Error> {
         Command::ClusterInfo => cmd::info::cluster_info(ctx).await,
         Command::Rollout(args) => cmd::rollout::run(ctx, args).await,
         Command::Wait(args) => cmd::wait::run(ctx, args).await,
+        Command::Cordon(args) => cmd::drain::cordon(ctx, args, true).await,
+        Command::Uncordon(args) => cmd::drain::cordon(ctx, args, false).await,
+        Command::Drain(args) => cmd::drain::drain(ctx, args).await,
         Command::Config(args) => cmd::config::run(ctx, args),
         Command::Version(args) => cmd::info::version(ctx, args).await,
     }

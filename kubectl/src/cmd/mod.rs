@@ -5,6 +5,7 @@ pub mod apply;
 pub mod config;
 pub mod delete;
 pub mod describe;
+pub mod drain;
 pub mod get;
 pub mod info;
 pub mod logs;

@@ -130,31 +130,31 @@ pub async fn resolve_continue(ctx: &mut Context, selection: Selection<'_>) -> Re
     Ok(found)
 }
 
-/// One entry of upstream's error aggregate: an error, or a nested aggregate (the fetch errors
-/// of `restart`, `pause` and `resume`).
+/// One entry of upstream's error list: an error, or an aggregate of errors (the fetch errors
+/// of `restart`, `pause` and `resume` when there are several; the pod errors of a node
+/// `drain` could not empty).
 #[derive(Debug)]
 pub enum Failure {
     One(Error),
     Many(Vec<Error>),
 }
 
-/// Reports the failures as upstream's `CheckErr` does with an aggregate: a lone error as
-/// usual (`error: ...`); several one per line, API errors as `Error from server ...` and the
-/// others without the `error: ` prefix; a nested aggregate as `[a, b]` (flattened when it is
-/// alone). The last line becomes the command's error.
+/// Reports the failures as upstream's `CheckErr` does with its aggregate of them: a lone error
+/// as usual (`error: ...`); a lone aggregate, or several failures, one per line, API errors as
+/// `Error from server ...` and the others without the `error: ` prefix; a nested aggregate
+/// in a line as `[a, b]`. The last line becomes the command's error.
 pub fn finish(ctx: &mut Context, mut failures: Vec<Failure>) -> Result<(), Error> {
     let errors: Vec<Error> = match failures.len() {
         0 => return Ok(()),
         1 => match failures.remove(0) {
             Failure::One(error) => return Err(error),
-            Failure::Many(errors) if errors.len() == 1 => return Err(errors.into_iter().next().expect("one")),
             Failure::Many(errors) => errors,
         },
         _ => failures
             .into_iter()
             .map(|failure| match failure {
                 Failure::One(error) => error,
-                Failure::Many(errors) if errors.len() == 1 => errors.into_iter().next().expect("one"),
+                Failure::Many(errors) if errors.len() == 1 => Error::Plain(error_text(&errors[0])),
                 Failure::Many(errors) => Error::Plain(format!(
                     "[{}]",
                     errors.iter().map(error_text).collect::<Vec<_>>().join(", ")

@@ -2,7 +2,6 @@
 //! `kubectl.kubernetes.io/restartedAt` template annotation, or `spec.paused`), with
 //! upstream's per-object messages and errors collected until the end.
 
-use http::Method;
 use serde_json::{Value, json};
 
 use super::ObjectArgs;
@@ -54,8 +53,10 @@ pub(super) async fn run(ctx: &mut Context, args: &PatchArgs, action: Action) -> 
     let found: Vec<Found> = found.into_iter().filter_map(Result::ok).collect();
     let fetch_errors: Vec<Error> = fetch_errors.into_iter().filter_map(Result::err).collect();
     let mut errors = Vec::new();
-    if !fetch_errors.is_empty() {
-        errors.push(Failure::Many(fetch_errors));
+    match fetch_errors.len() {
+        0 => {}
+        1 => errors.extend(fetch_errors.into_iter().map(Failure::One)),
+        _ => errors.push(Failure::Many(fetch_errors)),
     }
     if found.is_empty() && errors.is_empty() {
         let namespace = ctx.namespace().await?;
@@ -85,15 +86,7 @@ pub(super) async fn run(ctx: &mut Context, args: &PatchArgs, action: Action) -> 
             continue;
         };
         let url = request::with_query(&found.url(), &[("fieldManager", &args.field_manager)]);
-        let sent = request::send(
-            &client,
-            Method::PATCH,
-            &url,
-            "application/json",
-            Some("application/strategic-merge-patch+json"),
-            serde_json::to_vec(&patch)?,
-        )
-        .await;
+        let sent = request::strategic_merge_patch(&client, &url, &patch).await;
         match sent {
             Ok(_) => {
                 let done = match action {
