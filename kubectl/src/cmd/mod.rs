@@ -12,6 +12,7 @@ pub mod logs;
 pub mod objects;
 pub mod rollout;
 pub mod scale;
+pub mod sort;
 pub mod wait;
 
 use std::io::Write;
