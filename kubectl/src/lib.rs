@@ -58,6 +58,10 @@ pub enum Command {
     Uncordon(cmd::drain::CordonArgs),
     /// Drain node in preparation for maintenance.
     Drain(cmd::drain::DrainArgs),
+    /// Display resource (CPU/memory) usage.
+    Top(cmd::top::TopArgs),
+    /// Output shell completion code for the specified shell (bash, zsh, fish, or powershell).
+    Completion(cmd::completion::CompletionArgs),
     /// Modify kubeconfig files.
     Config(cmd::config::ConfigArgs),
     /// Print the client and server version information.
@@ -122,6 +126,8 @@ pub async fn run(ctx: &mut Context, command: &Command) -> Result<(), Error> {
         Command::Cordon(args) => cmd::drain::cordon(ctx, args, true).await,
         Command::Uncordon(args) => cmd::drain::cordon(ctx, args, false).await,
         Command::Drain(args) => cmd::drain::drain(ctx, args).await,
+        Command::Top(args) => cmd::top::run(ctx, args).await,
+        Command::Completion(args) => cmd::completion::run(ctx, args),
         Command::Config(args) => cmd::config::run(ctx, args),
         Command::Version(args) => cmd::info::version(ctx, args).await,
     }

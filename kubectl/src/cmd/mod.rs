@@ -2,6 +2,7 @@
 //! `config` and `version --client` never touch the network), discovery, and the output streams.
 
 pub mod apply;
+pub mod completion;
 pub mod config;
 pub mod delete;
 pub mod describe;
@@ -13,6 +14,7 @@ pub mod objects;
 pub mod rollout;
 pub mod scale;
 pub mod sort;
+pub mod top;
 pub mod wait;
 
 use std::io::Write;
