@@ -26,13 +26,13 @@ pub enum TopCommand {
 pub struct TopFlags {
     /// NAME
     pub name: Option<String>,
-    /// Selector (label query) to filter on.
+    /// Label query; matching objects must satisfy all of the specified label constraints.
     #[arg(short = 'l', long)]
     pub selector: Option<String>,
-    /// Selector (field query) to filter on (pods).
+    /// Field query (pods); the server supports a limited number of field queries per type.
     #[arg(long)]
     pub field_selector: Option<String>,
-    /// List the requested object(s) across all namespaces (pods).
+    /// Pods in every namespace; the namespace in the current context is ignored.
     #[arg(short = 'A', long)]
     pub all_namespaces: bool,
     /// Print usage of containers within pods.
