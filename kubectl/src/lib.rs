@@ -62,6 +62,8 @@ pub enum Command {
     Top(cmd::top::TopArgs),
     /// Output shell completion code for the specified shell (bash, zsh, fish, or powershell).
     Completion(cmd::completion::CompletionArgs),
+    /// Get documentation for a resource.
+    Explain(cmd::explain::ExplainArgs),
     /// Modify kubeconfig files.
     Config(cmd::config::ConfigArgs),
     /// Print the client and server version information.
@@ -128,6 +130,7 @@ pub async fn run(ctx: &mut Context, command: &Command) -> Result<(), Error> {
         Command::Drain(args) => cmd::drain::drain(ctx, args).await,
         Command::Top(args) => cmd::top::run(ctx, args).await,
         Command::Completion(args) => cmd::completion::run(ctx, args),
+        Command::Explain(args) => cmd::explain::run(ctx, args).await,
         Command::Config(args) => cmd::config::run(ctx, args),
         Command::Version(args) => cmd::info::version(ctx, args).await,
     }

@@ -7,6 +7,7 @@ pub mod config;
 pub mod delete;
 pub mod describe;
 pub mod drain;
+pub mod explain;
 pub mod get;
 pub mod info;
 pub mod logs;
