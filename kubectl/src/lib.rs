@@ -64,6 +64,8 @@ pub enum Command {
     Completion(cmd::completion::CompletionArgs),
     /// Get documentation for a resource.
     Explain(cmd::explain::ExplainArgs),
+    /// Inspect authorization.
+    Auth(cmd::auth::AuthArgs),
     /// Modify kubeconfig files.
     Config(cmd::config::ConfigArgs),
     /// Print the client and server version information.
@@ -104,7 +106,11 @@ pub fn main_with_args(args: Vec<String>) -> i32 {
     match runtime.block_on(run(&mut ctx, &cli.command)) {
         Ok(()) => 0,
         Err(error) => {
-            ctx.err(&format!("{}\n", error.render()));
+            // An empty message is a failure already reported (`auth can-i` answering no).
+            let text = error.render();
+            if !text.is_empty() {
+                ctx.err(&format!("{text}\n"));
+            }
             1
         }
     }
@@ -131,6 +137,7 @@ pub async fn run(ctx: &mut Context, command: &Command) -> Result<(), Error> {
         Command::Top(args) => cmd::top::run(ctx, args).await,
         Command::Completion(args) => cmd::completion::run(ctx, args),
         Command::Explain(args) => cmd::explain::run(ctx, args).await,
+        Command::Auth(args) => cmd::auth::run(ctx, args).await,
         Command::Config(args) => cmd::config::run(ctx, args),
         Command::Version(args) => cmd::info::version(ctx, args).await,
     }
