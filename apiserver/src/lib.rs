@@ -17,6 +17,7 @@ pub mod openapi;
 pub mod patch;
 pub mod pki;
 pub mod request;
+pub mod reviews;
 pub mod server;
 pub mod services;
 pub mod store;

@@ -303,6 +303,10 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Respo
             };
         }
     };
+    let user = parts.extensions.get::<UserInfo>();
+    if let Some(response) = crate::reviews::handle(&parts.method, &segments, &parts.headers, &body, user) {
+        return response;
+    }
     let rest = segments[1..].join("/");
     serve_resource(
         state,

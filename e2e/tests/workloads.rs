@@ -1,7 +1,8 @@
-//! The whole control plane and two nodes, driven only through the real upstream kubectl: a
+//! The whole control plane and two nodes, driven through the real upstream kubectl: a
 //! Deployment is scheduled, its pods really run on the kubelets, `rollout status` waits for
 //! them, `logs` reads them, a new image rolls out and `rollout undo` brings the old one back,
-//! and scaling down stops pods.
+//! and scaling down stops pods. Our own kubectl follows the second rollout, shows the same
+//! history as upstream's and does the undo.
 //!
 //! Needs every workspace binary built first (`cargo test --workspace` does that).
 
@@ -24,7 +25,23 @@ struct Cluster {
 
 impl Cluster {
     fn kubectl(&self, args: &[&str]) -> (bool, String, String) {
-        let output = Command::new("kubectl")
+        self.run(std::path::Path::new("kubectl"), args)
+    }
+
+    /// Runs our own kubectl (the workspace binary) and asserts it succeeded.
+    fn ours(&self, args: &[&str]) -> String {
+        let ours = testkit::workspace_binary("kubectl").expect("our kubectl");
+        let (ok, out, err) = self.run(&ours, args);
+        assert!(
+            ok,
+            "our kubectl {args:?} failed: {err}\n--- controller-manager ---\n{}",
+            self.controllers.log_tail()
+        );
+        out
+    }
+
+    fn run(&self, binary: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+        let output = Command::new(binary)
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
             .args(args)
@@ -45,6 +62,22 @@ impl Cluster {
             self.controllers.log_tail()
         );
         out
+    }
+
+    /// Waits until the three pods of `web` all run `image`.
+    fn wait_for_image(&self, image: &str) {
+        self.wait(&format!("only {image} pods"), Duration::from_secs(60), || {
+            let (_, out, _) = self.kubectl(&[
+                "get",
+                "pods",
+                "-l",
+                "app=web",
+                "-o",
+                "jsonpath={.items[*].spec.containers[0].image}",
+            ]);
+            let images: Vec<&str> = out.split_whitespace().collect();
+            images.len() == 3 && images.iter().all(|i| *i == image)
+        });
     }
 
     fn wait(&self, what: &str, timeout: Duration, check: impl Fn() -> bool) {
@@ -147,23 +180,35 @@ fn a_deployment_runs_rolls_out_rolls_back_and_scales() {
     // A new image rolls out; undo brings the first one back.
     let v2 = format!("{image}:2");
     cluster.ok(&["set", "image", "deployment/web", &format!("busybox={v2}")]);
-    cluster.ok(&["rollout", "status", "deployment/web", "--timeout", "120s"]);
-    cluster.wait("only version-2 pods", Duration::from_secs(60), || {
-        let (_, out, _) = cluster.kubectl(&[
-            "get",
-            "pods",
-            "-l",
-            "app=web",
-            "-o",
-            "jsonpath={.items[*].spec.containers[0].image}",
-        ]);
-        let images: Vec<&str> = out.split_whitespace().collect();
-        images.len() == 3 && images.iter().all(|i| *i == v2)
-    });
+    let status = cluster.ours(&["rollout", "status", "deployment/web", "--timeout", "120s"]);
+    assert!(
+        status.ends_with("deployment \"web\" successfully rolled out\n"),
+        "{status}"
+    );
+    cluster.wait_for_image(&v2);
     let logs = cluster.ok(&["logs", "deployment/web"]);
     assert!(logs.trim_end().ends_with("version 2"), "{logs}");
-    cluster.ok(&["rollout", "undo", "deployment/web"]);
+    let history = cluster.ours(&["rollout", "history", "deployment/web"]);
+    assert_eq!(history, cluster.ok(&["rollout", "history", "deployment/web"]));
+    assert_eq!(
+        history,
+        "deployment.apps/web \nREVISION  CHANGE-CAUSE\n1         <none>\n2         <none>\n\n"
+    );
+    let undone = cluster.ours(&["rollout", "undo", "deployment/web"]);
+    assert_eq!(undone, "deployment.apps/web rolled back\n");
+    cluster.ours(&["rollout", "status", "deployment/web", "--timeout", "120s"]);
     cluster.ok(&["rollout", "status", "deployment/web", "--timeout", "120s"]);
+    cluster.wait_for_image(&v1);
+    // The old ReplicaSet came back as revision 3; both clients see the same history.
+    let history = cluster.ours(&["rollout", "history", "deployment/web"]);
+    assert_eq!(history, cluster.ok(&["rollout", "history", "deployment/web"]));
+    assert!(history.ends_with("2         <none>\n3         <none>\n\n"), "{history}");
+    let revision = cluster.ours(&["rollout", "history", "deployment/web", "--revision=3"]);
+    assert_eq!(
+        revision,
+        cluster.ok(&["rollout", "history", "deployment/web", "--revision=3"])
+    );
+    assert!(revision.contains(&v1), "{revision}");
 
     // Scaling down stops pods for real: the kubelets confirm their deletion.
     cluster.ok(&["scale", "deployment/web", "--replicas", "1"]);

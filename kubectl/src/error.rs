@@ -22,8 +22,8 @@ pub enum Error {
     /// Several failures, printed one per line as they are (upstream's aggregate errors).
     #[error("{0}")]
     Aggregate(String),
-    /// A command's own exit code (`kubectl diff`, a remote command's for `exec`), with its message line (already worded,
-    /// printed as it is) unless the message is empty.
+    /// A command's own exit code (`kubectl diff`, a remote command's for
+    /// `exec`), with its message line (already worded, printed as it is) unless it is empty.
     #[error("{message}")]
     Exit { code: i32, message: String },
 }

@@ -69,6 +69,24 @@ pub enum Command {
     ApiVersions,
     /// Display cluster information.
     ClusterInfo,
+    /// Manage the rollout of a resource.
+    Rollout(cmd::rollout::RolloutArgs),
+    /// Experimental: Wait for a specific condition on one or many resources.
+    Wait(cmd::wait::WaitArgs),
+    /// Mark node as unschedulable.
+    Cordon(cmd::drain::CordonArgs),
+    /// Mark node as schedulable.
+    Uncordon(cmd::drain::CordonArgs),
+    /// Drain node in preparation for maintenance.
+    Drain(cmd::drain::DrainArgs),
+    /// Display resource (CPU/memory) usage.
+    Top(cmd::top::TopArgs),
+    /// Output shell completion code for the specified shell (bash, zsh, fish, or powershell).
+    Completion(cmd::completion::CompletionArgs),
+    /// Get documentation for a resource.
+    Explain(cmd::explain::ExplainArgs),
+    /// Inspect authorization.
+    Auth(cmd::auth::AuthArgs),
     /// Modify kubeconfig files.
     Config(cmd::config::ConfigArgs),
     /// Print the client and server version information.
@@ -109,8 +127,11 @@ pub fn main_with_args(args: Vec<String>) -> i32 {
     match runtime.block_on(run(&mut ctx, &cli.command)) {
         Ok(()) => 0,
         Err(error) => {
-            if !matches!(&error, Error::Exit { message, .. } if message.is_empty()) {
-                ctx.err(&format!("{}\n", error.render()));
+            // An empty message is a failure already reported (`auth can-i` answering no, `diff`
+            // finding differences).
+            let text = error.render();
+            if !text.is_empty() {
+                ctx.err(&format!("{text}\n"));
             }
             error.exit_code()
         }
@@ -140,6 +161,15 @@ pub async fn run(ctx: &mut Context, command: &Command) -> Result<(), Error> {
         Command::ApiResources(args) => cmd::info::api_resources(ctx, args).await,
         Command::ApiVersions => cmd::info::api_versions(ctx).await,
         Command::ClusterInfo => cmd::info::cluster_info(ctx).await,
+        Command::Rollout(args) => cmd::rollout::run(ctx, args).await,
+        Command::Wait(args) => cmd::wait::run(ctx, args).await,
+        Command::Cordon(args) => cmd::drain::cordon(ctx, args, true).await,
+        Command::Uncordon(args) => cmd::drain::cordon(ctx, args, false).await,
+        Command::Drain(args) => cmd::drain::drain(ctx, args).await,
+        Command::Top(args) => cmd::top::run(ctx, args).await,
+        Command::Completion(args) => cmd::completion::run(ctx, args),
+        Command::Explain(args) => cmd::explain::run(ctx, args).await,
+        Command::Auth(args) => cmd::auth::run(ctx, args).await,
         Command::Config(args) => cmd::config::run(ctx, args),
         Command::Version(args) => cmd::info::version(ctx, args).await,
     }

@@ -39,6 +39,19 @@ pub async fn send(
     Ok(serde_json::from_str(&text)?)
 }
 
+/// A strategic merge patch of the object at `url`.
+pub async fn strategic_merge_patch(client: &kube::Client, url: &str, patch: &Value) -> Result<Value, Error> {
+    send(
+        client,
+        Method::PATCH,
+        url,
+        "application/json",
+        Some("application/strategic-merge-patch+json"),
+        serde_json::to_vec(patch)?,
+    )
+    .await
+}
+
 /// Appends `key=value` query parameters (values percent-encoded) to `url`.
 pub fn with_query(url: &str, params: &[(&str, &str)]) -> String {
     let mut out = url.to_string();

@@ -5,6 +5,7 @@ use futures::{AsyncBufReadExt, StreamExt};
 use serde_json::Value;
 
 use crate::cmd::Context;
+use crate::cmd::sort::SortField;
 use crate::discovery::{Discovery, Resource};
 use crate::error::Error;
 use crate::printer::table::{self, TabWriter, TableOptions};
@@ -128,6 +129,7 @@ pub async fn run(ctx: &mut Context, args: &GetArgs) -> Result<(), Error> {
         return Ok(());
     }
     let format = OutputFormat::parse(args.output.as_deref())?;
+    let sort = args.sort_by.as_deref().map(SortField::parse);
     let discovery = ctx.discovery().await?;
     let targets = targets(&discovery, &args.args)?;
     let namespace = ctx.connection().await?.namespace.clone();
@@ -149,12 +151,23 @@ pub async fn run(ctx: &mut Context, args: &GetArgs) -> Result<(), Error> {
             ..Default::default()
         };
         let mut last_columns: Option<Value> = None;
-        for (index, target) in targets.iter().enumerate() {
+        let mut fetched = Vec::new();
+        for target in &targets {
+            fetched.push(fetch(ctx, target, args, &namespace, TABLE_ACCEPT, &mut errors).await?);
+        }
+        if let Some(sort) = &sort {
+            sort.check_tables(&fetched)?;
+        }
+        for ((index, target), tables) in targets.iter().enumerate().zip(fetched) {
             let mut options = options.clone();
             options.kind_prefix = with_kind.then(|| target.resource.kind_prefix());
-            let tables = fetch(ctx, target, args, &namespace, TABLE_ACCEPT, &mut errors).await?;
             let mut printed_here = false;
-            for table in tables {
+            for mut table in tables {
+                if let Some(sort) = &sort
+                    && !sort.sort_table(&mut table)?
+                {
+                    continue;
+                }
                 let rows = table["rows"].as_array().map_or(0, Vec::len);
                 if rows == 0 {
                     continue;
@@ -188,6 +201,11 @@ pub async fn run(ctx: &mut Context, args: &GetArgs) -> Result<(), Error> {
             }
         }
         printed_any = !objects.is_empty();
+        if let Some(sort) = &sort
+            && objects.len() > 1
+        {
+            sort.sort_objects(&mut objects)?;
+        }
         if printed_any || !single {
             let text = render_objects(&format, objects, single, args.no_headers, &discovery)?;
             ctx.out(&text);
@@ -247,6 +265,9 @@ async fn fetch(
     let client = ctx.connection().await?.client.clone();
     let ns = (!args.all_namespaces || !target.names.is_empty()).then_some(namespace);
     let mut out = Vec::new();
+    // Sorting a Table needs the objects behind its rows.
+    let sorting_table = args.sort_by.is_some() && accept == TABLE_ACCEPT;
+    let include_object = if sorting_table { "Object" } else { "" };
     if target.names.is_empty() {
         let base = target.resource.collection_url(ns);
         let limit = args.chunk_size.to_string();
@@ -257,8 +278,16 @@ async fn fetch(
                 &[
                     ("labelSelector", args.selector.as_deref().unwrap_or_default()),
                     ("fieldSelector", args.field_selector.as_deref().unwrap_or_default()),
-                    ("limit", if args.chunk_size > 0 { &limit } else { "" }),
+                    (
+                        "limit",
+                        if args.chunk_size > 0 && !sorting_table {
+                            &limit
+                        } else {
+                            ""
+                        },
+                    ),
                     ("continue", &continue_token),
+                    ("includeObject", include_object),
                 ],
             );
             let page = request::get(&client, &url, accept).await?;
@@ -271,7 +300,11 @@ async fn fetch(
         return Ok(out);
     }
     for name in &target.names {
-        match request::get(&client, &target.resource.object_url(ns, name), accept).await {
+        let url = request::with_query(
+            &target.resource.object_url(ns, name),
+            &[("includeObject", include_object)],
+        );
+        match request::get(&client, &url, accept).await {
             Ok(object) => out.push(object),
             Err(error) => errors.push(error),
         }

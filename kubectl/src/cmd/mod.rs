@@ -2,27 +2,36 @@
 //! `config` and `version --client` never touch the network), discovery, and the output streams.
 
 pub mod apply;
+pub mod auth;
+pub mod completion;
 pub mod config;
 pub mod cp;
 pub mod create;
 pub mod delete;
 pub mod describe;
 pub mod diff;
+pub mod drain;
 pub mod edit;
 pub mod exec;
+pub mod explain;
 pub mod get;
 pub mod info;
 pub mod label;
 pub mod logs;
+pub mod objects;
 pub mod patch;
 pub mod port_forward;
 pub mod prune;
 pub mod remote;
 pub mod replace;
+pub mod rollout;
 pub mod scale;
 pub mod select;
 pub mod set;
+pub mod sort;
 pub mod terminal;
+pub mod top;
+pub mod wait;
 
 use std::io::Write;
 use std::sync::Arc;

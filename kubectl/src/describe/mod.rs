@@ -145,3 +145,23 @@ fn split_replica_sets(d: &Value, rss: &[Value]) -> (Vec<Value>, Vec<Value>) {
     }
     (old, new)
 }
+
+/// The `Pod Template:` section as upstream's `DescribePodTemplate` writes it straight into a
+/// buffer (no column alignment: tabs stay tabs), for `rollout history --revision` and
+/// `rollout undo --dry-run`.
+pub fn pod_template_text(template: &Value) -> String {
+    let mut w = writer::PrefixWriter::new();
+    pod::describe_pod_template(Some(template), &mut w, &Zoned::now());
+    w.unaligned()
+}
+
+/// A `LabelSelector` object as the `labelSelector` query of a list request ("" selects all).
+pub fn label_selector_query(selector: Option<&Value>) -> String {
+    common::selector_string(selector)
+}
+
+/// Aligns tab-separated cells like Go's `text/tabwriter` with padding 2 (upstream's
+/// `tabbedString`, as `rollout history` uses it).
+pub fn align_tabbed(text: &str) -> String {
+    writer::align(text)
+}

@@ -34,6 +34,11 @@ impl PrefixWriter {
         self.done.push_str(&align(&text));
     }
 
+    /// The text as written, without column alignment.
+    pub(crate) fn unaligned(self) -> String {
+        self.done + &self.pending
+    }
+
     /// The finished, aligned report.
     pub(crate) fn finish(mut self) -> String {
         self.flush();

@@ -13,7 +13,9 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 
-use k8s_openapi::api::{apps, autoscaling, batch, coordination, core, discovery, events, networking, policy, rbac};
+use k8s_openapi::api::{
+    apps, authorization, autoscaling, batch, coordination, core, discovery, events, networking, policy, rbac,
+};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions;
 use k8s_openapi::schemars::generate::SchemaSettings;
 use k8s_openapi::schemars::{JsonSchema, SchemaGenerator};
@@ -79,6 +81,8 @@ fn roots() -> Vec<RootKind> {
         root::<rbac::v1::ClusterRoleBinding>(),
         root::<apiextensions::v1::CustomResourceDefinition>(),
         root::<policy::v1::Eviction>(),
+        root::<authorization::v1::SelfSubjectAccessReview>(),
+        root::<authorization::v1::SelfSubjectRulesReview>(),
     ]
 }
 
