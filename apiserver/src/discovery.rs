@@ -101,6 +101,7 @@ pub fn resources(group: &str, version: &str) -> Option<Value> {
                 Subresource::Log => (None, None, def.kind, &["get"]),
                 Subresource::Exec => (None, None, "PodExecOptions", &["create", "get"]),
                 Subresource::PortForward => (None, None, "PodPortForwardOptions", &["create", "get"]),
+                Subresource::Attach => (None, None, "PodAttachOptions", &["create", "get"]),
             };
             let mut entry = json!({
                 "name": format!("{}/{}", def.plural, sub.name()),
@@ -185,6 +186,9 @@ fn aggregated_group(group: &str, versions: &[&str]) -> Value {
                                 Subresource::Exec => (response_kind("", "v1", "PodExecOptions"), &["create", "get"]),
                                 Subresource::PortForward => {
                                     (response_kind("", "v1", "PodPortForwardOptions"), &["create", "get"])
+                                }
+                                Subresource::Attach => {
+                                    (response_kind("", "v1", "PodAttachOptions"), &["create", "get"])
                                 }
                             };
                             json!({"subresource": sub.name(), "responseKind": kind, "verbs": verbs})

@@ -81,7 +81,8 @@ fn check_accept(headers: &HeaderMap) -> ApiResult<()> {
 }
 
 /// Entry point for `/api/...` and `/apis/...` resource URLs. `upgrade` is the pending
-/// connection upgrade of an HTTP/1.1 request (for `pods/exec` and `pods/portforward`).
+/// connection upgrade of an HTTP/1.1 request (for `pods/exec`, `pods/attach` and
+/// `pods/portforward`).
 #[allow(clippy::too_many_arguments)]
 pub async fn serve_resource(
     state: Arc<AppState>,
@@ -161,6 +162,20 @@ async fn route(
         }
         (&Method::GET | &Method::POST, Some(name), Some(Subresource::Exec)) => {
             crate::node_proxy::pod_exec(
+                &store,
+                state.kubelet_tls.clone(),
+                ns.unwrap_or("default"),
+                name,
+                &method,
+                raw_query,
+                &query,
+                headers,
+                upgrade,
+            )
+            .await
+        }
+        (&Method::GET | &Method::POST, Some(name), Some(Subresource::Attach)) => {
+            crate::node_proxy::pod_attach(
                 &store,
                 state.kubelet_tls.clone(),
                 ns.unwrap_or("default"),

@@ -1,7 +1,7 @@
-//! `pods/log`, `pods/exec` and `pods/portforward`: the apiserver finds the pod's node and
-//! streams the log from that node's kubelet (`https://<InternalIP>:<kubelet port>/containerLogs/...`),
-//! or proxies the upgraded exec or port-forward connection to it (`/exec/...`,
-//! `/portForward/...`), authenticating with the apiserver's
+//! `pods/log`, `pods/exec`, `pods/attach` and `pods/portforward`: the apiserver finds the pod's
+//! node and streams the log from that node's kubelet
+//! (`https://<InternalIP>:<kubelet port>/containerLogs/...`), or proxies the upgraded exec,
+//! attach or port-forward connection to it (`/exec/...`, `/attach/...`, `/portForward/...`), authenticating with the apiserver's
 //! kubelet client certificate. Like upstream without
 //! `--kubelet-certificate-authority`, the kubelet's self-signed serving certificate is not
 //! verified (the kubelet does verify us).
@@ -296,16 +296,72 @@ pub async fn pod_exec(
     headers: &http::HeaderMap,
     upgrade: Option<hyper::upgrade::OnUpgrade>,
 ) -> ApiResult<Response> {
-    let (true, Some(client_upgrade)) = (is_upgrade(headers), upgrade) else {
+    let request = ContainerStream {
+        namespace,
+        name,
+        method,
+        raw_query,
+        query,
+        headers,
+    };
+    container_stream(store, tls, "exec", request, upgrade).await
+}
+
+/// Serves `pods/{name}/attach` (query `stdin`, `stdout`, `stderr`, `tty`, `container`): like
+/// `pods/exec`, forwarded to the kubelet's `/attach/...`.
+#[allow(clippy::too_many_arguments)]
+pub async fn pod_attach(
+    store: &Store,
+    tls: Arc<rustls::ClientConfig>,
+    namespace: &str,
+    name: &str,
+    method: &http::Method,
+    raw_query: Option<&str>,
+    query: &Query,
+    headers: &http::HeaderMap,
+    upgrade: Option<hyper::upgrade::OnUpgrade>,
+) -> ApiResult<Response> {
+    let request = ContainerStream {
+        namespace,
+        name,
+        method,
+        raw_query,
+        query,
+        headers,
+    };
+    container_stream(store, tls, "attach", request, upgrade).await
+}
+
+/// An exec or attach request for a pod's container.
+struct ContainerStream<'a> {
+    namespace: &'a str,
+    name: &'a str,
+    method: &'a http::Method,
+    raw_query: Option<&'a str>,
+    query: &'a Query,
+    headers: &'a http::HeaderMap,
+}
+
+/// Forwards an exec or attach upgrade to the kubelet's `/{endpoint}/{namespace}/{name}/{container}`
+/// with the request's query.
+async fn container_stream(
+    store: &Store,
+    tls: Arc<rustls::ClientConfig>,
+    endpoint: &str,
+    request: ContainerStream<'_>,
+    upgrade: Option<hyper::upgrade::OnUpgrade>,
+) -> ApiResult<Response> {
+    let (true, Some(client_upgrade)) = (is_upgrade(request.headers), upgrade) else {
         return Err(ApiError::bad_request("Upgrade request required"));
     };
-    let at = locate(store, namespace, name, Some(query)).await?;
+    let (namespace, name) = (request.namespace, request.name);
+    let at = locate(store, namespace, name, Some(request.query)).await?;
     let path = format!(
-        "/exec/{namespace}/{name}/{}?{}",
+        "/{endpoint}/{namespace}/{name}/{}?{}",
         at.container,
-        raw_query.unwrap_or_default()
+        request.raw_query.unwrap_or_default()
     );
-    proxy_upgrade(tls, &at, &path, method, headers, client_upgrade).await
+    proxy_upgrade(tls, &at, &path, request.method, request.headers, client_upgrade).await
 }
 
 /// Serves `pods/{name}/portforward`: an upgrade request (WebSocket

@@ -43,6 +43,8 @@ pub enum Command {
     Logs(cmd::logs::LogsArgs),
     /// Execute a command in a container.
     Exec(cmd::exec::ExecArgs),
+    /// Attach to a running container.
+    Attach(cmd::attach::AttachArgs),
     /// Copy files and directories to and from containers.
     Cp(cmd::cp::CpArgs),
     /// Forward one or more local ports to a pod.
@@ -148,6 +150,7 @@ pub async fn run(ctx: &mut Context, command: &Command) -> Result<(), Error> {
         Command::Delete(args) => cmd::delete::run(ctx, args).await,
         Command::Logs(args) => cmd::logs::run(ctx, args).await,
         Command::Exec(args) => cmd::exec::run(ctx, args).await,
+        Command::Attach(args) => cmd::attach::run(ctx, args).await,
         Command::Cp(args) => cmd::cp::run(ctx, args).await,
         Command::PortForward(args) => cmd::port_forward::run(ctx, args).await,
         Command::Scale(args) => cmd::scale::run(ctx, args).await,

@@ -1,6 +1,7 @@
 //! kubelet: the node agent. Registers its Node, heartbeats a Lease, runs the pods bound to it
 //! (and static pods) with the built-in runtime, reports their status and serves their logs.
 
+pub mod attach;
 pub mod flags;
 pub mod hostports;
 pub mod image_gc;

@@ -1,6 +1,6 @@
 //! The kubelet's HTTPS server (`--address`, `--port`): `/healthz`, `/pods`,
 //! `/containerLogs/{namespace}/{pod}/{container}`, `/exec/{namespace}/{pod}/{container}`
-//! (`streaming.rs`), `/portForward/{namespace}/{pod}` (`portforward.rs`) and `POST /images/load`
+//! (`streaming.rs`), `/attach/{namespace}/{pod}/{container}` (`attach.rs`), `/portForward/{namespace}/{pod}` (`portforward.rs`) and `POST /images/load`
 //! (an OCI layout or docker archive into the node's image store, for `kaji load`, as containerd's
 //! import does for `kind load`; not an upstream kubelet endpoint). Every request
 //! needs a client certificate signed by the cluster CA whose subject is in `system:masters`
@@ -139,6 +139,10 @@ pub fn router(view: Arc<dyn NodeView>) -> Router {
         .route(
             "/exec/{namespace}/{pod}/{container}",
             get(crate::streaming::exec).post(crate::streaming::exec),
+        )
+        .route(
+            "/attach/{namespace}/{pod}/{container}",
+            get(crate::attach::attach).post(crate::attach::attach),
         )
         .route(
             "/portForward/{namespace}/{pod}",

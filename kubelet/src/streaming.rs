@@ -21,6 +21,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Path as UrlPath, RawQuery, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use futures::future::BoxFuture;
 use futures::stream::SplitStream;
 use futures::{SinkExt, StreamExt};
 use runtime::{ExecExit, ExecProcess, ExecRequest, RuntimeError};
@@ -35,12 +36,12 @@ use crate::server::NodeView;
 pub const PROTOCOL_V5: &str = "v5.channel.k8s.io";
 pub const PROTOCOL_V4: &str = "v4.channel.k8s.io";
 
-const STDIN: u8 = 0;
-const STDOUT: u8 = 1;
-const STDERR: u8 = 2;
+pub(crate) const STDIN: u8 = 0;
+pub(crate) const STDOUT: u8 = 1;
+pub(crate) const STDERR: u8 = 2;
 const ERROR: u8 = 3;
-const RESIZE: u8 = 4;
-const CLOSE: u8 = 255;
+pub(crate) const RESIZE: u8 = 4;
+pub(crate) const CLOSE: u8 = 255;
 
 /// How long output may keep flowing after the process has exited (a background child that
 /// keeps the pipes open does not hold the session forever).
@@ -80,6 +81,19 @@ impl ExecOptions {
     /// Parses `command=…` (repeated, in order) and the boolean flags (`true` or `1`, as the
     /// apiserver may pass either).
     pub fn parse(query: &str) -> Result<ExecOptions, String> {
+        let options = ExecOptions::parse_query(query)?;
+        if options.command.is_empty() {
+            return Err("you must specify at least one command for the container".to_string());
+        }
+        options.checked()
+    }
+
+    /// The streams of an attach request (no command).
+    pub fn parse_attach(query: &str) -> Result<ExecOptions, String> {
+        ExecOptions::parse_query(query)?.checked()
+    }
+
+    fn parse_query(query: &str) -> Result<ExecOptions, String> {
         let mut options = ExecOptions::default();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -94,9 +108,11 @@ impl ExecOptions {
                 _ => {}
             }
         }
-        if options.command.is_empty() {
-            return Err("you must specify at least one command for the container".to_string());
-        }
+        Ok(options)
+    }
+
+    fn checked(mut self) -> Result<ExecOptions, String> {
+        let options = &mut self;
         if !options.stdin && !options.stdout && !options.stderr {
             return Err("you must specify at least 1 of stdin, stdout, stderr".to_string());
         }
@@ -104,7 +120,7 @@ impl ExecOptions {
             // A terminal merges stderr into stdout.
             options.stderr = false;
         }
-        Ok(options)
+        Ok(self)
     }
 }
 
@@ -128,7 +144,7 @@ fn percent_decode(text: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-fn text(code: StatusCode, message: String) -> Response {
+pub(crate) fn text(code: StatusCode, message: String) -> Response {
     (
         code,
         [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -153,6 +169,20 @@ pub async fn exec(
         Err(error @ StreamError::PodNotFound) => return text(StatusCode::NOT_FOUND, error.to_string()),
         Err(error) => return text(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
     };
+    let (upgrade, v5) = match upgrade(request, "exec").await {
+        Ok(upgraded) => upgraded,
+        Err(response) => return response,
+    };
+    upgrade.on_upgrade(move |socket| {
+        session(socket, move |incoming, out| {
+            Box::pin(run(incoming, out, v5, target, options))
+        })
+    })
+}
+
+/// Accepts the WebSocket upgrade of a `what` (exec, attach) request: the upgrade and
+/// whether `v5.channel.k8s.io` was chosen, or the answer refusing it.
+pub(crate) async fn upgrade(request: Request, what: &str) -> Result<(WebSocketUpgrade, bool), Response> {
     let (mut parts, _body) = request.into_parts();
     let websocket = parts
         .headers
@@ -160,32 +190,37 @@ pub async fn exec(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
     if !websocket {
-        return text(
+        return Err(text(
             StatusCode::BAD_REQUEST,
-            format!("exec needs a WebSocket upgrade with {PROTOCOL_V5} or {PROTOCOL_V4}; SPDY is not supported"),
-        );
+            format!("{what} needs a WebSocket upgrade with {PROTOCOL_V5} or {PROTOCOL_V4}; SPDY is not supported"),
+        ));
     }
     // Upstream accepts the upgrade on POST as well as GET.
     parts.method = http::Method::GET;
     let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
         Ok(upgrade) => upgrade.protocols([PROTOCOL_V5, PROTOCOL_V4]),
-        Err(rejection) => return rejection.into_response(),
+        Err(rejection) => return Err(rejection.into_response()),
     };
     let v5 = match upgrade.selected_protocol().and_then(|p| p.to_str().ok()) {
         Some(PROTOCOL_V5) => true,
         Some(_) => false,
         None => {
-            return text(
+            return Err(text(
                 StatusCode::BAD_REQUEST,
                 format!("requested protocol(s) are not supported; supported: {PROTOCOL_V5}, {PROTOCOL_V4}"),
-            );
+            ));
         }
     };
-    upgrade.on_upgrade(move |socket| session(socket, v5, target, options))
+    Ok((upgrade, v5))
 }
 
-/// One exec session on an upgraded connection.
-async fn session(socket: WebSocket, v5: bool, target: ExecTarget, options: ExecOptions) {
+/// One exec or attach session on an upgraded connection: `run` carries the streams (reading
+/// the client's messages, sending output through the channel) and returns the final status,
+/// or `None` when the client went away; the status message and a close frame end it.
+pub(crate) async fn session<F>(socket: WebSocket, run: F)
+where
+    F: for<'a> FnOnce(&'a mut SplitStream<WebSocket>, &'a mpsc::Sender<Message>) -> BoxFuture<'a, Option<Value>>,
+{
     let (mut sink, mut incoming) = socket.split();
     let (out, mut outgoing) = mpsc::channel::<Message>(16);
     let writer = tokio::spawn(async move {
@@ -195,7 +230,7 @@ async fn session(socket: WebSocket, v5: bool, target: ExecTarget, options: ExecO
             }
         }
     });
-    let status = run(&mut incoming, &out, v5, target, options).await;
+    let status = run(&mut incoming, &out).await;
     let ended = match status {
         Some(status) => {
             let mut frame = vec![ERROR];
@@ -253,7 +288,7 @@ impl ProcessIo {
     }
 }
 
-fn set_nonblocking(file: &std::fs::File) -> std::io::Result<()> {
+pub(crate) fn set_nonblocking(file: &std::fs::File) -> std::io::Result<()> {
     use nix::fcntl::{FcntlArg, OFlag, fcntl};
     let flags = OFlag::from_bits_truncate(fcntl(file, FcntlArg::F_GETFL)?);
     fcntl(file, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
@@ -427,12 +462,13 @@ async fn write_stdin(mut writer: pipe::Sender, mut input: mpsc::Receiver<Bytes>)
     }
 }
 
+/// A resize message's `{"Width":W,"Height":H}`.
 #[derive(serde::Deserialize)]
-struct TerminalSize {
+pub(crate) struct TerminalSize {
     #[serde(rename = "Width")]
-    width: u16,
+    pub(crate) width: u16,
     #[serde(rename = "Height")]
-    height: u16,
+    pub(crate) height: u16,
 }
 
 fn resize(pty: Option<&std::fs::File>, size: &[u8]) {
@@ -448,7 +484,7 @@ fn resize(pty: Option<&std::fs::File>, size: &[u8]) {
 /// `ExitCode` cause kubectl exits with.
 fn exit_status(command: &[String], exit: ExecExit) -> Value {
     if exit.exit_code == 0 {
-        return json!({"metadata": {}, "status": "Success"});
+        return success();
     }
     let code = exit.exit_code;
     json!({
@@ -463,6 +499,11 @@ fn exit_status(command: &[String], exit: ExecExit) -> Value {
     })
 }
 
+/// The status of a session that ended well.
+pub(crate) fn success() -> Value {
+    json!({"metadata": {}, "status": "Success"})
+}
+
 fn exec_failure(command: &[String], error: &RuntimeError) -> Value {
     match error {
         RuntimeError::Exec(message) => internal_error(&format!(
@@ -474,7 +515,7 @@ fn exec_failure(command: &[String], error: &RuntimeError) -> Value {
 }
 
 /// Upstream's `apierrors.NewInternalError`.
-fn internal_error(message: &str) -> Value {
+pub(crate) fn internal_error(message: &str) -> Value {
     json!({
         "metadata": {},
         "status": "Failure",

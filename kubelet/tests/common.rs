@@ -170,3 +170,117 @@ pub fn container_state(pod: &Pod, name: &str) -> k8s_openapi::api::core::v1::Con
         .find(|c| c.name == name)
         .unwrap_or_default()
 }
+
+/// The clients every `kubectl` scenario runs with: upstream's kubectl 1.37 and ours (built by
+/// `cargo build --bins`).
+pub fn clients() -> Vec<std::path::PathBuf> {
+    vec![
+        testkit::upstream_kubectl().expect("upstream kubectl"),
+        testkit::workspace_binary("kubectl").expect("our kubectl"),
+    ]
+}
+
+/// Runs `client` against the fixture's apiserver, feeding `stdin` if given (then closing it).
+pub async fn kubectl(
+    client: &std::path::Path,
+    node: &Node1,
+    args: &[&str],
+    stdin: Option<&[u8]>,
+) -> std::process::Output {
+    use tokio::io::AsyncWriteExt;
+    let mut command = tokio::process::Command::new(client);
+    command
+        .arg("--kubeconfig")
+        .arg(node.apiserver.kubeconfig())
+        .args(args)
+        .stdin(if stdin.is_some() {
+            std::process::Stdio::piped()
+        } else {
+            std::process::Stdio::null()
+        })
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = command.spawn().expect("running kubectl");
+    if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(data).await.expect("writing kubectl's stdin");
+    }
+    tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("{} {args:?} timed out\n{}", client.display(), node.kubelet.log_tail()))
+        .expect("waiting for kubectl")
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// What a client printed and returned for one command.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Seen {
+    pub args: Vec<String>,
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn seen(args: &[&str], out: &std::process::Output) -> Seen {
+    Seen {
+        args: args.iter().map(|a| a.to_string()).collect(),
+        code: out.status.code(),
+        stdout: text(&out.stdout),
+        stderr: text(&out.stderr),
+    }
+}
+
+/// Python helpers for driving kubectl on a pseudo-terminal; a scenario follows them:
+/// `spawn(argv, rows, cols)` runs argv on a new terminal of that size (returns pid and the
+/// master, which the scenario keeps in the global `fd`), `setsize(fd, rows, cols)`,
+/// `expect(pattern, retry=bytes)` waits for output (writing `retry` every second), `finish()`
+/// reads to the end and returns the exit code; `out` holds everything read.
+pub const PTY_PRELUDE: &str = r#"
+import fcntl, os, pty, select, struct, sys, termios, time
+def setsize(fd, rows, cols):
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack('HHHH', rows, cols, 0, 0))
+def spawn(argv, rows, cols):
+    pid, fd = pty.fork()
+    if pid == 0:
+        setsize(0, rows, cols)
+        os.execvp(argv[0], argv)
+    return pid, fd
+out = b''
+def expect(pattern, timeout=30, retry=None):
+    global out
+    deadline = time.time() + timeout
+    next_retry = time.time() + 1
+    while pattern not in out:
+        now = time.time()
+        if now > deadline:
+            sys.stderr.write('timed out waiting for %r; got %r\n' % (pattern, out))
+            sys.exit(90)
+        if retry and now > next_retry:
+            os.write(fd, retry)
+            next_retry = now + 1
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                data = os.read(fd, 4096)
+            except OSError:
+                data = b''
+            if not data:
+                sys.stderr.write('kubectl ended early; got %r\n' % out)
+                sys.exit(91)
+            out += data
+def finish():
+    global out
+    while True:
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        out += data
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+"#;

@@ -5,52 +5,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Node1, container_state, phase};
+use common::{Node1, Seen, clients, container_state, kubectl, phase, seen, text};
 use serde_json::json;
-use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
-
-/// The clients every scenario runs with: upstream's kubectl 1.37 and ours (built by
-/// `cargo build --bins`).
-fn clients() -> Vec<PathBuf> {
-    vec![
-        testkit::upstream_kubectl().expect("upstream kubectl"),
-        testkit::workspace_binary("kubectl").expect("our kubectl"),
-    ]
-}
-
-/// Runs `client` against the fixture's apiserver, feeding `stdin` if given.
-async fn kubectl(client: &Path, node: &Node1, args: &[&str], stdin: Option<&[u8]>) -> Output {
-    let mut command = Command::new(client);
-    command
-        .arg("--kubeconfig")
-        .arg(node.apiserver.kubeconfig())
-        .args(args)
-        .stdin(if stdin.is_some() {
-            std::process::Stdio::piped()
-        } else {
-            std::process::Stdio::null()
-        })
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true);
-    let mut child = command.spawn().expect("running kubectl");
-    if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(data).await.expect("writing kubectl's stdin");
-    }
-    tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| panic!("{} {args:?} timed out\n{}", client.display(), node.kubelet.log_tail()))
-        .expect("waiting for kubectl")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 /// Host processes whose command line is exactly `command` (argv joined by spaces).
 fn processes(command: &str) -> usize {
@@ -70,41 +30,12 @@ fn processes(command: &str) -> usize {
         .count()
 }
 
-/// Drives `kubectl exec -it` on a pseudo-terminal of 50x132: `stty size` in the container
-/// shell shows it, then the terminal is resized to 60x100 and `stty size` shows that, and
-/// `exit 3` ends the session. Prints kubectl's exit code.
-const PTY_DRIVER: &str = r#"
-import fcntl, os, pty, select, struct, sys, termios, time
+/// Drives `kubectl exec -it` on a pseudo-terminal of 50x132 (after [`common::PTY_PRELUDE`]):
+/// `stty size` in the container shell shows it, then the terminal is resized to 60x100 and
+/// `stty size` shows that, and `exit 3` ends the session. Prints kubectl's exit code.
+const PTY_SCENARIO: &str = r#"
 kubeconfig, pod, kubectl = sys.argv[1], sys.argv[2], sys.argv[3]
-def setsize(fd, rows, cols):
-    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack('HHHH', rows, cols, 0, 0))
-pid, fd = pty.fork()
-if pid == 0:
-    setsize(0, 50, 132)
-    os.execvp(kubectl, [kubectl, '--kubeconfig', kubeconfig, 'exec', '-it', pod, '-c', 'main', '--', 'sh'])
-out = b''
-def expect(pattern, timeout=30, retry=None):
-    global out
-    deadline = time.time() + timeout
-    next_retry = time.time() + 1
-    while pattern not in out:
-        now = time.time()
-        if now > deadline:
-            sys.stderr.write('timed out waiting for %r; got %r\n' % (pattern, out))
-            sys.exit(90)
-        if retry and now > next_retry:
-            os.write(fd, retry)
-            next_retry = now + 1
-        ready, _, _ = select.select([fd], [], [], 0.2)
-        if ready:
-            try:
-                data = os.read(fd, 4096)
-            except OSError:
-                data = b''
-            if not data:
-                sys.stderr.write('kubectl ended early; got %r\n' % out)
-                sys.exit(91)
-            out += data
+pid, fd = spawn([kubectl, '--kubeconfig', kubeconfig, 'exec', '-it', pod, '-c', 'main', '--', 'sh'], 50, 132)
 expect(b'# ')
 os.write(fd, b'stty size\r')
 expect(b'50 132')
@@ -112,14 +43,7 @@ setsize(fd, 60, 100)
 os.kill(pid, 28)
 expect(b'60 100', retry=b'stty size\r')
 os.write(fd, b'exit 3\r')
-while True:
-    try:
-        if not os.read(fd, 4096):
-            break
-    except OSError:
-        break
-_, status = os.waitpid(pid, 0)
-print(os.waitstatus_to_exitcode(status))
+print(finish())
 "#;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -156,24 +80,6 @@ async fn kubectl_exec_runs_commands_in_containers() {
     }
     // Messages and exit codes of the failures, byte for byte the same.
     assert_eq!(seen[0], seen[1], "upstream (left) and ours (right) differ");
-}
-
-/// What a client printed and returned for one command.
-#[derive(Debug, PartialEq, Eq)]
-struct Seen {
-    args: Vec<String>,
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-fn seen(args: &[&str], out: &Output) -> Seen {
-    Seen {
-        args: args.iter().map(|a| a.to_string()).collect(),
-        code: out.status.code(),
-        stdout: text(&out.stdout),
-        stderr: text(&out.stderr),
-    }
 }
 
 /// Everything `exec` and `cp` must do, run with one client; returns what it printed for
@@ -415,7 +321,7 @@ async fn scenarios(node: &Node1, client: &Path, n: usize) -> Vec<Seen> {
     let out = tokio::time::timeout(
         Duration::from_secs(90),
         Command::new("python3")
-            .args(["-c", PTY_DRIVER])
+            .args(["-c", &format!("{}{PTY_SCENARIO}", common::PTY_PRELUDE)])
             .arg(&kubeconfig)
             .arg("shell")
             .arg(client)

@@ -21,6 +21,9 @@ pub enum Subresource {
     /// `pods/exec`: a process in a container, its stdio carried over an upgraded
     /// connection (WebSocket) proxied to the node's kubelet.
     Exec,
+    /// `pods/attach`: the stdio of a container's main process, carried over an upgraded
+    /// connection (WebSocket) proxied to the node's kubelet.
+    Attach,
     /// `pods/portforward`: TCP connections to the pod's ports, carried as SPDY streams
     /// over an upgraded connection proxied to the node's kubelet.
     PortForward,
@@ -37,6 +40,7 @@ impl Subresource {
             Subresource::Log => "log",
             Subresource::Exec => "exec",
             Subresource::PortForward => "portforward",
+            Subresource::Attach => "attach",
         }
     }
 
@@ -50,6 +54,7 @@ impl Subresource {
             Self::Log,
             Self::Exec,
             Self::PortForward,
+            Self::Attach,
         ]
         .into_iter()
         .find(|s| s.name() == name)
@@ -182,7 +187,7 @@ impl ResourceDef {
     }
 }
 
-use Subresource::{Binding, Eviction, Exec, Finalize, Log, PortForward, Scale, Status};
+use Subresource::{Attach, Binding, Eviction, Exec, Finalize, Log, PortForward, Scale, Status};
 
 const META_ONLY: &[SelectableField] = &[];
 const NO_NAMES: &[&str] = &[];
@@ -243,7 +248,7 @@ pub static RESOURCES: &[ResourceDef] = &[
     ResourceDef {
         short_names: &["po"],
         categories: ALL,
-        subresources: &[Status, Binding, Eviction, Log, Exec, PortForward],
+        subresources: &[Status, Binding, Eviction, Log, Exec, PortForward, Attach],
         tracks_generation: true,
         graceful_delete: true,
         selectable_fields: &[

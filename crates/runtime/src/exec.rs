@@ -19,18 +19,29 @@ pub(crate) struct ExecReporter {
     fd: RawFd,
     /// For a process exec'd into a running container: `Some(tty)`.
     tenant: Option<bool>,
+    /// A container's init process on a terminal (fd 0): it takes it as its controlling
+    /// terminal (libcontainer's init has made it a session leader).
+    terminal: bool,
 }
 
 impl ExecReporter {
-    pub(crate) fn new(fd: RawFd) -> Self {
-        ExecReporter { fd, tenant: None }
+    pub(crate) fn new(fd: RawFd, terminal: bool) -> Self {
+        ExecReporter {
+            fd,
+            tenant: None,
+            terminal,
+        }
     }
 
     /// For an exec'd process: it leads its own session and process group (so that the
     /// helper can kill everything it started), takes fd 0 as its controlling terminal when
     /// `tty`, and is SIGKILLed if the exec helper (its parent) dies.
     pub(crate) fn tenant(fd: RawFd, tty: bool) -> Self {
-        ExecReporter { fd, tenant: Some(tty) }
+        ExecReporter {
+            fd,
+            tenant: Some(tty),
+            terminal: false,
+        }
     }
 
     fn enter_session(&self, tty: bool) -> Result<(), String> {
@@ -121,6 +132,14 @@ impl Executor for ExecReporter {
         };
         if let Some(tty) = self.tenant {
             self.enter_session(tty).map_err(fail)?;
+        } else if self.terminal {
+            // SAFETY: ioctl with an integer argument on fd 0.
+            if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } < 0 {
+                return Err(fail(format!(
+                    "setting the controlling terminal: {}",
+                    std::io::Error::last_os_error()
+                )));
+            }
         }
         let args = args(spec).map_err(fail)?;
         let path = resolve(&args[0], path_var(spec).as_deref(), Path::new("/")).map_err(fail)?;

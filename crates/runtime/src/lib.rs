@@ -8,7 +8,9 @@
 //!
 //! Each container runs under its own **shim**: the kubelet binary re-executed in shim mode
 //! ([`shim_main`]), single-threaded, in its own session and detached from the kubelet. The
-//! shim creates the container, copies its stdout/stderr into the CRI log file, waits for its
+//! shim creates the container, copies its stdout/stderr into the CRI log file and to the
+//! clients attached to its main process ([`Runtime::attach`], the `attach` module: stdin and
+//! terminal per the container's `stdin`/`stdinOnce`/`tty`), waits for its
 //! init process (as child subreaper), records the exit (code, signal, OOM kill, time) in the
 //! container's state directory and deletes it from libcontainer. Everything the runtime
 //! knows is in the state directory, so a kubelet that was `kill -9`ed and restarted adopts
@@ -33,6 +35,7 @@
 //! holder, the pod cgroup, the exec-error reporting worded as upstream (a custom
 //! `Executor`), log capture and exit records.
 
+pub mod attach;
 mod cgroups;
 mod error;
 mod exec;
@@ -47,6 +50,7 @@ mod state;
 mod tenant;
 mod types;
 
+pub use attach::Attachment;
 pub use error::RuntimeError;
 pub use logs::LogRotation;
 pub use oci::DEFAULT_CAPABILITIES;

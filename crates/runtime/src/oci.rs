@@ -295,6 +295,9 @@ mod tests {
             no_new_privs: true,
             read_only_rootfs: true,
             log_path: PathBuf::from("/log"),
+            stdin: false,
+            stdin_once: false,
+            tty: false,
         }
     }
 

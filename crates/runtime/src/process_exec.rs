@@ -423,7 +423,7 @@ fn recv_nonblocking(fd: RawFd) -> std::io::Result<()> {
 }
 
 /// A new pseudo-terminal: (master, slave), both close-on-exec.
-fn open_pty() -> Result<(File, File), RuntimeError> {
+pub(crate) fn open_pty() -> Result<(File, File), RuntimeError> {
     let err = |what: &str| RuntimeError::io(what.to_owned(), std::io::Error::last_os_error());
     // SAFETY: posix_openpt/grantpt/unlockpt/ptsname_r on the descriptor we just opened, with
     // a valid buffer for the name.

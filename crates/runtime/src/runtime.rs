@@ -231,6 +231,9 @@ impl Runtime {
             cgroup_dirs: self.layout.dirs(&cgroup_path),
             cgroup_path,
             log_rotation: self.log_rotation,
+            stdin: spec.stdin,
+            stdin_once: spec.stdin_once,
+            tty: spec.tty,
         };
         state::write_json(&dir.join(state::SHIM_FILE), &config)?;
         match self.spawn_shim("container", &dir)? {

@@ -1,6 +1,6 @@
 //! The per-container shim: a single-threaded process that creates the container with
 //! libcontainer, reports the start on its status pipe, copies the container's output into
-//! the CRI log file, waits for the container's init process as its child subreaper,
+//! the CRI log file and to attach clients (see the `attach` module), waits for the container's init process as its child subreaper,
 //! records the exit and deletes the libcontainer container.
 //!
 //! It runs detached from the kubelet (own session, re-parented away from it), so the
@@ -17,6 +17,7 @@ use libcontainer::container::Container;
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::syscall::syscall::SyscallType;
 
+use crate::attach::{self, Hub};
 use crate::cgroups;
 use crate::exec::ExecReporter;
 use crate::logs::{LineBuffer, RotatingLog, Stream};
@@ -126,7 +127,7 @@ fn run_container(dir: &Path) -> i32 {
     unsafe {
         libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
     }
-    match start(&config) {
+    match start(dir, &config) {
         Ok(started) => supervise(dir, &config, started),
         Err(status) => fail(dir, Some(&config), status),
     }
@@ -154,32 +155,29 @@ fn fail(dir: &Path, config: Option<&ShimConfig>, status: ShimStatus) -> i32 {
 
 struct Started {
     pid: u32,
-    stdout: OwnedFd,
-    stderr: OwnedFd,
+    /// stdout and stderr, or the terminal's master.
+    outputs: Vec<(OwnedFd, Stream)>,
+    hub: Hub,
     log: RotatingLog,
     exec_error: Option<String>,
 }
 
-fn start(config: &ShimConfig) -> Result<Started, ShimStatus> {
+fn start(dir: &Path, config: &ShimConfig) -> Result<Started, ShimStatus> {
     let failed = |what: &str, e: &dyn std::fmt::Display| ShimStatus::Failed(format!("{what}: {e}"));
     if let Some(parent) = config.log_path.parent() {
         fs::create_dir_all(parent).map_err(|e| failed("create log directory", &e))?;
     }
     let log = RotatingLog::open(&config.log_path, config.log_rotation).map_err(|e| failed("open log file", &e))?;
-    let (out_r, out_w) = pipe().map_err(|e| failed("pipe", &e))?;
-    let (err_r, err_w) = pipe().map_err(|e| failed("pipe", &e))?;
+    let (stdio, ours) = attach::setup(config, dir).map_err(|e| failed("setting up stdio", &e))?;
     let (exec_r, exec_w) = pipe().map_err(|e| failed("pipe", &e))?;
-    let null: OwnedFd = File::open("/dev/null")
-        .map_err(|e| failed("open /dev/null", &e))?
-        .into();
 
     let built = ContainerBuilder::new(config.id.clone(), SyscallType::Linux)
         .with_root_path(&config.libcontainer_root)
         .map(|b| {
-            b.with_executor(ExecReporter::new(exec_w.as_raw_fd()))
-                .with_stdin(null)
-                .with_stdout(out_w)
-                .with_stderr(err_w)
+            b.with_executor(ExecReporter::new(exec_w.as_raw_fd(), config.tty))
+                .with_stdin(stdio.stdin)
+                .with_stdout(stdio.stdout)
+                .with_stderr(stdio.stderr)
                 .as_init(&config.bundle)
                 .with_systemd(false)
                 .build()
@@ -191,7 +189,9 @@ fn start(config: &ShimConfig) -> Result<Started, ShimStatus> {
         Ok(Ok(container)) => container,
         Ok(Err(e)) | Err(e) => {
             // The init process's own diagnostics went to the container's stderr.
-            eprintln!("container stderr: {}", drain(&err_r));
+            for (fd, _) in &ours.outputs {
+                eprintln!("container output: {}", drain(fd));
+            }
             return Err(match read_exec_error(exec_r) {
                 Some(message) => ShimStatus::ExecFailed(message),
                 None => ShimStatus::StartFailed(error_chain(&e)),
@@ -208,8 +208,8 @@ fn start(config: &ShimConfig) -> Result<Started, ShimStatus> {
     let exec_error = read_exec_error(exec_r);
     Ok(Started {
         pid,
-        stdout: out_r,
-        stderr: err_r,
+        outputs: ours.outputs,
+        hub: ours.hub,
         log,
         exec_error,
     })
@@ -270,6 +270,7 @@ fn supervise(dir: &Path, config: &ShimConfig, mut started: Started) -> i32 {
     });
 
     let status = pump_until_exit(&mut started);
+    started.hub.finish(dir);
     let (exit_code, signal) = if libc::WIFSIGNALED(status) {
         let signal = libc::WTERMSIG(status);
         (128 + signal, Some(signal))
@@ -296,22 +297,23 @@ fn supervise(dir: &Path, config: &ShimConfig, mut started: Started) -> i32 {
     0
 }
 
-/// Copies output to the log until the init process exits, then drains what is left.
-/// Returns the wait status.
+/// Copies output to the log and attach clients, and serves those, until the init process
+/// exits, then drains what is left. Returns the wait status.
 fn pump_until_exit(started: &mut Started) -> i32 {
     let pid = started.pid as libc::pid_t;
     // SAFETY: pidfd_open takes two integers.
     let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as RawFd;
-    let mut buffers = [LineBuffer::new(Stream::Stdout), LineBuffer::new(Stream::Stderr)];
-    let fds = [started.stdout.as_raw_fd(), started.stderr.as_raw_fd()];
-    let mut open = [true, true];
+    let mut buffers: Vec<LineBuffer> = started.outputs.iter().map(|(_, s)| LineBuffer::new(*s)).collect();
+    let fds: Vec<RawFd> = started.outputs.iter().map(|(fd, _)| fd.as_raw_fd()).collect();
+    let outputs = fds.len();
+    let mut open = vec![true; outputs];
     let mut status: Option<i32> = None;
     let mut buf = vec![0u8; 64 * 1024];
     let mut idle_polls = 0;
-    while open.iter().any(|o| *o) {
+    while status.is_none() || open.iter().any(|o| *o) {
         let mut pollfds: Vec<libc::pollfd> = fds
             .iter()
-            .zip(open)
+            .zip(open.iter().copied())
             .map(|(fd, o)| libc::pollfd {
                 fd: if o { *fd } else { -1 },
                 events: libc::POLLIN,
@@ -324,6 +326,11 @@ fn pump_until_exit(started: &mut Started) -> i32 {
             events: libc::POLLIN,
             revents: 0,
         });
+        // Attach clients are served while the process runs.
+        let hub_entries = pollfds.len();
+        if status.is_none() {
+            pollfds.extend(started.hub.poll_entries());
+        }
         // Without a pidfd, poll the child every 100 ms; after the exit, give leftover
         // writers (processes sharing the pipes) 200 ms of silence before giving up.
         let timeout = if status.is_some() || pidfd < 0 { 100 } else { -1 };
@@ -335,21 +342,32 @@ fn pump_until_exit(started: &mut Started) -> i32 {
             }
             break;
         }
-        for i in 0..2 {
+        for i in 0..outputs {
             if open[i] && pollfds[i].revents != 0 {
                 // SAFETY: reading into a buffer of the given size from an fd we own.
                 let got = unsafe { libc::read(fds[i], buf.as_mut_ptr().cast(), buf.len()) };
                 if got > 0 {
+                    let data = &buf[..got as usize];
                     let now = Timestamp::now();
-                    if let Err(e) = buffers[i].push(&buf[..got as usize], now, &mut started.log) {
+                    if let Err(e) = buffers[i].push(data, now, &mut started.log) {
                         eprintln!("writing log: {e}");
                     }
-                } else if got == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+                    started.hub.output(started.outputs[i].1, data);
+                } else if got == 0
+                    || !matches!(
+                        std::io::Error::last_os_error().raw_os_error(),
+                        Some(libc::EINTR | libc::EAGAIN)
+                    )
+                {
+                    // A terminal's master reports EIO once the last slave is closed.
                     open[i] = false;
                 }
             }
         }
-        if status.is_none() && (pidfd < 0 || pollfds[2].revents != 0) {
+        if pollfds.len() > hub_entries {
+            started.hub.handle(&pollfds[hub_entries..]);
+        }
+        if status.is_none() && (pidfd < 0 || pollfds[outputs].revents != 0) {
             let mut raw = 0;
             // SAFETY: waitpid on our (re-parented) child with a valid status pointer.
             let rc = unsafe { libc::waitpid(pid, &mut raw, if pidfd < 0 { libc::WNOHANG } else { 0 }) };

@@ -5,7 +5,8 @@
 //! - `sandboxes/<id>/sandbox.json`: [`crate::Sandbox`] plus the holder's start time.
 //! - `containers/<id>/spec.json`: the request; `bundle/config.json`: the OCI spec;
 //!   `shim.json`: what the shim needs; `started.json` / `exit.json`: written by the shim;
-//!   `shim.log`: the shim's own diagnostics.
+//!   `shim.log`: the shim's own diagnostics; `attach.sock`: the shim's socket for attach
+//!   clients while the container runs.
 //! - `lc/<id>`: libcontainer's state while the container exists.
 
 use std::fs;
@@ -112,6 +113,14 @@ pub(crate) struct ShimConfig {
     /// Log rotation (absent in records written before rotation existed).
     #[serde(default)]
     pub(crate) log_rotation: Option<crate::logs::LogRotation>,
+    /// The container's stdio as [`crate::ContainerSpec`] asks for it (absent in records
+    /// written before attach existed: no stdin, no terminal).
+    #[serde(default)]
+    pub(crate) stdin: bool,
+    #[serde(default)]
+    pub(crate) stdin_once: bool,
+    #[serde(default)]
+    pub(crate) tty: bool,
 }
 
 /// The sandbox record.
@@ -136,6 +145,8 @@ pub(crate) const STARTED_FILE: &str = "started.json";
 pub(crate) const EXIT_FILE: &str = "exit.json";
 pub(crate) const SANDBOX_FILE: &str = "sandbox.json";
 pub(crate) const SHIM_LOG: &str = "shim.log";
+/// The shim's unix socket for attach clients, in the container's state directory.
+pub(crate) const ATTACH_SOCKET: &str = "attach.sock";
 
 /// Writes `value` as JSON to `path` atomically (temp file, rename).
 ///

@@ -111,6 +111,18 @@ pub struct ContainerSpec {
     pub read_only_rootfs: bool,
     /// The CRI-format log file the shim appends stdout and stderr to.
     pub log_path: PathBuf,
+    /// `stdin: true`: the process reads a pipe the shim keeps open for attach clients
+    /// ([`crate::Runtime::attach`]); `/dev/null` otherwise.
+    #[serde(default)]
+    pub stdin: bool,
+    /// `stdinOnce: true`: the process's stdin is closed once the first attach client that
+    /// wrote to it goes away (not with `tty`, like containerd).
+    #[serde(default)]
+    pub stdin_once: bool,
+    /// `tty: true`: the process runs on a pseudo-terminal (stdout and stderr merged into
+    /// stdout), sized by attach clients.
+    #[serde(default)]
+    pub tty: bool,
 }
 
 /// A container's state, derived from its state directory and a liveness check.

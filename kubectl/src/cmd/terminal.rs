@@ -1,4 +1,4 @@
-//! The local terminal for `exec -t`: raw mode for as long as a [`RawMode`] guard lives
+//! The local terminal for `exec -t` and `attach -t`: raw mode for as long as a [`RawMode`] guard lives
 //! (restored on drop, so also on errors and panics), its size, and a task that sends the
 //! size first and again on every `SIGWINCH`, like upstream's `term.TTY.MonitorSize`.
 
@@ -52,8 +52,19 @@ impl Drop for RawMode {
 /// Sizes to send on the resize channel: the current one now, then each change signalled by
 /// `SIGWINCH`. The task ends when the receiver is dropped.
 pub fn monitor_size() -> mpsc::Receiver<TerminalSize> {
+    monitor_size_after(None)
+}
+
+/// [`monitor_size`] that sends `before` first (`attach` sends the size plus one row and
+/// column, then the size, so that a program already running redraws its screen).
+pub fn monitor_size_after(before: Option<TerminalSize>) -> mpsc::Receiver<TerminalSize> {
     let (sender, receiver) = mpsc::channel(4);
     tokio::spawn(async move {
+        if let Some(before) = before
+            && sender.send(before).await.is_err()
+        {
+            return;
+        }
         let mut last = size();
         if let Some(first) = last
             && sender.send(first).await.is_err()

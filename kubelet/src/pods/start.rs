@@ -343,6 +343,9 @@ pub async fn start_attempt(ctx: &Context, request: StartRequest<'_>) -> Result<S
         no_new_privs: ctx_sec.allow_privilege_escalation == Some(false),
         read_only_rootfs: ctx_sec.read_only_root_filesystem.unwrap_or(false),
         log_path,
+        stdin: container.stdin.unwrap_or(false),
+        stdin_once: container.stdin_once.unwrap_or(false),
+        tty: container.tty.unwrap_or(false),
     };
     let rt = ctx.runtime.clone();
     let result = tokio::task::spawn_blocking(move || rt.start_container(&runtime_spec))

@@ -104,7 +104,8 @@ fn generate_one(group: &'static str, version: &'static str) -> GroupVersionDoc {
                 | Subresource::Finalize
                 | Subresource::Log
                 | Subresource::Exec
-                | Subresource::PortForward => None,
+                | Subresource::PortForward
+                | Subresource::Attach => None,
             };
             if let Some(extra) = extra
                 && !with_subresources.iter().any(|k| std::ptr::eq(*k, extra))

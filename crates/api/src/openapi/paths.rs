@@ -426,7 +426,7 @@ fn resource_paths(
             Subresource::Finalize => ("Finalize", kind),
             // The log is plain text streamed from the kubelet and exec an upgraded stream,
             // not objects: no schema'd operation (kubectl does not look them up).
-            Subresource::Log | Subresource::Exec | Subresource::PortForward => continue,
+            Subresource::Log | Subresource::Exec | Subresource::PortForward | Subresource::Attach => continue,
         };
         let target_ref = schemas::reference(&(target.name)());
         let sub_op = |verb, action, id: String, description: String, params, body, responses| Op {
@@ -489,7 +489,7 @@ fn resource_paths(
                 Some(body(&["*/*"], &target_ref)),
                 responses(&[("200", "OK"), ("201", "Created")], &target_ref),
             )],
-            Subresource::Log | Subresource::Exec | Subresource::PortForward => continue,
+            Subresource::Log | Subresource::Exec | Subresource::PortForward | Subresource::Attach => continue,
         };
         let sub_params = if matches!(sub, Subresource::Binding | Subresource::Eviction) {
             let mut p = vec![name_param(target.kind)];

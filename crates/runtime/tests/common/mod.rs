@@ -114,6 +114,9 @@ impl Fixture {
             privileged: false,
             no_new_privs: false,
             read_only_rootfs: false,
+            stdin: false,
+            stdin_once: false,
+            tty: false,
         }
     }
 
