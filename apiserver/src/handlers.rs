@@ -160,24 +160,11 @@ async fn route(
                 None => Ok(bytes_response(StatusCode::OK, list_body(def, &result))),
             }
         }
-        (&Method::GET | &Method::POST, Some(name), Some(Subresource::Exec)) => {
-            crate::node_proxy::pod_exec(
+        (&Method::GET | &Method::POST, Some(name), Some(sub @ (Subresource::Exec | Subresource::Attach))) => {
+            crate::node_proxy::pod_stream(
                 &store,
                 state.kubelet_tls.clone(),
-                ns.unwrap_or("default"),
-                name,
-                &method,
-                raw_query,
-                &query,
-                headers,
-                upgrade,
-            )
-            .await
-        }
-        (&Method::GET | &Method::POST, Some(name), Some(Subresource::Attach)) => {
-            crate::node_proxy::pod_attach(
-                &store,
-                state.kubelet_tls.clone(),
+                if sub == Subresource::Exec { "exec" } else { "attach" },
                 ns.unwrap_or("default"),
                 name,
                 &method,

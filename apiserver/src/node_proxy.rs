@@ -281,13 +281,16 @@ fn forwardable(name: &http::HeaderName) -> bool {
     !(name == "host" || name == "authorization" || name == "proxy-authorization" || name.starts_with("impersonate-"))
 }
 
-/// Serves `pods/{name}/exec`: an upgrade request (WebSocket `v5.channel.k8s.io`, or the
-/// SPDY fallback, which the kubelet refuses) is forwarded to the kubelet's `/exec/...` with
-/// the same method, query and upgrade headers (see [`proxy_upgrade`]).
+/// Serves `pods/{name}/exec` and `pods/{name}/attach` (`endpoint` is `exec` or `attach`): an
+/// upgrade request (WebSocket `v5.channel.k8s.io`, or the SPDY fallback, which the kubelet
+/// refuses) is forwarded to the kubelet's `/exec/...` or `/attach/...` with the same method,
+/// query (`command`, `stdin`, `stdout`, `stderr`, `tty`, `container`) and upgrade headers (see
+/// [`proxy_upgrade`]).
 #[allow(clippy::too_many_arguments)]
-pub async fn pod_exec(
+pub async fn pod_stream(
     store: &Store,
     tls: Arc<rustls::ClientConfig>,
+    endpoint: &str,
     namespace: &str,
     name: &str,
     method: &http::Method,
@@ -304,32 +307,7 @@ pub async fn pod_exec(
         query,
         headers,
     };
-    container_stream(store, tls, "exec", request, upgrade).await
-}
-
-/// Serves `pods/{name}/attach` (query `stdin`, `stdout`, `stderr`, `tty`, `container`): like
-/// `pods/exec`, forwarded to the kubelet's `/attach/...`.
-#[allow(clippy::too_many_arguments)]
-pub async fn pod_attach(
-    store: &Store,
-    tls: Arc<rustls::ClientConfig>,
-    namespace: &str,
-    name: &str,
-    method: &http::Method,
-    raw_query: Option<&str>,
-    query: &Query,
-    headers: &http::HeaderMap,
-    upgrade: Option<hyper::upgrade::OnUpgrade>,
-) -> ApiResult<Response> {
-    let request = ContainerStream {
-        namespace,
-        name,
-        method,
-        raw_query,
-        query,
-        headers,
-    };
-    container_stream(store, tls, "attach", request, upgrade).await
+    container_stream(store, tls, endpoint, request, upgrade).await
 }
 
 /// An exec or attach request for a pod's container.
