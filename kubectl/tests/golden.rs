@@ -8,6 +8,7 @@ mod common;
 use std::process::Command;
 
 use anyhow::{Result, ensure};
+use common::twins::Twins;
 use common::{Clients, Output};
 use serde_json::Value;
 
@@ -227,34 +228,29 @@ spec:
 
 #[test]
 fn create_scale_delete_and_errors_match_upstream() -> Result<()> {
-    let clients = Clients::new("golden-write")?;
+    let twins = Twins::new("golden-write", "")?;
     let dir = tempfile::tempdir()?;
     let file = dir.path().join("objects.yaml");
     std::fs::write(&file, OBJECTS)?;
     let path = file.to_str().unwrap();
     // Upstream creates in the test namespace, ours in a twin; then both work on their own copy.
-    let twin = format!("{}-twin", clients.namespace);
-    clients.upstream(&["create", "namespace", &twin])?.ok()?;
-    let created = clients.same_in_twin(&twin, &["create", "-f", path])?;
+    let created = twins.same(&["create", "-f", path])?;
     assert_eq!(
         created.stdout,
         "configmap/settings created\nconfigmap/empty created\nsecret/token created\nservice/web created\ndeployment.apps/web created\npod/solo created\n"
     );
-    let again = clients.same_in_twin(&twin, &["create", "-f", path])?;
+    let again = twins.same(&["create", "-f", path])?;
     assert_eq!(again.code, 1);
-    clients.same_in_twin(&twin, &["scale", "deploy/web", "--replicas=4"])?;
-    clients.same_in_twin(&twin, &["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"])?;
-    clients.same_in_twin(
-        &twin,
-        &["scale", "deploy", "web", "--replicas=1", "--current-replicas=3"],
-    )?;
-    clients.same_in_twin(&twin, &["delete", "cm", "empty"])?;
-    clients.same_in_twin(&twin, &["delete", "cm", "empty"])?;
-    clients.same_in_twin(&twin, &["delete", "cm", "empty", "--ignore-not-found"])?;
-    clients.same_in_twin(&twin, &["delete", "secret", "-l", "app=web"])?;
-    clients.same_in_twin(&twin, &["delete", "svc"])?;
-    clients.same_in_twin(&twin, &["delete", "-f", path, "--wait=false"])?;
-    clients.same(&["apply", "-f", "/nonexistent/app.yaml"])?;
+    twins.same(&["scale", "deploy/web", "--replicas=4"])?;
+    twins.same(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"])?;
+    twins.same(&["scale", "deploy", "web", "--replicas=1", "--current-replicas=3"])?;
+    twins.same(&["delete", "cm", "empty"])?;
+    twins.same(&["delete", "cm", "empty"])?;
+    twins.same(&["delete", "cm", "empty", "--ignore-not-found"])?;
+    twins.same(&["delete", "secret", "-l", "app=web"])?;
+    twins.same(&["delete", "svc"])?;
+    twins.same(&["delete", "-f", path, "--wait=false"])?;
+    twins.clients.same(&["apply", "-f", "/nonexistent/app.yaml"])?;
     Ok(())
 }
 

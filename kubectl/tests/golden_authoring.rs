@@ -2,11 +2,10 @@
 //! URL`, against upstream kubectl in twin namespaces (see `twins`).
 
 mod common;
-mod twins;
 
 use anyhow::{Result, ensure};
 use common::Output;
-use twins::{OBJECTS, Twins, serve};
+use common::twins::{OBJECTS, Twins, serve};
 
 #[test]
 fn create_generators_match_upstream() -> Result<()> {

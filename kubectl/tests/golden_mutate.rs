@@ -2,10 +2,9 @@
 //! upstream kubectl in twin namespaces (see `twins`).
 
 mod common;
-mod twins;
 
 use anyhow::Result;
-use twins::{OBJECTS, Twins};
+use common::twins::{OBJECTS, Twins};
 
 #[test]
 fn label_and_annotate_match_upstream() -> Result<()> {

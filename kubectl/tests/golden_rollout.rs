@@ -9,8 +9,9 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use anyhow::{Context, Result, ensure};
+use anyhow::Result;
 use common::Clients;
+use common::twins::Twins;
 use serde_json::{Value, json};
 
 /// The Deployment `web` (revision 2, running `nginx:1.2`) with ReplicaSets for revisions 1
@@ -111,45 +112,12 @@ fn set_status(clients: &Clients, namespace: &str, what: &str, status: Value) -> 
     Ok(())
 }
 
-/// A twin namespace holding the same world as the test namespace.
-fn twin_world(clients: &Clients) -> Result<String> {
-    let twin = format!("{}-twin", clients.namespace);
-    clients.upstream(&["create", "namespace", &twin])?.ok()?;
-    build_world(clients, &clients.namespace)?;
-    build_world(clients, &twin)?;
-    Ok(twin)
-}
-
-/// The object as upstream's and ours left it, without what differs between two namespaces.
-fn assert_same_object(clients: &Clients, twin: &str, what: &str) -> Result<()> {
-    let fetch = |namespace: &str| -> Result<Value> {
-        let out = clients.upstream(&["-n", namespace, "get", what, "-o", "json"])?.ok()?;
-        let mut object: Value = serde_json::from_str(&out.stdout)?;
-        let metadata = object["metadata"].as_object_mut().context("metadata")?;
-        for key in [
-            "uid",
-            "resourceVersion",
-            "creationTimestamp",
-            "managedFields",
-            "namespace",
-        ] {
-            metadata.remove(key);
-        }
-        if let Some(annotations) = object
-            .pointer_mut("/spec/template/metadata/annotations")
-            .and_then(Value::as_object_mut)
-        {
-            // The restart time differs by the moment each client ran.
-            annotations.remove("kubectl.kubernetes.io/restartedAt");
-        }
-        Ok(object)
-    };
-    let (upstream, ours) = (fetch(&clients.namespace)?, fetch(twin)?);
-    ensure!(
-        upstream == ours,
-        "{what} differs:\nupstream: {upstream:#}\nours: {ours:#}"
-    );
-    Ok(())
+/// The test namespace and a twin, each holding the same world.
+fn twin_world(prefix: &str) -> Result<Twins> {
+    let twins = Twins::new(prefix, "")?;
+    build_world(&twins.clients, &twins.clients.namespace)?;
+    build_world(&twins.clients, &twins.twin)?;
+    Ok(twins)
 }
 
 #[test]
@@ -237,53 +205,51 @@ fn rollout_status_matches_upstream() -> Result<()> {
 
 #[test]
 fn rollout_undo_matches_upstream() -> Result<()> {
-    let clients = Clients::new("golden-undo")?;
-    let twin = twin_world(&clients)?;
-    let skipped = clients.same_in_twin(&twin, &["rollout", "undo", "deploy/web", "--to-revision=2"])?;
+    let twins = twin_world("golden-undo")?;
+    let skipped = twins.same(&["rollout", "undo", "deploy/web", "--to-revision=2"])?;
     assert_eq!(
         skipped.stdout,
         "deployment.apps/web skipped rollback (current template already matches revision 2)\n"
     );
-    clients.same_in_twin(&twin, &["rollout", "undo", "deploy/web", "--to-revision=9"])?;
-    clients.same_in_twin(&twin, &["rollout", "undo", "deploy/web", "--dry-run=client"])?;
-    clients.same_in_twin(&twin, &["rollout", "undo", "deploy/web", "--dry-run=server"])?;
-    let undone = clients.same_in_twin(&twin, &["rollout", "undo", "deploy/web"])?;
+    twins.same(&["rollout", "undo", "deploy/web", "--to-revision=9"])?;
+    twins.same(&["rollout", "undo", "deploy/web", "--dry-run=client"])?;
+    twins.same(&["rollout", "undo", "deploy/web", "--dry-run=server"])?;
+    let undone = twins.same(&["rollout", "undo", "deploy/web"])?;
     assert_eq!(undone.stdout, "deployment.apps/web rolled back\n");
-    assert_same_object(&clients, &twin, "deploy/web")?;
-    clients.same_in_twin(&twin, &["rollout", "undo", "ds/agent", "--dry-run=client"])?;
-    clients.same_in_twin(&twin, &["rollout", "undo", "daemonset/agent"])?;
-    assert_same_object(&clients, &twin, "ds/agent")?;
-    clients.same_in_twin(&twin, &["rollout", "undo", "sts/db", "--to-revision=1"])?;
-    assert_same_object(&clients, &twin, "sts/db")?;
-    clients.same_in_twin(&twin, &["rollout", "undo", "sts/db", "--to-revision=3"])?;
-    clients.same_in_twin(&twin, &["rollout", "undo", "rs/stray", "cm/nope"])?;
-    clients.same_in_twin(&twin, &["rollout", "pause", "deploy/web"])?;
-    clients.same_in_twin(&twin, &["rollout", "undo", "deploy/web", "--to-revision=1"])?;
+    twins.same_objects("deploy/web")?;
+    twins.same(&["rollout", "undo", "ds/agent", "--dry-run=client"])?;
+    twins.same(&["rollout", "undo", "daemonset/agent"])?;
+    twins.same_objects("ds/agent")?;
+    twins.same(&["rollout", "undo", "sts/db", "--to-revision=1"])?;
+    twins.same_objects("sts/db")?;
+    twins.same(&["rollout", "undo", "sts/db", "--to-revision=3"])?;
+    twins.same(&["rollout", "undo", "rs/stray", "cm/nope"])?;
+    twins.same(&["rollout", "pause", "deploy/web"])?;
+    twins.same(&["rollout", "undo", "deploy/web", "--to-revision=1"])?;
     Ok(())
 }
 
 #[test]
 fn rollout_restart_pause_and_resume_match_upstream() -> Result<()> {
-    let clients = Clients::new("golden-restart")?;
-    let twin = twin_world(&clients)?;
-    let paused = clients.same_in_twin(&twin, &["rollout", "pause", "deploy/web"])?;
+    let twins = twin_world("golden-restart")?;
+    let paused = twins.same(&["rollout", "pause", "deploy/web"])?;
     assert_eq!(paused.stdout, "deployment.apps/web paused\n");
-    clients.same_in_twin(&twin, &["rollout", "pause", "deploy/web"])?;
-    clients.same_in_twin(&twin, &["rollout", "restart", "deploy/web"])?;
-    assert_same_object(&clients, &twin, "deploy/web")?;
-    clients.same_in_twin(&twin, &["rollout", "resume", "deploy/web"])?;
-    clients.same_in_twin(&twin, &["rollout", "resume", "deploy/web"])?;
-    assert_same_object(&clients, &twin, "deploy/web")?;
-    let restarted = clients.same_in_twin(&twin, &["rollout", "restart", "deploy", "-l", "app=web"])?;
+    twins.same(&["rollout", "pause", "deploy/web"])?;
+    twins.same(&["rollout", "restart", "deploy/web"])?;
+    twins.same_objects("deploy/web")?;
+    twins.same(&["rollout", "resume", "deploy/web"])?;
+    twins.same(&["rollout", "resume", "deploy/web"])?;
+    twins.same_objects("deploy/web")?;
+    let restarted = twins.same(&["rollout", "restart", "deploy", "-l", "app=web"])?;
     assert_eq!(restarted.stdout, "deployment.apps/web restarted\n");
-    assert_same_object(&clients, &twin, "deploy/web")?;
-    clients.same_in_twin(&twin, &["rollout", "restart", "ds/agent", "sts/db"])?;
-    assert_same_object(&clients, &twin, "ds/agent")?;
-    clients.same_in_twin(&twin, &["rollout", "restart", "deploy", "-l", "app=none"])?;
-    clients.same_in_twin(&twin, &["rollout", "pause", "ds/agent", "cm/nope"])?;
-    clients.same_in_twin(&twin, &["rollout", "resume", "rs/stray"])?;
-    clients.same_in_twin(&twin, &["rollout", "restart", "rs/stray"])?;
-    clients.same_in_twin(&twin, &["rollout", "restart"])?;
+    twins.same_objects("deploy/web")?;
+    twins.same(&["rollout", "restart", "ds/agent", "sts/db"])?;
+    twins.same_objects("ds/agent")?;
+    twins.same(&["rollout", "restart", "deploy", "-l", "app=none"])?;
+    twins.same(&["rollout", "pause", "ds/agent", "cm/nope"])?;
+    twins.same(&["rollout", "resume", "rs/stray"])?;
+    twins.same(&["rollout", "restart", "rs/stray"])?;
+    twins.same(&["rollout", "restart"])?;
     Ok(())
 }
 

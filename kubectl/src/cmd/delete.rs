@@ -8,10 +8,9 @@ use http::Method;
 use serde_json::{Value, json};
 
 use crate::cmd::Context;
-use crate::cmd::get::{Target, targets};
-use crate::discovery::Resource;
+use crate::cmd::get::targets;
+use crate::cmd::select::{self, Fetch, Info, SelectFlags, TypeAlone};
 use crate::error::Error;
-use crate::manifest;
 use crate::request;
 
 /// Delete resources by file names, stdin, resources and names, or by resources and selector.
@@ -19,24 +18,8 @@ use crate::request;
 pub struct DeleteArgs {
     /// TYPE NAME... | TYPE/NAME...
     pub args: Vec<String>,
-    /// Files that contain the objects to delete.
-    #[arg(short = 'f', long = "filename")]
-    pub filenames: Vec<String>,
-    /// Process the directory used in -f recursively.
-    #[arg(short = 'R', long)]
-    pub recursive: bool,
-    /// Selector (label query) to filter on.
-    #[arg(short = 'l', long)]
-    pub selector: Option<String>,
-    /// Selector (field query) to filter on.
-    #[arg(long)]
-    pub field_selector: Option<String>,
-    /// Delete all resources of the given types in the namespace.
-    #[arg(long)]
-    pub all: bool,
-    /// With a selector or --all, across all namespaces.
-    #[arg(short = 'A', long)]
-    pub all_namespaces: bool,
+    #[command(flatten)]
+    pub select: SelectFlags,
     /// Treat "resource not found" as a successful delete.
     #[arg(long)]
     pub ignore_not_found: bool,
@@ -66,15 +49,6 @@ pub struct DeleteArgs {
     pub dry_run: String,
 }
 
-/// One object to delete.
-struct Victim {
-    resource: Resource,
-    namespace: Option<String>,
-    name: String,
-    /// The manifest it came from (`-f`), for error messages.
-    source: Option<String>,
-}
-
 /// Runs `kubectl delete`.
 pub async fn run(ctx: &mut Context, args: &DeleteArgs) -> Result<(), Error> {
     let discovery = ctx.discovery().await?;
@@ -101,71 +75,24 @@ pub async fn run(ctx: &mut Context, args: &DeleteArgs) -> Result<(), Error> {
     let timeout = component_base::parse_duration(&args.timeout)
         .map_err(|e| Error::Usage(format!("invalid --timeout {}: {e}", args.timeout)))?;
 
+    if args.args.is_empty() && args.select.filenames.is_empty() {
+        return Err(Error::Usage(
+            "You must provide one or more resources by argument or filename.\nExample resource specifications include:\n   '-f rsrc.yaml'\n   '--filename=rsrc.json'\n   '<resource> <name>'\n   '<resource>'".into(),
+        ));
+    }
     let mut errors = Vec::new();
-    let mut victims = Vec::new();
-    if !args.filenames.is_empty() {
-        for mut manifest in manifest::read_all(&args.filenames, args.recursive)? {
-            let placement = crate::cmd::apply::place(ctx, &discovery, &mut manifest, false).await?;
-            victims.push(Victim {
-                resource: placement.resource,
-                namespace: placement.namespace,
-                name: placement.name,
-                source: Some(manifest.source.clone()),
-            });
-        }
-    } else {
-        if args.args.is_empty() {
-            return Err(Error::Usage(
-                "You must provide one or more resources by argument or filename.\nExample resource specifications include:\n   '-f rsrc.yaml'\n   '--filename=rsrc.json'\n   '<resource> <name>'\n   '<resource>'".into(),
-            ));
-        }
-        let selecting = args.all || args.selector.is_some() || args.field_selector.is_some();
-        for Target { resource, names } in targets(&discovery, &args.args)? {
-            let ns = if resource.namespaced {
-                Some(namespace.clone())
-            } else {
-                None
-            };
-            if !names.is_empty() {
-                victims.extend(names.into_iter().map(|name| Victim {
-                    resource: resource.clone(),
-                    namespace: ns.clone(),
-                    name,
-                    source: None,
-                }));
-                continue;
-            }
-            if !selecting {
-                return Err(Error::Usage(
-                    "resource(s) were provided, but no name was specified".to_string(),
-                ));
-            }
-            let list_ns = if args.all_namespaces { None } else { ns.as_deref() };
-            let url = request::with_query(
-                &resource.collection_url(list_ns),
-                &[
-                    ("labelSelector", args.selector.as_deref().unwrap_or_default()),
-                    ("fieldSelector", args.field_selector.as_deref().unwrap_or_default()),
-                ],
-            );
-            let list = request::get(&client, &url, "application/json").await?;
-            for item in list["items"].as_array().cloned().unwrap_or_default() {
-                victims.push(Victim {
-                    resource: resource.clone(),
-                    namespace: item["metadata"]["namespace"].as_str().map(str::to_string),
-                    name: item["metadata"]["name"].as_str().unwrap_or_default().to_string(),
-                    source: None,
-                });
-            }
-        }
-        if victims.is_empty() {
-            ctx.err(&if args.all_namespaces || !victims_namespaced(&discovery, &args.args) {
+    let selection =
+        select::select_with(ctx, &args.args, &args.select, Fetch::Nothing, TypeAlone::NeedsSelector).await?;
+    let victims: Vec<Info> = selection.items.into_iter().collect::<Result<_, _>>()?;
+    if victims.is_empty() && args.select.filenames.is_empty() {
+        ctx.err(
+            &if args.select.all_namespaces || !victims_namespaced(&discovery, &args.args) {
                 "No resources found\n".to_string()
             } else {
                 format!("No resources found in {namespace} namespace.\n")
-            });
-            return Ok(());
-        }
+            },
+        );
+        return Ok(());
     }
 
     let mut deleted = Vec::new();
@@ -245,7 +172,7 @@ pub async fn run(ctx: &mut Context, args: &DeleteArgs) -> Result<(), Error> {
 
 /// Upstream's line: `pod "x" deleted from default namespace` (no namespace part for
 /// cluster-scoped objects).
-fn deleted_line(victim: &Victim, suffix: &str) -> String {
+fn deleted_line(victim: &Info, suffix: &str) -> String {
     let kind = victim.resource.kind_prefix();
     match &victim.namespace {
         Some(ns) => format!("{kind} \"{}\" deleted from {ns} namespace{suffix}\n", victim.name),
@@ -260,7 +187,7 @@ fn victims_namespaced(discovery: &crate::discovery::Discovery, args: &[String]) 
 /// Polls until the object is gone (or replaced by one with another uid).
 async fn wait_gone(
     client: &kube::Client,
-    victim: &Victim,
+    victim: &Info,
     uid: Option<&str>,
     deadline: Option<Instant>,
 ) -> Result<(), Error> {

@@ -67,7 +67,7 @@ pub async fn cordon(ctx: &mut Context, args: &CordonArgs, unschedulable: bool) -
             failures.push(Failure::One(error));
         }
     }
-    objects::finish(ctx, failures)
+    objects::finish(failures)
 }
 
 /// The nodes named or selected.
@@ -154,7 +154,7 @@ pub async fn drain(ctx: &mut Context, args: &DrainArgs) -> Result<(), Error> {
         let list: String = pending.iter().map(|name| format!(" {name}\n")).collect();
         ctx.err(&format!("There are pending nodes to be drained:\n{list}"));
     }
-    objects::finish(ctx, failures)
+    objects::finish(failures)
 }
 
 /// Why a pod is or is not evicted.

@@ -198,7 +198,7 @@ async fn run(ctx: &mut Context, args: &MetaArgs, field: Field) -> Result<(), Err
             Err(error) => errors.push(error),
         }
     }
-    select::finish(errors)
+    crate::cmd::objects::finish(errors)
 }
 
 /// Changes one object; returns what to print (None: `--list` printed already).

@@ -6,38 +6,13 @@
 use serde_json::Value;
 
 use crate::cmd::Context;
-use crate::cmd::get::targets;
+use crate::cmd::select::{self, Fetch, SelectFlags, TypeAlone};
 use crate::discovery::Resource;
 use crate::error::Error;
-use crate::manifest;
 use crate::request;
 
 /// One object, as the server has it now.
-#[derive(Debug, Clone)]
-pub struct Found {
-    pub resource: Resource,
-    /// `None` for cluster-scoped objects.
-    pub namespace: Option<String>,
-    pub name: String,
-    pub object: Value,
-}
-
-impl Found {
-    /// The URL of the object.
-    pub fn url(&self) -> String {
-        self.resource.object_url(self.namespace.as_deref(), &self.name)
-    }
-
-    /// `deployment.apps/web`, as upstream's name printer starts its lines.
-    pub fn display_name(&self) -> String {
-        format!("{}/{}", self.resource.kind_prefix(), self.name)
-    }
-
-    /// `deployments.apps "web"`, as upstream's per-object errors name it.
-    pub fn quoted(&self) -> String {
-        format!("{} \"{}\"", self.resource.plural_group(), self.name)
-    }
-}
+pub type Found = select::Info;
 
 /// What names the objects.
 #[derive(Debug, Clone, Copy, Default)]
@@ -64,70 +39,18 @@ pub async fn resolve(ctx: &mut Context, selection: Selection<'_>) -> Result<Vec<
 
 /// Fetches every object `selection` names, in order, a failure in the place of each name that
 /// could not be fetched (upstream's `ContinueOnError()`): the command handles the objects it
-/// has and reports the failures at the end.
+/// has and reports the failures at the end. A type named alone means every object of it.
 pub async fn resolve_continue(ctx: &mut Context, selection: Selection<'_>) -> Result<Vec<Result<Found, Error>>, Error> {
-    let discovery = ctx.discovery().await?;
-    let namespace = ctx.namespace().await?;
-    let client = ctx.client().await?;
-    let mut found = Vec::new();
-    if !selection.filenames.is_empty() {
-        for mut manifest in manifest::read_all(selection.filenames, selection.recursive)? {
-            let placement = crate::cmd::apply::place(ctx, &discovery, &mut manifest, false).await?;
-            let url = placement
-                .resource
-                .object_url(placement.namespace.as_deref(), &placement.name);
-            found.push(
-                request::get(&client, &url, "application/json")
-                    .await
-                    .map(|object| Found {
-                        resource: placement.resource,
-                        namespace: placement.namespace,
-                        name: placement.name,
-                        object,
-                    }),
-            );
-        }
-        return Ok(found);
-    }
-    for target in targets(&discovery, selection.args)? {
-        let ns = target.resource.namespaced.then(|| namespace.clone());
-        if target.names.is_empty() {
-            let list_ns = if selection.all_namespaces { None } else { ns.as_deref() };
-            let url = request::with_query(
-                &target.resource.collection_url(list_ns),
-                &[
-                    ("labelSelector", selection.selector.unwrap_or_default()),
-                    ("fieldSelector", selection.field_selector.unwrap_or_default()),
-                ],
-            );
-            let list = request::get(&client, &url, "application/json").await?;
-            for mut item in list["items"].as_array().cloned().unwrap_or_default() {
-                item["apiVersion"] = target.resource.api_version().into();
-                item["kind"] = target.resource.kind.clone().into();
-                found.push(Ok(Found {
-                    resource: target.resource.clone(),
-                    namespace: item["metadata"]["namespace"].as_str().map(str::to_string),
-                    name: item["metadata"]["name"].as_str().unwrap_or_default().to_string(),
-                    object: item,
-                }));
-            }
-            continue;
-        }
-        for name in target.names {
-            let url = target.resource.object_url(ns.as_deref(), &name);
-            found.push(
-                request::get(&client, &url, "application/json")
-                    .await
-                    .map(|object| Found {
-                        resource: target.resource.clone(),
-                        namespace: ns.clone(),
-                        name,
-                        object,
-                    }),
-            );
-        }
-    }
-    Ok(found)
+    let flags = SelectFlags {
+        filenames: selection.filenames.to_vec(),
+        recursive: selection.recursive,
+        selector: selection.selector.map(str::to_string),
+        field_selector: selection.field_selector.map(str::to_string),
+        all: false,
+        all_namespaces: selection.all_namespaces,
+    };
+    let selected = select::select_with(ctx, selection.args, &flags, Fetch::Latest, TypeAlone::ListsAll).await?;
+    Ok(selected.items)
 }
 
 /// One entry of upstream's error list: an error, or an aggregate of errors (the fetch errors
@@ -142,8 +65,9 @@ pub enum Failure {
 /// Reports the failures as upstream's `CheckErr` does with its aggregate of them: a lone error
 /// as usual (`error: ...`); a lone aggregate, or several failures, one per line, API errors as
 /// `Error from server ...` and the others without the `error: ` prefix; a nested aggregate
-/// in a line as `[a, b]`. The last line becomes the command's error.
-pub fn finish(ctx: &mut Context, mut failures: Vec<Failure>) -> Result<(), Error> {
+/// in a line as `[a, b]`.
+pub fn finish<F: Into<Failure>>(failures: Vec<F>) -> Result<(), Error> {
+    let mut failures: Vec<Failure> = failures.into_iter().map(Into::into).collect();
     let errors: Vec<Error> = match failures.len() {
         0 => return Ok(()),
         1 => match failures.remove(0) {
@@ -162,18 +86,20 @@ pub fn finish(ctx: &mut Context, mut failures: Vec<Failure>) -> Result<(), Error
             })
             .collect(),
     };
-    let mut lines: Vec<String> = errors
+    let lines: Vec<String> = errors
         .iter()
         .map(|error| match error {
             Error::Api(_) => error.render(),
             other => other.to_string(),
         })
         .collect();
-    let last = lines.pop().unwrap_or_default();
-    for line in lines {
-        ctx.err(&format!("{line}\n"));
+    Err(Error::Aggregate(lines.join("\n")))
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Failure {
+        Failure::One(error)
     }
-    Err(Error::Aggregate(last))
 }
 
 /// Whether `object` has a controller ownerReference with `uid`.

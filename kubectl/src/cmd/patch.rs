@@ -109,7 +109,14 @@ pub async fn run(ctx: &mut Context, args: &PatchArgs) -> Result<(), Error> {
     let selection = if args.local {
         select::local(&flags)?
     } else {
-        select::select_with(ctx, &args.args, &flags, false).await?
+        select::select_with(
+            ctx,
+            &args.args,
+            &flags,
+            select::Fetch::Named,
+            select::TypeAlone::NeedsSelector,
+        )
+        .await?
     };
     let client = if args.local { None } else { Some(ctx.client().await?) };
     let mut errors = Vec::new();
@@ -168,7 +175,7 @@ pub async fn run(ctx: &mut Context, args: &PatchArgs) -> Result<(), Error> {
             Err(error) => errors.push(error),
         }
     }
-    select::finish(errors)?;
+    crate::cmd::objects::finish(errors)?;
     if count == 0 {
         return Err(Error::Message("no objects passed to patch".into()));
     }

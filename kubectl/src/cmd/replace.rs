@@ -162,7 +162,7 @@ pub async fn run(ctx: &mut Context, args: &ReplaceArgs) -> Result<(), Error> {
                 Err(error) => errors.push(when(error, "creating", &manifest.source)),
             }
         }
-        return crate::cmd::select::finish(errors);
+        return crate::cmd::objects::finish(errors);
     }
     for (mut manifest, placement) in placed {
         if dry_run == DryRun::Client {
@@ -199,5 +199,5 @@ pub async fn run(ctx: &mut Context, args: &ReplaceArgs) -> Result<(), Error> {
             Err(error) => errors.push(when(error, "replacing", &manifest.source)),
         }
     }
-    crate::cmd::select::finish(errors)
+    crate::cmd::objects::finish(errors)
 }

@@ -54,6 +54,16 @@ impl Info {
     pub fn url(&self) -> String {
         self.resource.object_url(self.namespace.as_deref(), &self.name)
     }
+
+    /// `deployment.apps/web`, as upstream's name printer starts its lines.
+    pub fn display_name(&self) -> String {
+        format!("{}/{}", self.resource.kind_prefix(), self.name)
+    }
+
+    /// `deployments.apps "web"`, as upstream's per-object errors name it.
+    pub fn quoted(&self) -> String {
+        format!("{} \"{}\"", self.resource.plural_group(), self.name)
+    }
 }
 
 /// The selected objects (or why one could not be fetched), in order, and whether a single
@@ -63,18 +73,43 @@ pub struct Selection {
     pub single: bool,
 }
 
-/// Resolves and fetches the objects `args` and `flags` name.
-pub async fn select(ctx: &mut Context, args: &[String], flags: &SelectFlags) -> Result<Selection, Error> {
-    select_with(ctx, args, flags, true).await
+/// What a selection fetches from the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fetch {
+    /// Every object as the server has it now (upstream's `Latest()`).
+    Latest,
+    /// Named objects fetched; objects from `-f` as the files have them (namespace filled in).
+    Named,
+    /// Nothing fetched (upstream's `RequireObject(false)`): named objects carry no body
+    /// (`Value::Null`), objects from `-f` are as the files have them; a type with a selector
+    /// is still listed.
+    Nothing,
 }
 
-/// As [`select`]; without `latest`, objects from `-f` are taken as the files have them
-/// (namespace filled in) instead of being fetched.
+/// What a type named without names selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TypeAlone {
+    /// Only with `-l`, `--field-selector` or `--all` (upstream's
+    /// `ResourceTypeOrNameArgs(false, ...)`): "resource(s) were provided, but no name was
+    /// specified" otherwise.
+    NeedsSelector,
+    /// Every object of the type, filtered by any selector (`ResourceTypeOrNameArgs(true, ...)`).
+    ListsAll,
+}
+
+/// Resolves and fetches the objects `args` and `flags` name.
+pub async fn select(ctx: &mut Context, args: &[String], flags: &SelectFlags) -> Result<Selection, Error> {
+    select_with(ctx, args, flags, Fetch::Latest, TypeAlone::NeedsSelector).await
+}
+
+/// Resolves the objects `args` and `flags` name, fetching what `fetch` says; per-object
+/// fetch failures stay in place, in order.
 pub async fn select_with(
     ctx: &mut Context,
     args: &[String],
     flags: &SelectFlags,
-    latest: bool,
+    fetch: Fetch,
+    type_alone: TypeAlone,
 ) -> Result<Selection, Error> {
     if flags.all && flags.selector.is_some() {
         return Err(Error::Usage("cannot set --all and --selector at the same time".into()));
@@ -103,7 +138,7 @@ pub async fn select_with(
             let url = placement
                 .resource
                 .object_url(placement.namespace.as_deref(), &placement.name);
-            let fetched = if latest {
+            let fetched = if fetch == Fetch::Latest {
                 request::get(&client, &url, "application/json").await
             } else {
                 Ok(manifest.object.clone())
@@ -132,8 +167,12 @@ pub async fn select_with(
                 ));
             }
             for name in names {
-                let url = resource.object_url(ns.as_deref(), &name);
-                let fetched = request::get(&client, &url, "application/json").await;
+                let fetched = if fetch == Fetch::Nothing {
+                    Ok(Value::Null)
+                } else {
+                    let url = resource.object_url(ns.as_deref(), &name);
+                    request::get(&client, &url, "application/json").await
+                };
                 items.push(fetched.map(|object| Info {
                     resource: resource.clone(),
                     namespace: ns.clone(),
@@ -144,7 +183,7 @@ pub async fn select_with(
             }
             continue;
         }
-        if !selecting {
+        if !selecting && type_alone == TypeAlone::NeedsSelector {
             return Err(Error::Usage(
                 "resource(s) were provided, but no name was specified".into(),
             ));
@@ -207,23 +246,6 @@ pub fn split_pairs(args: &[String], kind: &str) -> Result<(Vec<String>, Vec<Stri
         }
     }
     Ok((resources, pairs))
-}
-
-/// Reports the errors a command collected while going on with the rest: one error is the
-/// command's error; several are printed one per line without the `error: ` prefix, as
-/// upstream prints an aggregate, and the command fails.
-pub fn finish(mut errors: Vec<Error>) -> Result<(), Error> {
-    if errors.len() <= 1 {
-        return errors.pop().map_or(Ok(()), Err);
-    }
-    let lines: Vec<String> = errors
-        .iter()
-        .map(|e| match e {
-            Error::Api(_) => e.render(),
-            other => other.to_string(),
-        })
-        .collect();
-    Err(Error::Aggregate(lines.join("\n")))
 }
 
 /// The objects of `-f` as the files have them, without contacting the server (`--local`).

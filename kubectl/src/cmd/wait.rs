@@ -285,7 +285,7 @@ pub async fn run(ctx: &mut Context, args: &WaitArgs) -> Result<(), Error> {
     if visited == 0 && failures.is_empty() && !for_delete {
         return Err(Error::Message("no matching resources found".into()));
     }
-    objects::finish(ctx, failures)
+    objects::finish(failures)
 }
 
 /// `--timeout`: Go durations; negative means a week.

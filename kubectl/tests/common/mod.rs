@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub(crate) mod twins;
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -47,7 +49,19 @@ impl Clients {
     }
 
     pub(crate) fn run(&self, binary: &PathBuf, args: &[&str], stdin: Option<&str>) -> Result<Output> {
-        let mut child = Command::new(binary)
+        self.run_env(binary, args, stdin, &[])
+    }
+
+    /// As `run`, with extra environment (`None` removes a variable).
+    pub(crate) fn run_env(
+        &self,
+        binary: &PathBuf,
+        args: &[&str],
+        stdin: Option<&str>,
+        env: &[(&str, Option<&str>)],
+    ) -> Result<Output> {
+        let mut command = Command::new(binary);
+        command
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
             .arg("--cache-dir")
@@ -56,7 +70,14 @@ impl Clients {
             .env("KUBECTL_KUBERC", "false")
             .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (name, value) in env {
+            match value {
+                Some(value) => command.env(name, value),
+                None => command.env_remove(name),
+            };
+        }
+        let mut child = command
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
         if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
@@ -84,42 +105,7 @@ impl Clients {
         full.extend_from_slice(args);
         let upstream = normalise(self.upstream(&full)?);
         let ours = normalise(self.ours(&full)?);
-        ensure!(
-            ours == upstream,
-            "kubectl {}:\n--- upstream (exit {}):\n{}{}\n--- ours (exit {}):\n{}{}\n--- as data:\n{upstream:?}\n{ours:?}",
-            full.join(" "),
-            upstream.code,
-            upstream.stdout,
-            upstream.stderr,
-            ours.code,
-            ours.stdout,
-            ours.stderr
-        );
-        Ok(ours)
-    }
-
-    /// Runs a mutating command with upstream in the test namespace and with ours in `twin`
-    /// (which holds the same objects), and asserts the same result up to the namespace name.
-    pub(crate) fn same_in_twin(&self, twin: &str, args: &[&str]) -> Result<Output> {
-        let mut upstream_args = vec!["-n", self.namespace.as_str()];
-        upstream_args.extend_from_slice(args);
-        let mut our_args = vec!["-n", twin];
-        our_args.extend_from_slice(args);
-        let upstream = normalise(self.upstream(&upstream_args)?);
-        let mut ours = normalise(self.ours(&our_args)?);
-        ours.stdout = ours.stdout.replace(twin, &self.namespace);
-        ours.stderr = ours.stderr.replace(twin, &self.namespace);
-        ensure!(
-            ours == upstream,
-            "kubectl {}:\n--- upstream (exit {}):\n{}{}\n--- ours (exit {}):\n{}{}",
-            args.join(" "),
-            upstream.code,
-            upstream.stdout,
-            upstream.stderr,
-            ours.code,
-            ours.stdout,
-            ours.stderr
-        );
+        ensure_same(&full.join(" "), &upstream, &ours)?;
         Ok(ours)
     }
 
@@ -134,6 +120,21 @@ impl Output {
         ensure!(self.code == 0, "exit {}: {}{}", self.code, self.stdout, self.stderr);
         Ok(self)
     }
+}
+
+/// Fails, showing both, unless the two clients' outputs are equal.
+pub(crate) fn ensure_same(what: &str, upstream: &Output, ours: &Output) -> Result<()> {
+    ensure!(
+        ours == upstream,
+        "kubectl {what}:\n--- upstream (exit {}):\n{}{}\n--- ours (exit {}):\n{}{}\n--- as data:\n{upstream:?}\n{ours:?}",
+        upstream.code,
+        upstream.stdout,
+        upstream.stderr,
+        ours.code,
+        ours.stdout,
+        ours.stderr
+    );
+    Ok(())
 }
 
 pub(crate) fn uuid_like() -> String {

@@ -149,5 +149,5 @@ async fn visit(
             Err(error) => failures.push(Failure::One(error)),
         }
     }
-    objects::finish(ctx, failures)
+    objects::finish(failures)
 }

@@ -102,7 +102,7 @@ pub(super) async fn run(ctx: &mut Context, args: &PatchArgs, action: Action) -> 
             )))),
         }
     }
-    objects::finish(ctx, errors)
+    objects::finish(errors)
 }
 
 /// The patch `action` makes to the object (`None`: nothing would change), or why the kind
@@ -174,6 +174,7 @@ mod tests {
             namespace: Some("ns".into()),
             name: "web".into(),
             object,
+            source: None,
         }
     }
 

@@ -142,7 +142,7 @@ pub async fn run(ctx: &mut Context, args: &EnvArgs) -> Result<(), Error> {
             errors.push(error);
         }
     }
-    select::finish(errors)
+    crate::cmd::objects::finish(errors)
 }
 
 /// Upstream's `SplitEnvironmentFromResources`: resources first, then `KEY=VALUE`, `KEY-`

@@ -86,5 +86,5 @@ pub async fn run(ctx: &mut Context, args: &ImageArgs) -> Result<(), Error> {
             errors.push(error);
         }
     }
-    select::finish(errors)
+    crate::cmd::objects::finish(errors)
 }

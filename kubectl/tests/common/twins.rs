@@ -8,7 +8,7 @@
 use anyhow::{Result, ensure};
 use serde_json::Value;
 
-use crate::common::{self, Clients, Output};
+use super::{Clients, Output, ensure_same, normalise};
 
 /// Objects most tests start from.
 pub(crate) const OBJECTS: &str = r#"
@@ -91,36 +91,30 @@ impl Twins {
                 output.stdout = lines.join("\n");
             }
         }
-        ensure!(
-            ours == upstream,
-            "kubectl {}:\n--- upstream (exit {}):\n{}{}\n--- ours (exit {}):\n{}{}",
-            args.join(" "),
-            upstream.code,
-            upstream.stdout,
-            upstream.stderr,
-            ours.code,
-            ours.stdout,
-            ours.stderr
-        );
+        ensure_same(&args.join(" "), &upstream, &ours)?;
         Ok(ours)
     }
 
-    /// The objects of `kind` in the test namespace and in the twin, server-assigned fields
-    /// dropped; they must be equal.
-    pub(crate) fn same_objects(&self, kind: &str) -> Result<Value> {
+    /// The objects `what` names (`configmaps`, `deploy/web`) in the test namespace and in the
+    /// twin, server-assigned fields dropped; they must be equal.
+    pub(crate) fn same_objects(&self, what: &str) -> Result<Value> {
         let get = |ns: &str| -> Result<Value> {
-            let out = self.clients.upstream(&["-n", ns, "get", kind, "-o", "json"])?.ok()?;
-            let mut list: Value = serde_json::from_str(&out.stdout)?;
-            for item in list["items"].as_array_mut().into_iter().flatten() {
-                scrub(item);
+            let out = self.clients.upstream(&["-n", ns, "get", what, "-o", "json"])?.ok()?;
+            let mut found: Value = serde_json::from_str(&out.stdout)?;
+            if found["kind"] == "List" {
+                found = found["items"].take();
             }
-            Ok(list["items"].take())
+            match &mut found {
+                Value::Array(items) => items.iter_mut().for_each(scrub),
+                object => scrub(object),
+            }
+            Ok(found)
         };
         let upstream = get(&self.clients.namespace)?;
         let ours = get(&self.twin)?;
         ensure!(
             upstream == ours,
-            "{kind} differ:\nupstream: {upstream:#}\nours: {ours:#}"
+            "{what} differ:\nupstream: {upstream:#}\nours: {ours:#}"
         );
         Ok(ours)
     }
@@ -129,7 +123,7 @@ impl Twins {
 /// Ages and version-skew warnings (the harness's normalisation), then the twin's name, uids,
 /// resourceVersions, timestamps and generated names.
 pub(crate) fn mask(output: Output, namespace: &str, wanted: &str) -> Output {
-    let mut output = common::normalise(output);
+    let mut output = normalise(output);
     let volatile = regex::Regex::new(r#"("?(uid|resourceVersion|creationTimestamp|time|generation)"?: )"?[^",\n]*"?"#)
         .expect("valid regex");
     for text in [&mut output.stdout, &mut output.stderr] {
@@ -156,7 +150,6 @@ pub(crate) fn scrub(object: &mut Value) {
         }
         if let Some(annotations) = metadata.get_mut("annotations").and_then(Value::as_object_mut) {
             annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
-            annotations.remove("deployment.kubernetes.io/revision");
             if annotations.is_empty() {
                 metadata.remove("annotations");
             }
@@ -164,6 +157,13 @@ pub(crate) fn scrub(object: &mut Value) {
     }
     if let Some(map) = object.as_object_mut() {
         map.remove("status");
+    }
+    // Set to the moment each client ran (`rollout restart`).
+    if let Some(annotations) = object
+        .pointer_mut("/spec/template/metadata/annotations")
+        .and_then(Value::as_object_mut)
+    {
+        annotations.remove("kubectl.kubernetes.io/restartedAt");
     }
     // Allocated per Service.
     if let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) {
@@ -208,26 +208,9 @@ impl Twins {
             (&self.clients.ours, &self.twin),
         ] {
             before();
-            let mut command = std::process::Command::new(binary);
-            command
-                .arg("--kubeconfig")
-                .arg(&self.clients.kubeconfig)
-                .args(["-n", ns])
-                .args(args)
-                .env("KUBECTL_KUBERC", "false")
-                .stdin(std::process::Stdio::null());
-            for (name, value) in env {
-                match value {
-                    Some(value) => command.env(name, value),
-                    None => command.env_remove(name),
-                };
-            }
-            let output = command.output()?;
-            let output = Output {
-                code: output.status.code().unwrap_or(-1),
-                stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-                stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-            };
+            let mut full = vec!["-n", ns.as_str()];
+            full.extend_from_slice(args);
+            let output = self.clients.run_env(binary, &full, None, env)?;
             results.push(mask(output, ns, &self.clients.namespace));
         }
         Ok(results)
@@ -267,17 +250,7 @@ impl Twins {
             results.push(output);
         }
         let (ours, upstream) = (results.pop().unwrap(), results.pop().unwrap());
-        ensure!(
-            ours == upstream,
-            "kubectl {} (editor: {script}):\n--- upstream (exit {}):\n{}{}\n--- ours (exit {}):\n{}{}",
-            args.join(" "),
-            upstream.code,
-            upstream.stdout,
-            upstream.stderr,
-            ours.code,
-            ours.stdout,
-            ours.stderr
-        );
+        ensure_same(&format!("{} (editor: {script})", args.join(" ")), &upstream, &ours)?;
         Ok(ours)
     }
 }
