@@ -12,6 +12,7 @@
 pub mod cluster_dns;
 pub mod flags;
 pub mod iptables;
+pub mod model;
 pub mod proxier;
 pub mod rules;
 mod run;
