@@ -304,9 +304,9 @@ fn service_rules(rules: &mut RuleSet, service_port: &ServicePort, config: &Confi
     let has_external = service_port.has_external();
     let cluster: Vec<&Endpoint> = service_port.cluster.iter().collect();
     let local: Vec<&Endpoint> = service_port.local.iter().collect();
-    let svc_chain = service_port_chain("KUBE-SVC-", &svc_port_name, &protocol);
-    let svl_chain = service_port_chain("KUBE-SVL-", &svc_port_name, &protocol);
-    let ext_chain = service_port_chain("KUBE-EXT-", &svc_port_name, &protocol);
+    let svc_chain = service_port_chain("KUBE-SVC-", svc_port_name, protocol);
+    let svl_chain = service_port_chain("KUBE-SVL-", svc_port_name, protocol);
+    let ext_chain = service_port_chain("KUBE-EXT-", svc_port_name, protocol);
     let internal_local = service_port.internal_local;
     let uses_cluster_chain = !internal_local || has_external;
     let uses_local_chain = internal_local || (has_external && external_local);
@@ -316,7 +316,7 @@ fn service_rules(rules: &mut RuleSet, service_port: &ServicePort, config: &Confi
         (&svc_chain, &cluster)
     };
     let external_eps = if external_local { &local } else { &cluster };
-    let dest = format!("-d {cluster_ip}/32 {}", proto_port(&protocol, service_port.port));
+    let dest = format!("-d {cluster_ip}/32 {}", proto_port(protocol, service_port.port));
 
     // Internal traffic: ClusterIP.
     if internal_eps.is_empty() {
@@ -359,7 +359,7 @@ fn service_rules(rules: &mut RuleSet, service_port: &ServicePort, config: &Confi
                     KUBE_EXTERNAL_SERVICES,
                     format!(
                         "-m comment --comment \"{svc_port_name} {why}\" -d {ip}/32 {} -j {target}",
-                        proto_port(&protocol, service_port.port)
+                        proto_port(protocol, service_port.port)
                     ),
                 );
             }
@@ -369,7 +369,7 @@ fn service_rules(rules: &mut RuleSet, service_port: &ServicePort, config: &Confi
                     KUBE_EXTERNAL_SERVICES,
                     format!(
                         "-m comment --comment \"{svc_port_name} {why}\" -m addrtype --dst-type LOCAL {} -j {target}",
-                        proto_port(&protocol, node_port)
+                        proto_port(protocol, node_port)
                     ),
                 );
             }
@@ -380,7 +380,7 @@ fn service_rules(rules: &mut RuleSet, service_port: &ServicePort, config: &Confi
                 &ext_chain,
                 &svc_chain,
                 &svl_chain,
-                &svc_port_name,
+                svc_port_name,
                 external_local,
                 !local.is_empty(),
                 config,
@@ -391,17 +391,17 @@ fn service_rules(rules: &mut RuleSet, service_port: &ServicePort, config: &Confi
                     &services_shard(*ip),
                     format!(
                         "-m comment --comment \"{svc_port_name} external IP\" -d {ip}/32 {} -j {ext_chain}",
-                        proto_port(&protocol, service_port.port)
+                        proto_port(protocol, service_port.port)
                     ),
                 );
             }
             if let Some(node_port) = node_port {
                 rules.add(
                     Nat,
-                    &nodeports_shard(&protocol, node_port),
+                    &nodeports_shard(protocol, node_port),
                     format!(
                         "-m comment --comment \"{svc_port_name}\" {} -j {ext_chain}",
-                        proto_port(&protocol, node_port)
+                        proto_port(protocol, node_port)
                     ),
                 );
             }
@@ -411,7 +411,7 @@ fn service_rules(rules: &mut RuleSet, service_port: &ServicePort, config: &Confi
     // Policy chains and endpoint chains.
     let balance = |rules: &mut RuleSet, chain: &str, endpoints: &[&Endpoint], used: &mut BTreeSet<String>| {
         for endpoint in endpoints {
-            let sep = endpoint_chain(&svc_port_name, &protocol, &endpoint.address());
+            let sep = endpoint_chain(svc_port_name, protocol, &endpoint.address());
             if let Some(seconds) = affinity {
                 rules.add(
                         Nat,
@@ -426,7 +426,7 @@ fn service_rules(rules: &mut RuleSet, service_port: &ServicePort, config: &Confi
         }
         let n = endpoints.len();
         for (i, endpoint) in endpoints.iter().enumerate() {
-            let sep = endpoint_chain(&svc_port_name, &protocol, &endpoint.address());
+            let sep = endpoint_chain(svc_port_name, protocol, &endpoint.address());
             let statistic = if i + 1 < n {
                 format!(" -m statistic --mode random --probability {}", probability(n - i))
             } else {
@@ -450,7 +450,7 @@ fn service_rules(rules: &mut RuleSet, service_port: &ServicePort, config: &Confi
         balance(rules, &svl_chain, &local, &mut seps);
     }
     for endpoint in all {
-        let sep = endpoint_chain(&svc_port_name, &protocol, &endpoint.address());
+        let sep = endpoint_chain(svc_port_name, protocol, &endpoint.address());
         if !seps.contains(&sep) {
             continue;
         }
