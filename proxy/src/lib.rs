@@ -13,9 +13,12 @@ pub mod cluster_dns;
 pub mod flags;
 pub mod iptables;
 pub mod model;
+pub mod nft;
 pub mod proxier;
 pub mod rules;
 mod run;
+#[cfg(test)]
+mod testutil;
 
 pub use flags::Options;
 pub use run::run;

@@ -159,7 +159,7 @@ pub const BUILTIN_JUMPS: &[(TableName, &str, &str)] = &[
 ];
 
 /// `base32(sha256(text))[..16]`, upstream's chain-name hash.
-fn hash16(text: &str) -> String {
+pub(crate) fn hash16(text: &str) -> String {
     let digest = Sha256::digest(text.as_bytes());
     let mut encoded = base32::encode(base32::Alphabet::Rfc4648 { padding: true }, &digest);
     encoded.truncate(16);
