@@ -382,7 +382,7 @@ impl Batch {
     }
 }
 
-fn set_message(w: &mut Writer, name: &str, kind: SetKind) {
+fn set_message(w: &mut Writer, name: &str, kind: SetKind, id: u32) {
     w.string(1, TABLE);
     w.string(2, name);
     let (flags, key_type, key_len) = match kind {
@@ -401,8 +401,9 @@ fn set_message(w: &mut Writer, name: &str, kind: SetKind) {
     if flags & 0x8 != 0 {
         w.be32(6, NFT_DATA_VERDICT);
     }
+    w.be32(10, id); // NFTA_SET_ID: required, unique within the transaction
     if let SetKind::Affinity { timeout_seconds } = kind {
-        w.attr(10, &(u64::from(timeout_seconds) * 1000).to_be_bytes());
+        w.attr(11, &(u64::from(timeout_seconds) * 1000).to_be_bytes());
     }
 }
 
@@ -450,9 +451,12 @@ fn encode(ops: &[Op]) -> Batch {
                     });
                 })
             }
-            Op::AddSet(name, kind) => batch.message(MSG_NEWSET, NLM_F_CREATE, NFPROTO_IPV4, origin, |w| {
-                set_message(w, name, *kind)
-            }),
+            Op::AddSet(name, kind) => {
+                let id = u32::try_from(i).unwrap_or(u32::MAX);
+                batch.message(MSG_NEWSET, NLM_F_CREATE, NFPROTO_IPV4, origin, |w| {
+                    set_message(w, name, *kind, id)
+                })
+            }
             Op::DeleteSet(name) => batch.message(MSG_DELSET, 0, NFPROTO_IPV4, origin, |w| {
                 table(w, 1);
                 w.string(2, name);
