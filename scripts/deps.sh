@@ -14,6 +14,7 @@ run_debs=(
   protobuf-compiler   # etcd-client compiles etcd's protos
   libseccomp-dev      # the kubelet's runtime (libcontainer) links libseccomp
   iproute2 iptables   # kaji up makes links and namespaces; kube-proxy and hostPorts use iptables-restore
+  nftables            # `nft`, to inspect kube-proxy --proxy-mode nftables (which talks netlink) and in its tests
 )
 test_debs=(
   etcd-server         # the store the apiserver runs against, and the tests' etcd

@@ -1,5 +1,6 @@
-//! Full and partial sync timings against real iptables, inside a network namespace it creates:
-//! `cargo bench -p proxy --bench sync` (needs root). Prints a table in milliseconds.
+//! Full and partial sync timings of both proxy modes against the real kernel, inside network
+//! namespaces it creates: `cargo bench -p proxy --bench sync` (needs root). Prints one table in
+//! milliseconds, iptables and nftables side by side.
 //! `KPROXY_BENCH_SIZES=1000,5000` picks the sizes; `KPROXY_BENCH_DEBUG=1` also prints each
 //! one-service-change sample and splits it into diff rendering and the restore itself.
 
@@ -11,6 +12,8 @@ use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointPort, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use proxy::iptables::{Backend, CommandBackend, RestoreMode};
+use proxy::nft::NftProxier;
+use proxy::nft::netlink::NetlinkBackend;
 use proxy::proxier::{Proxier, SyncKind};
 use proxy::rules::{Config, compute, render_full};
 
@@ -30,6 +33,10 @@ impl Netns {
 
     fn backend(&self) -> CommandBackend {
         CommandBackend::in_netns(&self.0, "iptables-restore", "iptables-save")
+    }
+
+    fn nft_backend(&self) -> NetlinkBackend {
+        NetlinkBackend::in_netns(&self.0)
     }
 }
 
@@ -130,8 +137,19 @@ async fn main() {
         .unwrap_or_else(|| vec![1000, 5000, 10000]);
     let reps = 3;
     println!(
-        "{:>7} {:>7} {:>9} {:>11} {:>14} {:>15} {:>12}",
-        "svcs", "rules", "compute", "bare-restore", "full(empty)", "full(resync)", "1-svc-change"
+        "{:>7} | {:>7} {:>9} {:>11} {:>11} {:>12} {:>10} | {:>7} {:>9} {:>11} {:>12} {:>10}",
+        "svcs",
+        "ipt-rules",
+        "compute",
+        "bare-restore",
+        "full(empty)",
+        "full(resync)",
+        "1-svc",
+        "nft-objs",
+        "compute",
+        "full(empty)",
+        "full(resync)",
+        "1-svc"
     );
     for n in sizes {
         let (services, slices) = cluster(n, false);
@@ -190,15 +208,68 @@ async fn main() {
                 drop(diff_again);
             }
         }
+        let nft = nft_mode(n, &config, reps).await;
         println!(
-            "{:>7} {:>7} {:>9.1} {:>11.1} {:>14.1} {:>15.1} {:>12.1}",
+            "{:>7} | {:>7} {:>9.1} {:>11.1} {:>11.1} {:>12.1} {:>10.1} | {:>7} {:>9.1} {:>11.1} {:>12.1} {:>10.1}",
             n,
             rules.rule_count(),
             compute_ms,
             median(bare),
             median(full_empty),
             median(full_resync),
-            median(partial)
+            median(partial),
+            nft.objects,
+            nft.compute_ms,
+            median(nft.full_empty),
+            median(nft.full_resync),
+            median(nft.partial)
         );
     }
+}
+
+/// The nftables mode's timings for one size.
+struct NftTimings {
+    objects: usize,
+    compute_ms: f64,
+    full_empty: Vec<f64>,
+    full_resync: Vec<f64>,
+    partial: Vec<f64>,
+}
+
+/// Full sync into an empty namespace, full resync over the populated table (the whole table
+/// replaced in one transaction) and one changed service, as for iptables above.
+async fn nft_mode(n: usize, config: &Config, reps: usize) -> NftTimings {
+    let (services, slices) = cluster(n, false);
+    let start = Instant::now();
+    let table = proxy::nft::compute::compute(&services, &slices, config);
+    let compute_ms = ms(start.elapsed());
+    let (_, changed_slices) = cluster(n, true);
+    let changed = proxy::nft::compute::compute(&services, &changed_slices, config);
+    let mut timings = NftTimings {
+        objects: table.object_count(),
+        compute_ms,
+        full_empty: Vec::new(),
+        full_resync: Vec::new(),
+        partial: Vec::new(),
+    };
+    for _ in 0..reps {
+        let netns = Netns::create("nft");
+        let mut proxier = NftProxier::new(netns.nft_backend(), Duration::from_secs(3600));
+        let (kind, elapsed) = timed(proxier.sync(table.clone())).await;
+        assert_eq!(kind.ok(), Some(SyncKind::Full));
+        timings.full_empty.push(ms(elapsed));
+        proxier.request_full_sync();
+        let (kind, elapsed) = timed(proxier.sync(table.clone())).await;
+        assert_eq!(kind.ok(), Some(SyncKind::Full));
+        timings.full_resync.push(ms(elapsed));
+        for to in [&changed, &table] {
+            let (kind, elapsed) = timed(proxier.sync(to.clone())).await;
+            assert!(matches!(kind, Ok(SyncKind::Partial { .. })), "{kind:?}");
+            timings.partial.push(ms(elapsed));
+        }
+    }
+    if std::env::var_os("KPROXY_BENCH_DEBUG").is_some() {
+        eprintln!("nft partial samples: {:?}", timings.partial);
+    }
+    timings
 }

@@ -9,7 +9,7 @@ use clap::Parser;
 #[derive(Clone, Debug, Parser)]
 #[command(
     name = "kube-proxy",
-    about = "Programs iptables so that Service IPs reach their endpoints"
+    about = "Programs iptables or nftables so that Service IPs reach their endpoints"
 )]
 pub struct Options {
     /// Path to a kubeconfig file; without it, in-cluster config or $KUBECONFIG.
@@ -24,7 +24,7 @@ pub struct Options {
     /// Remove every rule and chain kube-proxy made, then exit.
     #[arg(long)]
     pub cleanup: bool,
-    /// Which proxy mode to use; only `iptables` is implemented.
+    /// Which proxy mode to use: `iptables` or `nftables`.
     #[arg(long, default_value = "iptables")]
     pub proxy_mode: String,
     /// How often rules are resynced even without changes (`30s`, `1m`).
@@ -33,7 +33,8 @@ pub struct Options {
     /// Minimum time between two syncs; changes in between are batched.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub iptables_min_sync_period: Duration,
-    /// How often the whole nat and filter tables are rewritten to repair drift.
+    /// How often the whole nat and filter tables (nftables mode: the whole table) are
+    /// rewritten to repair drift.
     #[arg(long, default_value = "1h", value_parser = parse_duration)]
     pub iptables_full_sync_period: Duration,
     /// The `iptables-restore` binary.

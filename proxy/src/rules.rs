@@ -19,8 +19,6 @@ use sha2::{Digest, Sha256};
 
 /// Mark bit set on packets that must be masqueraded (upstream `--masquerade-bit` 14).
 pub const MASQ_MARK: &str = "0x4000";
-/// Default sessionAffinity ClientIP timeout, as upstream.
-const DEFAULT_AFFINITY_SECONDS: i32 = 10800;
 
 pub const KUBE_SERVICES: &str = "KUBE-SERVICES";
 pub const KUBE_NODEPORTS: &str = "KUBE-NODEPORTS";
@@ -55,15 +53,8 @@ pub fn is_owned_chain(name: &str) -> bool {
     OWNED_CHAINS.contains(&name) || OWNED_PREFIXES.iter().any(|prefix| name.starts_with(prefix))
 }
 
-/// What the rules depend on besides the API objects.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Config {
-    /// This node's name (`--hostname-override`): selects local endpoints.
-    pub node_name: String,
-    /// The pod CIDR of the cluster (`--cluster-cidr`): traffic to a ClusterIP from outside it
-    /// is masqueraded. `None` disables that rule.
-    pub cluster_cidr: Option<String>,
-}
+pub use crate::model::Config;
+use crate::model::{Endpoint, ServicePort, service_ports};
 
 /// The two iptables tables the proxy writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -168,7 +159,7 @@ pub const BUILTIN_JUMPS: &[(TableName, &str, &str)] = &[
 ];
 
 /// `base32(sha256(text))[..16]`, upstream's chain-name hash.
-fn hash16(text: &str) -> String {
+pub(crate) fn hash16(text: &str) -> String {
     let digest = Sha256::digest(text.as_bytes());
     let mut encoded = base32::encode(base32::Alphabet::Rfc4648 { padding: true }, &digest);
     encoded.truncate(16);
@@ -193,70 +184,6 @@ fn probability(n: usize) -> String {
     format!("{:.10}", 1.0 / n as f64)
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Endpoint {
-    ip: Ipv4Addr,
-    port: i32,
-    ready: bool,
-    serving: bool,
-    terminating: bool,
-    node: Option<String>,
-}
-
-impl Endpoint {
-    fn address(&self) -> String {
-        format!("{}:{}", self.ip, self.port)
-    }
-}
-
-/// Upstream's endpoint categorisation: ready endpoints matching `keep`, or when there is none,
-/// the serving-and-terminating ones.
-fn usable(endpoints: &[Endpoint], keep: impl Fn(&Endpoint) -> bool) -> Vec<&Endpoint> {
-    let ready: Vec<_> = endpoints.iter().filter(|e| e.ready && keep(e)).collect();
-    if !ready.is_empty() {
-        return ready;
-    }
-    endpoints
-        .iter()
-        .filter(|e| e.serving && e.terminating && keep(e))
-        .collect()
-}
-
-/// Endpoints of one service port from the slices, deduplicated and sorted by `ip:port`.
-fn endpoints_for(slices: &[&EndpointSlice], port_name: &str, protocol: &str) -> Vec<Endpoint> {
-    let mut by_address: BTreeMap<String, Endpoint> = BTreeMap::new();
-    for slice in slices {
-        if slice.address_type != "IPv4" {
-            continue;
-        }
-        let Some(port) = slice.ports.iter().flatten().find(|p| {
-            p.name.as_deref().unwrap_or("") == port_name && p.protocol.as_deref().unwrap_or("TCP") == protocol
-        }) else {
-            continue;
-        };
-        let Some(number) = port.port.filter(|p| (1..=65535).contains(p)) else {
-            continue;
-        };
-        for endpoint in slice.endpoints.iter().flatten() {
-            let Some(ip) = endpoint.addresses.first().and_then(|a| a.parse::<Ipv4Addr>().ok()) else {
-                continue;
-            };
-            let conditions = endpoint.conditions.as_ref();
-            let ready = conditions.and_then(|c| c.ready).unwrap_or(true);
-            let entry = Endpoint {
-                ip,
-                port: number,
-                ready,
-                serving: conditions.and_then(|c| c.serving).unwrap_or(ready),
-                terminating: conditions.and_then(|c| c.terminating).unwrap_or(false),
-                node: endpoint.node_name.clone(),
-            };
-            by_address.entry(entry.address()).or_insert(entry);
-        }
-    }
-    by_address.into_values().collect()
-}
-
 /// `-p tcp -m tcp --dport P` (upstream spells protocol matches this way).
 fn proto_port(protocol: &str, port: i32) -> String {
     format!("-p {protocol} -m {protocol} --dport {port}")
@@ -277,37 +204,8 @@ pub fn compute(services: &[Service], slices: &[EndpointSlice], config: &Config) 
     let mut rules = RuleSet::default();
     base_chains(&mut rules);
 
-    let mut slices_by_service: BTreeMap<(&str, &str), Vec<&EndpointSlice>> = BTreeMap::new();
-    for slice in slices {
-        let namespace = slice.metadata.namespace.as_deref().unwrap_or("");
-        if let Some(name) = slice
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get("kubernetes.io/service-name"))
-        {
-            slices_by_service
-                .entry((namespace, name.as_str()))
-                .or_default()
-                .push(slice);
-        }
-    }
-
-    let mut sorted: Vec<&Service> = services.iter().collect();
-    sorted.sort_by(|a, b| {
-        (a.metadata.namespace.as_deref(), a.metadata.name.as_deref())
-            .cmp(&(b.metadata.namespace.as_deref(), b.metadata.name.as_deref()))
-    });
-    for service in sorted {
-        let namespace = service.metadata.namespace.as_deref().unwrap_or("");
-        let Some(name) = service.metadata.name.as_deref() else {
-            continue;
-        };
-        let service_slices = slices_by_service
-            .get(&(namespace, name))
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
-        service_rules(&mut rules, namespace, name, service, service_slices, config);
+    for port in service_ports(services, slices, config) {
+        service_rules(&mut rules, &port, config);
     }
 
     finish_dispatch(&mut rules);
@@ -389,178 +287,133 @@ fn finish_dispatch(rules: &mut RuleSet) {
     );
 }
 
-fn service_rules(
-    rules: &mut RuleSet,
-    namespace: &str,
-    name: &str,
-    service: &Service,
-    slices: &[&EndpointSlice],
-    config: &Config,
-) {
+fn service_rules(rules: &mut RuleSet, service_port: &ServicePort, config: &Config) {
     use TableName::{Filter, Nat};
-    let Some(spec) = service.spec.as_ref() else { return };
-    if spec.type_.as_deref() == Some("ExternalName") {
-        return;
-    }
-    let Some(cluster_ip) = spec.cluster_ip.as_deref().and_then(|ip| ip.parse::<Ipv4Addr>().ok()) else {
-        return; // headless ("None"), unallocated or IPv6
+    let ServicePort {
+        name: svc_port_name,
+        protocol,
+        cluster_ip,
+        node_port,
+        external_ips,
+        external_local,
+        affinity,
+        all,
+        ..
+    } = service_port;
+    let (cluster_ip, node_port, external_local, affinity) = (*cluster_ip, *node_port, *external_local, *affinity);
+    let has_external = service_port.has_external();
+    let cluster: Vec<&Endpoint> = service_port.cluster.iter().collect();
+    let local: Vec<&Endpoint> = service_port.local.iter().collect();
+    let svc_chain = service_port_chain("KUBE-SVC-", svc_port_name, protocol);
+    let svl_chain = service_port_chain("KUBE-SVL-", svc_port_name, protocol);
+    let ext_chain = service_port_chain("KUBE-EXT-", svc_port_name, protocol);
+    let internal_local = service_port.internal_local;
+    let uses_cluster_chain = !internal_local || has_external;
+    let uses_local_chain = internal_local || (has_external && external_local);
+    let (internal_chain, internal_eps) = if internal_local {
+        (&svl_chain, &local)
+    } else {
+        (&svc_chain, &cluster)
     };
-    let external_local = spec.external_traffic_policy.as_deref() == Some("Local");
-    let internal_local = spec.internal_traffic_policy.as_deref() == Some("Local");
-    let affinity = (spec.session_affinity.as_deref() == Some("ClientIP")).then(|| {
-        spec.session_affinity_config
-            .as_ref()
-            .and_then(|c| c.client_ip.as_ref())
-            .and_then(|c| c.timeout_seconds)
-            .unwrap_or(DEFAULT_AFFINITY_SECONDS)
-    });
-    let mut external_ips: Vec<Ipv4Addr> = spec
-        .external_ips
-        .iter()
-        .flatten()
-        .filter_map(|ip| ip.parse().ok())
-        .collect();
-    if spec.type_.as_deref() == Some("LoadBalancer") {
-        let ingress = service.status.as_ref().and_then(|s| s.load_balancer.as_ref());
-        external_ips.extend(
-            ingress
-                .and_then(|lb| lb.ingress.as_ref())
-                .into_iter()
-                .flatten()
-                .filter_map(|i| i.ip.as_deref()?.parse::<Ipv4Addr>().ok()),
+    let external_eps = if external_local { &local } else { &cluster };
+    let dest = format!("-d {cluster_ip}/32 {}", proto_port(protocol, service_port.port));
+
+    // Internal traffic: ClusterIP.
+    if internal_eps.is_empty() {
+        let (why, target) = if cluster.is_empty() {
+            ("has no endpoints", "REJECT")
+        } else {
+            ("has no local endpoints", "DROP")
+        };
+        rules.add(
+            Filter,
+            KUBE_SERVICES,
+            format!("-m comment --comment \"{svc_port_name} {why}\" {dest} -j {target}"),
         );
-    }
-    let with_node_ports = matches!(spec.type_.as_deref(), Some("NodePort") | Some("LoadBalancer"));
-
-    for port in spec.ports.iter().flatten() {
-        let protocol_upper = port.protocol.as_deref().unwrap_or("TCP");
-        if !matches!(protocol_upper, "TCP" | "UDP" | "SCTP") || !(1..=65535).contains(&port.port) {
-            continue;
+    } else {
+        rules.add(
+            Nat,
+            &services_shard(cluster_ip),
+            format!("-m comment --comment \"{svc_port_name} cluster IP\" {dest} -j {internal_chain}"),
+        );
+        if let Some(cidr) = &config.cluster_cidr {
+            rules.add(
+                Nat,
+                internal_chain,
+                format!("-m comment --comment \"{svc_port_name} cluster IP\" {dest} ! -s {cidr} -j {KUBE_MARK_MASQ}"),
+            );
         }
-        let protocol = protocol_upper.to_ascii_lowercase();
-        let port_name = port.name.as_deref().unwrap_or("");
-        let svc_port_name = if port_name.is_empty() {
-            format!("{namespace}/{name}")
-        } else {
-            format!("{namespace}/{name}:{port_name}")
-        };
-        let node_port = port.node_port.filter(|p| with_node_ports && (1..=65535).contains(p));
-        let has_external = node_port.is_some() || !external_ips.is_empty();
+    }
 
-        let all = endpoints_for(slices, port_name, protocol_upper);
-        let cluster = usable(&all, |_| true);
-        let local = usable(&all, |e| e.node.as_deref() == Some(config.node_name.as_str()));
-        let svc_chain = service_port_chain("KUBE-SVC-", &svc_port_name, &protocol);
-        let svl_chain = service_port_chain("KUBE-SVL-", &svc_port_name, &protocol);
-        let ext_chain = service_port_chain("KUBE-EXT-", &svc_port_name, &protocol);
-        let uses_cluster_chain = !internal_local || has_external;
-        let uses_local_chain = internal_local || (has_external && external_local);
-        let (internal_chain, internal_eps) = if internal_local {
-            (&svl_chain, &local)
-        } else {
-            (&svc_chain, &cluster)
-        };
-        let external_eps = if external_local { &local } else { &cluster };
-        let dest = format!("-d {cluster_ip}/32 {}", proto_port(&protocol, port.port));
-
-        // Internal traffic: ClusterIP.
-        if internal_eps.is_empty() {
+    // External traffic: node ports, external IPs and load-balancer IPs.
+    if has_external {
+        if external_eps.is_empty() {
             let (why, target) = if cluster.is_empty() {
                 ("has no endpoints", "REJECT")
             } else {
                 ("has no local endpoints", "DROP")
             };
-            rules.add(
-                Filter,
-                KUBE_SERVICES,
-                format!("-m comment --comment \"{svc_port_name} {why}\" {dest} -j {target}"),
-            );
-        } else {
-            rules.add(
-                Nat,
-                &services_shard(cluster_ip),
-                format!("-m comment --comment \"{svc_port_name} cluster IP\" {dest} -j {internal_chain}"),
-            );
-            if let Some(cidr) = &config.cluster_cidr {
+            for ip in external_ips {
                 rules.add(
-                    Nat,
-                    internal_chain,
+                    Filter,
+                    KUBE_EXTERNAL_SERVICES,
                     format!(
-                        "-m comment --comment \"{svc_port_name} cluster IP\" {dest} ! -s {cidr} -j {KUBE_MARK_MASQ}"
+                        "-m comment --comment \"{svc_port_name} {why}\" -d {ip}/32 {} -j {target}",
+                        proto_port(protocol, service_port.port)
+                    ),
+                );
+            }
+            if let Some(node_port) = node_port {
+                rules.add(
+                    Filter,
+                    KUBE_EXTERNAL_SERVICES,
+                    format!(
+                        "-m comment --comment \"{svc_port_name} {why}\" -m addrtype --dst-type LOCAL {} -j {target}",
+                        proto_port(protocol, node_port)
                     ),
                 );
             }
         }
-
-        // External traffic: node ports, external IPs and load-balancer IPs.
-        if has_external {
-            if external_eps.is_empty() {
-                let (why, target) = if cluster.is_empty() {
-                    ("has no endpoints", "REJECT")
-                } else {
-                    ("has no local endpoints", "DROP")
-                };
-                for ip in &external_ips {
-                    rules.add(
-                        Filter,
-                        KUBE_EXTERNAL_SERVICES,
-                        format!(
-                            "-m comment --comment \"{svc_port_name} {why}\" -d {ip}/32 {} -j {target}",
-                            proto_port(&protocol, port.port)
-                        ),
-                    );
-                }
-                if let Some(node_port) = node_port {
-                    rules.add(
-                        Filter,
-                        KUBE_EXTERNAL_SERVICES,
-                        format!(
-                            "-m comment --comment \"{svc_port_name} {why}\" -m addrtype --dst-type LOCAL {} -j {target}",
-                            proto_port(&protocol, node_port)
-                        ),
-                    );
-                }
-            }
-            if !cluster.is_empty() {
-                ext_rules(
-                    rules,
-                    &ext_chain,
-                    &svc_chain,
-                    &svl_chain,
-                    &svc_port_name,
-                    external_local,
-                    !local.is_empty(),
-                    config,
+        if !cluster.is_empty() {
+            ext_rules(
+                rules,
+                &ext_chain,
+                &svc_chain,
+                &svl_chain,
+                svc_port_name,
+                external_local,
+                !local.is_empty(),
+                config,
+            );
+            for ip in external_ips {
+                rules.add(
+                    Nat,
+                    &services_shard(*ip),
+                    format!(
+                        "-m comment --comment \"{svc_port_name} external IP\" -d {ip}/32 {} -j {ext_chain}",
+                        proto_port(protocol, service_port.port)
+                    ),
                 );
-                for ip in &external_ips {
-                    rules.add(
-                        Nat,
-                        &services_shard(*ip),
-                        format!(
-                            "-m comment --comment \"{svc_port_name} external IP\" -d {ip}/32 {} -j {ext_chain}",
-                            proto_port(&protocol, port.port)
-                        ),
-                    );
-                }
-                if let Some(node_port) = node_port {
-                    rules.add(
-                        Nat,
-                        &nodeports_shard(&protocol, node_port),
-                        format!(
-                            "-m comment --comment \"{svc_port_name}\" {} -j {ext_chain}",
-                            proto_port(&protocol, node_port)
-                        ),
-                    );
-                }
+            }
+            if let Some(node_port) = node_port {
+                rules.add(
+                    Nat,
+                    &nodeports_shard(protocol, node_port),
+                    format!(
+                        "-m comment --comment \"{svc_port_name}\" {} -j {ext_chain}",
+                        proto_port(protocol, node_port)
+                    ),
+                );
             }
         }
+    }
 
-        // Policy chains and endpoint chains.
-        let balance = |rules: &mut RuleSet, chain: &str, endpoints: &[&Endpoint], used: &mut BTreeSet<String>| {
-            for endpoint in endpoints {
-                let sep = endpoint_chain(&svc_port_name, &protocol, &endpoint.address());
-                if let Some(seconds) = affinity {
-                    rules.add(
+    // Policy chains and endpoint chains.
+    let balance = |rules: &mut RuleSet, chain: &str, endpoints: &[&Endpoint], used: &mut BTreeSet<String>| {
+        for endpoint in endpoints {
+            let sep = endpoint_chain(svc_port_name, protocol, &endpoint.address());
+            if let Some(seconds) = affinity {
+                rules.add(
                         Nat,
                         chain,
                         format!(
@@ -568,52 +421,52 @@ fn service_rules(
                             endpoint.address()
                         ),
                     );
-                }
-                used.insert(sep);
             }
-            let n = endpoints.len();
-            for (i, endpoint) in endpoints.iter().enumerate() {
-                let sep = endpoint_chain(&svc_port_name, &protocol, &endpoint.address());
-                let statistic = if i + 1 < n {
-                    format!(" -m statistic --mode random --probability {}", probability(n - i))
-                } else {
-                    String::new()
-                };
-                rules.add(
-                    Nat,
-                    chain,
-                    format!(
-                        "-m comment --comment \"{svc_port_name} -> {}\"{statistic} -j {sep}",
-                        endpoint.address()
-                    ),
-                );
-            }
-        };
-        let mut seps: BTreeSet<String> = BTreeSet::new();
-        if uses_cluster_chain && !cluster.is_empty() {
-            balance(rules, &svc_chain, &cluster, &mut seps);
+            used.insert(sep);
         }
-        if uses_local_chain && !local.is_empty() {
-            balance(rules, &svl_chain, &local, &mut seps);
-        }
-        for endpoint in &all {
-            let sep = endpoint_chain(&svc_port_name, &protocol, &endpoint.address());
-            if !seps.contains(&sep) {
-                continue;
-            }
-            rules.add(
-                Nat,
-                &sep,
-                format!(
-                    "-m comment --comment \"{svc_port_name}\" -s {}/32 -j {KUBE_MARK_MASQ}",
-                    endpoint.ip
-                ),
-            );
-            let recent = match affinity {
-                Some(_) => format!(" -m recent --set --name {sep} --mask 255.255.255.255 --rsource"),
-                None => String::new(),
+        let n = endpoints.len();
+        for (i, endpoint) in endpoints.iter().enumerate() {
+            let sep = endpoint_chain(svc_port_name, protocol, &endpoint.address());
+            let statistic = if i + 1 < n {
+                format!(" -m statistic --mode random --probability {}", probability(n - i))
+            } else {
+                String::new()
             };
             rules.add(
+                Nat,
+                chain,
+                format!(
+                    "-m comment --comment \"{svc_port_name} -> {}\"{statistic} -j {sep}",
+                    endpoint.address()
+                ),
+            );
+        }
+    };
+    let mut seps: BTreeSet<String> = BTreeSet::new();
+    if uses_cluster_chain && !cluster.is_empty() {
+        balance(rules, &svc_chain, &cluster, &mut seps);
+    }
+    if uses_local_chain && !local.is_empty() {
+        balance(rules, &svl_chain, &local, &mut seps);
+    }
+    for endpoint in all {
+        let sep = endpoint_chain(svc_port_name, protocol, &endpoint.address());
+        if !seps.contains(&sep) {
+            continue;
+        }
+        rules.add(
+            Nat,
+            &sep,
+            format!(
+                "-m comment --comment \"{svc_port_name}\" -s {}/32 -j {KUBE_MARK_MASQ}",
+                endpoint.ip
+            ),
+        );
+        let recent = match affinity {
+            Some(_) => format!(" -m recent --set --name {sep} --mask 255.255.255.255 --rsource"),
+            None => String::new(),
+        };
+        rules.add(
                 Nat,
                 &sep,
                 format!(
@@ -621,7 +474,6 @@ fn service_rules(
                     endpoint.address()
                 ),
             );
-        }
     }
 }
 

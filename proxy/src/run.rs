@@ -13,9 +13,58 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::iptables::{Backend, CommandBackend, cleanup};
+use crate::model::Config;
+use crate::nft::netlink::{NetlinkBackend, delete_table_blocking};
+use crate::nft::{NftBackend, NftProxier};
 use crate::proxier::{Proxier, SyncKind};
-use crate::rules::{Config, compute};
 use crate::{Options, ProxyError};
+
+/// The proxy mode's sync step: compute the mode's rules from the caches and apply them.
+trait ModeSync: Send {
+    fn sync(
+        &mut self,
+        services: &[Service],
+        slices: &[EndpointSlice],
+        config: &Config,
+    ) -> impl std::future::Future<Output = Result<SyncKind, ProxyError>> + Send;
+}
+
+impl<B: Backend> ModeSync for Proxier<B> {
+    async fn sync(
+        &mut self,
+        services: &[Service],
+        slices: &[EndpointSlice],
+        config: &Config,
+    ) -> Result<SyncKind, ProxyError> {
+        Ok(Proxier::sync(self, crate::rules::compute(services, slices, config)).await?)
+    }
+}
+
+impl<B: NftBackend> ModeSync for NftProxier<B> {
+    async fn sync(
+        &mut self,
+        services: &[Service],
+        slices: &[EndpointSlice],
+        config: &Config,
+    ) -> Result<SyncKind, ProxyError> {
+        Ok(NftProxier::sync(self, crate::nft::compute::compute(services, slices, config)).await?)
+    }
+}
+
+/// The proxy modes `--proxy-mode` accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    Iptables,
+    Nftables,
+}
+
+/// Removes the nftables table (blocking netlink work off the runtime's threads).
+async fn delete_nft_table() -> Result<(), ProxyError> {
+    tokio::task::spawn_blocking(|| delete_table_blocking(&NetlinkBackend::new()))
+        .await
+        .map_err(|e| ProxyError::Nft(crate::nft::NftError::Task(e.to_string())))??;
+    Ok(())
+}
 
 /// A client from `--kubeconfig`, or inferred (in-cluster, `$KUBECONFIG`, `~/.kube/config`).
 async fn client(options: &Options) -> Result<kube::Client, ProxyError> {
@@ -40,14 +89,33 @@ async fn client(options: &Options) -> Result<kube::Client, ProxyError> {
 /// Long-running parts are tasks in one [`JoinSet`]; more (a DNS server) can be spawned beside
 /// the proxier there.
 pub async fn run(options: Options, shutdown: CancellationToken) -> Result<(), ProxyError> {
-    if options.proxy_mode != "iptables" {
-        return Err(ProxyError::UnsupportedMode(options.proxy_mode));
-    }
+    let mode = match options.proxy_mode.as_str() {
+        "iptables" | "" => Mode::Iptables,
+        "nftables" => Mode::Nftables,
+        other => return Err(ProxyError::UnsupportedMode(other.to_string())),
+    };
     let backend = CommandBackend::new(&options.iptables_restore_path, &options.iptables_save_path);
     if options.cleanup {
-        cleanup(&backend).await?;
-        tracing::info!("removed kube-proxy's iptables rules");
+        // As upstream: --cleanup removes what every mode may have left.
+        let iptables = cleanup(&backend).await;
+        delete_nft_table().await?;
+        iptables?;
+        tracing::info!("removed kube-proxy's iptables rules and nftables table");
         return Ok(());
+    }
+    // Leftovers of the other mode would keep intercepting Service traffic: remove them first,
+    // as upstream does when it starts in one mode.
+    match mode {
+        Mode::Iptables => {
+            if let Err(error) = delete_nft_table().await {
+                tracing::warn!(%error, "could not remove the nftables mode's table");
+            }
+        }
+        Mode::Nftables => {
+            if let Err(error) = cleanup(&backend).await {
+                tracing::warn!(%error, "could not remove the iptables mode's rules");
+            }
+        }
     }
     let node_name = options.hostname_override.clone().ok_or(ProxyError::MissingNodeName)?;
     let cluster_dns = match options.cluster_dns.trim() {
@@ -108,16 +176,27 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> Result<(), Pr
         sync_period: options.iptables_sync_period,
         min_sync_period: options.iptables_min_sync_period,
     };
-    let proxier = Proxier::new(backend, options.iptables_full_sync_period);
-    tasks.spawn(sync_loop(
-        proxier,
-        config,
-        services,
-        slices,
-        changed,
-        loop_settings,
-        shutdown.clone(),
-    ));
+    let full_sync_period = options.iptables_full_sync_period;
+    match mode {
+        Mode::Iptables => tasks.spawn(sync_loop(
+            Proxier::new(backend, full_sync_period),
+            config,
+            services,
+            slices,
+            changed,
+            loop_settings,
+            shutdown.clone(),
+        )),
+        Mode::Nftables => tasks.spawn(sync_loop(
+            NftProxier::new(NetlinkBackend::new(), full_sync_period),
+            config,
+            services,
+            slices,
+            changed,
+            loop_settings,
+            shutdown.clone(),
+        )),
+    };
 
     let mut result = Ok(());
     while let Some(joined) = tasks.join_next().await {
@@ -176,8 +255,8 @@ struct LoopSettings {
     min_sync_period: Duration,
 }
 
-async fn sync_loop<B: Backend>(
-    mut proxier: Proxier<B>,
+async fn sync_loop<M: ModeSync>(
+    mut proxier: M,
     config: Config,
     services: Store<Service>,
     slices: Store<EndpointSlice>,
@@ -196,17 +275,16 @@ async fn sync_loop<B: Backend>(
         let started = tokio::time::Instant::now();
         let service_list: Vec<Service> = services.state().iter().map(|s| (**s).clone()).collect();
         let slice_list: Vec<EndpointSlice> = slices.state().iter().map(|s| (**s).clone()).collect();
-        let desired = compute(&service_list, &slice_list, &config);
-        let next_wait = match proxier.sync(desired).await {
+        let next_wait = match proxier.sync(&service_list, &slice_list, &config).await {
             Ok(kind) => {
                 if kind != SyncKind::Unchanged {
-                    tracing::info!(?kind, elapsed = ?started.elapsed(), services = service_list.len(), "synced iptables rules");
+                    tracing::info!(?kind, elapsed = ?started.elapsed(), services = service_list.len(), "synced proxy rules");
                 }
                 retry_delay = settings.min_sync_period.max(Duration::from_millis(100));
                 settings.sync_period
             }
             Err(error) => {
-                tracing::error!(%error, "syncing iptables rules failed; retrying with a full sync");
+                tracing::error!(%error, "syncing proxy rules failed; retrying with a full sync");
                 retry_delay = (retry_delay * 2).min(settings.sync_period.max(Duration::from_secs(1)));
                 retry_delay
             }
