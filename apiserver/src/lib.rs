@@ -16,6 +16,7 @@ pub mod node_proxy;
 pub mod openapi;
 pub mod patch;
 pub mod pki;
+pub mod quota;
 pub mod request;
 pub mod reviews;
 pub mod server;

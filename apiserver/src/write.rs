@@ -277,6 +277,9 @@ impl Store {
             }
             let name = meta_str(&candidate, "name").unwrap_or_default().to_string();
             let mut admitted = admit(def, candidate, None, Operation::Create, &name)?;
+            if let Some(ns) = namespace.filter(|_| def.namespaced) {
+                crate::quota::charge(self, def, ns, &name, &admitted, dry_run).await?;
+            }
             if dry_run {
                 return Ok(admitted);
             }

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Pod, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Endpoints, Namespace, Node, PersistentVolumeClaim, Pod, ResourceQuota, Secret, Service, ServiceAccount,
+};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::watcher;
@@ -51,6 +53,10 @@ impl Context {
                 leases: Slot::default(),
                 jobs: Slot::default(),
                 cronjobs: Slot::default(),
+                resourcequotas: Slot::default(),
+                configmaps: Slot::default(),
+                secrets: Slot::default(),
+                persistentvolumeclaims: Slot::default(),
             },
             clock,
             client,
@@ -131,4 +137,8 @@ informers! {
     leases: Lease => |client| Api::namespaced(client, "kube-node-lease"), watcher::Config::default();
     jobs: Job => Api::all, watcher::Config::default();
     cronjobs: CronJob => Api::all, watcher::Config::default();
+    resourcequotas: ResourceQuota => Api::all, watcher::Config::default();
+    configmaps: ConfigMap => Api::all, watcher::Config::default();
+    secrets: Secret => Api::all, watcher::Config::default();
+    persistentvolumeclaims: PersistentVolumeClaim => Api::all, watcher::Config::default();
 }

@@ -79,6 +79,12 @@ pub struct Options {
     /// Number of cron jobs synced concurrently.
     #[arg(long, default_value_t = 5)]
     pub concurrent_cron_job_syncs: usize,
+    /// Number of resource quotas synced concurrently.
+    #[arg(long, default_value_t = 5)]
+    pub concurrent_resource_quota_syncs: usize,
+    /// How often every quota's usage is recounted from scratch.
+    #[arg(long, default_value = "5m0s", value_parser = parse_duration)]
+    pub resource_quota_sync_period: Duration,
 }
 
 /// Go-syntax durations (`30s`, `1m30s`), shared by every component.

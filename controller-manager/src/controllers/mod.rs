@@ -14,6 +14,7 @@ pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod ownership;
 pub mod replicaset;
+pub mod resourcequota;
 pub mod serviceaccount;
 pub mod statefulset;
 pub mod ttlafterfinished;
@@ -67,6 +68,11 @@ pub const REGISTRY: &[Descriptor] = &[
         name: cronjob::NAME,
         disabled_by_default: false,
         run: |ctx| Box::pin(cronjob::run(ctx)),
+    },
+    Descriptor {
+        name: resourcequota::NAME,
+        disabled_by_default: false,
+        run: |ctx| Box::pin(resourcequota::run(ctx)),
     },
     Descriptor {
         name: ttlafterfinished::NAME,

@@ -11,6 +11,7 @@ mod job;
 mod namespace;
 mod node;
 mod replicaset;
+mod resourcequota;
 mod serviceaccount;
 mod statefulset;
 

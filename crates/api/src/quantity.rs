@@ -116,12 +116,13 @@ impl Quantity {
         self.nanos == 0
     }
 
-    /// Adds `other`, keeping this quantity's format (an unset one takes `other`'s).
+    /// Adds `other`, keeping this quantity's format (a zero or unset one takes `other`'s, as
+    /// apimachinery's `Add` does).
     pub fn add(&mut self, other: &Quantity) {
-        self.nanos = self.nanos.saturating_add(other.nanos);
-        if self.format == Format::Unset {
+        if self.format == Format::Unset || self.nanos == 0 {
             self.format = other.format;
         }
+        self.nanos = self.nanos.saturating_add(other.nanos);
     }
 
     /// The value rounded up to whole units.
