@@ -162,6 +162,41 @@ fn api_resources_lists_every_resource_with_short_names() -> Result<()> {
         line("horizontalpodautoscalers", "autoscaling/v2").is_some(),
         "HPA preferred v2:\n{out}"
     );
+    // The review resources, create-only, as upstream lists them.
+    for (name, api_version, kind) in [
+        ("selfsubjectreviews", "authentication.k8s.io/v1", "SelfSubjectReview"),
+        (
+            "selfsubjectaccessreviews",
+            "authorization.k8s.io/v1",
+            "SelfSubjectAccessReview",
+        ),
+        (
+            "selfsubjectrulesreviews",
+            "authorization.k8s.io/v1",
+            "SelfSubjectRulesReview",
+        ),
+    ] {
+        let found = line(name, api_version).with_context(|| format!("{name} listed:\n{out}"))?;
+        ensure!(
+            found.split_whitespace().collect::<Vec<_>>() == [name, api_version, "false", kind],
+            "{found}"
+        );
+    }
+    let wide = kubectl.ok(&["api-resources", "--api-group=authorization.k8s.io", "-o", "wide"])?;
+    ensure!(
+        wide.lines()
+            .skip(1)
+            .all(|l| l.split_whitespace().last() == Some("create"))
+            && wide.lines().count() == 3,
+        "{wide}"
+    );
+    let legacy: Value = serde_json::from_str(&kubectl.ok(&["get", "--raw", "/apis/authentication.k8s.io/v1"])?)?;
+    ensure!(
+        legacy["resources"]
+            == serde_json::json!([{"name": "selfsubjectreviews", "singularName": "selfsubjectreview",
+                                    "namespaced": false, "kind": "SelfSubjectReview", "verbs": ["create"]}]),
+        "{legacy}"
+    );
     let namespaced = kubectl.ok(&["api-resources", "--namespaced=false", "-o", "name"])?;
     ensure!(
         namespaced.lines().any(|l| l == "nodes") && !namespaced.lines().any(|l| l == "pods"),
