@@ -421,8 +421,10 @@ mod tests {
         assert_eq!(wrap_string("Values:\n- a\n- b", 40), ["Values:", "- a", "- b"]);
         assert_eq!(
             wrap_string("a\n\nb\n    code  kept", 40),
-            ["a", "", "b", "    code  kept"]
+            ["a", "b", "    code  kept"],
+            "a blank line is kept only once something was written out"
         );
+        assert_eq!(wrap_string("a\nb\n\nc", 1), ["a", "b", "", "c"]);
         assert_eq!(wrap_string("", 40), Vec::<String>::new());
         assert!(starts_new_line("", "1. first"));
         assert!(starts_new_line("", "2 second"));
