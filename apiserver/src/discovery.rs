@@ -1,8 +1,11 @@
-//! Discovery documents generated from the resource registry: `/api`, `/apis`, the per
-//! group-version resource lists, and `/version`.
+//! Discovery documents generated from the resource registry (plus the review resources of
+//! `reviews.rs`, which store nothing): `/api`, `/apis`, the per group-version resource lists,
+//! and `/version`.
 
 use api::registry::{self, RESOURCES, Subresource};
 use serde_json::{Value, json};
+
+use crate::reviews::{self, REVIEWS};
 
 /// The Kubernetes version kaji implements.
 pub const KUBE_MINOR: &str = "37";
@@ -26,6 +29,35 @@ pub fn version() -> Value {
     })
 }
 
+/// Every served group with its versions (preferred first): the registry's, and the review
+/// resources' groups where upstream lists them (after events.k8s.io).
+fn served_group_versions() -> Vec<(&'static str, Vec<&'static str>)> {
+    let mut groups = registry::group_versions();
+    let mut at = groups
+        .iter()
+        .position(|(g, _)| *g == "events.k8s.io")
+        .map_or(groups.len(), |i| i + 1);
+    for review in REVIEWS {
+        match groups.iter_mut().find(|(g, _)| *g == review.group) {
+            Some((_, versions)) => {
+                if !versions.contains(&review.version) {
+                    versions.push(review.version);
+                }
+            }
+            None => {
+                groups.insert(at, (review.group, vec![review.version]));
+                at += 1;
+            }
+        }
+    }
+    groups
+}
+
+/// The review resources of one group-version.
+fn reviews_of<'a>(group: &'a str, version: &'a str) -> impl Iterator<Item = &'static reviews::ReviewResource> + 'a {
+    REVIEWS.iter().filter(move |r| r.group == group && r.version == version)
+}
+
 /// `/api`.
 pub fn core_versions(server_address: &str) -> Value {
     json!({
@@ -45,7 +77,7 @@ fn group_entry(group: &str, versions: &[&str]) -> Value {
 
 /// `/apis`.
 pub fn groups() -> Value {
-    let groups: Vec<Value> = registry::group_versions()
+    let groups: Vec<Value> = served_group_versions()
         .into_iter()
         .filter(|(g, _)| !g.is_empty())
         .map(|(g, versions)| group_entry(g, &versions))
@@ -55,7 +87,7 @@ pub fn groups() -> Value {
 
 /// `/apis/<group>`.
 pub fn group(name: &str) -> Option<Value> {
-    registry::group_versions()
+    served_group_versions()
         .into_iter()
         .find(|(g, _)| !g.is_empty() && *g == name)
         .map(|(g, versions)| {
@@ -72,7 +104,7 @@ pub fn resources(group: &str, version: &str) -> Option<Value> {
         .iter()
         .filter(|d| d.group == group && d.version == version)
         .collect();
-    if defs.is_empty() {
+    if defs.is_empty() && reviews_of(group, version).next().is_none() {
         return None;
     }
     let mut resources = Vec::new();
@@ -116,6 +148,15 @@ pub fn resources(group: &str, version: &str) -> Option<Value> {
             }
             resources.push(entry);
         }
+    }
+    for review in reviews_of(group, version) {
+        resources.push(json!({
+            "name": review.plural,
+            "singularName": review.singular,
+            "namespaced": false,
+            "kind": review.kind,
+            "verbs": reviews::VERBS,
+        }));
     }
     let group_version = if group.is_empty() {
         version.to_string()
@@ -163,6 +204,15 @@ fn aggregated_group(group: &str, versions: &[&str]) -> Value {
     let versions: Vec<Value> = versions
         .iter()
         .map(|version| {
+            let reviews = reviews_of(group, version).map(|review| {
+                json!({
+                    "resource": review.plural,
+                    "responseKind": response_kind(review.group, review.version, review.kind),
+                    "scope": "Cluster",
+                    "singularResource": review.singular,
+                    "verbs": reviews::VERBS,
+                })
+            });
             let resources: Vec<Value> = RESOURCES
                 .iter()
                 .filter(|d| d.group == group && d.version == *version)
@@ -212,6 +262,7 @@ fn aggregated_group(group: &str, versions: &[&str]) -> Value {
                     }
                     entry
                 })
+                .chain(reviews)
                 .collect();
             json!({"version": version, "resources": resources, "freshness": "Current"})
         })
@@ -222,7 +273,7 @@ fn aggregated_group(group: &str, versions: &[&str]) -> Value {
 /// The aggregated discovery document (`apidiscovery.k8s.io/v2` APIGroupDiscoveryList) of
 /// `/api` (`core`) or `/apis`.
 pub fn aggregated(core: bool) -> Value {
-    let items: Vec<Value> = registry::group_versions()
+    let items: Vec<Value> = served_group_versions()
         .into_iter()
         .filter(|(g, _)| g.is_empty() == core)
         .map(|(g, versions)| aggregated_group(g, &versions))
@@ -275,6 +326,26 @@ mod tests {
                 .iter()
                 .all(|g| g["metadata"]["name"] != "")
         );
+        let names: Vec<&str> = apis["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["metadata"]["name"].as_str().unwrap())
+            .collect();
+        let authn = names.iter().position(|n| *n == "authentication.k8s.io").unwrap();
+        assert_eq!(names[authn + 1], "authorization.k8s.io");
+        let authorization = &apis["items"][authn + 1]["versions"][0];
+        assert_eq!(
+            authorization["resources"],
+            json!([
+                {"resource": "selfsubjectaccessreviews", "responseKind": {"group": "authorization.k8s.io", "version": "v1", "kind": "SelfSubjectAccessReview"}, "scope": "Cluster", "singularResource": "selfsubjectaccessreview", "verbs": ["create"]},
+                {"resource": "selfsubjectrulesreviews", "responseKind": {"group": "authorization.k8s.io", "version": "v1", "kind": "SelfSubjectRulesReview"}, "scope": "Cluster", "singularResource": "selfsubjectrulesreview", "verbs": ["create"]},
+            ])
+        );
+        assert_eq!(
+            apis["items"][authn]["versions"][0]["resources"][0]["resource"],
+            "selfsubjectreviews"
+        );
     }
 
     use super::*;
@@ -314,5 +385,21 @@ mod tests {
             .find(|r| r["name"] == "deployments/scale")
             .unwrap();
         assert_eq!(scale["group"], "autoscaling");
+        let authentication = resources("authentication.k8s.io", "v1").unwrap();
+        assert_eq!(
+            authentication["resources"],
+            json!([{"name": "selfsubjectreviews", "singularName": "selfsubjectreview", "namespaced": false, "kind": "SelfSubjectReview", "verbs": ["create"]}])
+        );
+        assert!(
+            groups["groups"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|g| g["name"] == "authorization.k8s.io")
+        );
+        assert_eq!(
+            group("authentication.k8s.io").unwrap()["preferredVersion"]["version"],
+            "v1"
+        );
     }
 }

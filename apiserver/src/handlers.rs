@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use api::ResourceDef;
 use api::registry::Subresource;
+use api::table::Conversion;
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -125,17 +126,27 @@ async fn route(
     if request.legacy_watch && method != Method::GET {
         return Err(ApiError::method_not_allowed());
     }
-    // `kubectl get` asks for server-side Table printing.
-    let table = headers
+    // `kubectl get` asks for server-side Table printing; metadata clients for
+    // PartialObjectMetadata.
+    let conversion = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
-        .and_then(api::table::parse_table_accept);
+        .map_or(Conversion::None, api::table::negotiate_accept);
+    let table = match conversion {
+        Conversion::Table(version) => Some(version),
+        _ => None,
+    };
     let include = api::table::parse_include_object(query.get("includeObject"))
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let format = match table {
-        Some(version) => crate::watch::Format::Table { version, include },
-        None => crate::watch::Format::Json,
+    // Watch events carry single objects.
+    let watch_format = || match conversion {
+        Conversion::Table(version) => Ok(crate::watch::Format::Table { version, include }),
+        Conversion::PartialObjectMetadata(version) => Ok(crate::watch::Format::Partial { version }),
+        Conversion::PartialObjectMetadataList(_) => Err(not_a_list(def)),
+        Conversion::None => Ok(crate::watch::Format::Json),
     };
+    // A single object in an answer (a Status passes as it is).
+    let one = |value: Value| -> ApiResult<Value> { convert_one(conversion, def, value) };
     let as_table = |objects: &[Value], list_meta: Value| {
         table.map(|version| {
             api::table::table_as(version, def, objects, include, true, list_meta, jiff::Timestamp::now())
@@ -146,6 +157,7 @@ async fn route(
             let mut options = ListOptions::from_query(def, &query)?;
             options.watch |= request.legacy_watch;
             if options.watch {
+                let format = watch_format()?;
                 let stream = crate::watch::watch(store, def, request.namespace.clone(), options, format).await?;
                 return Ok(Response::builder()
                     .status(StatusCode::OK)
@@ -155,9 +167,17 @@ async fn route(
                     .unwrap_or_else(|_| ApiError::internal("building the watch response").into_response()));
             }
             let result = store.list(def, ns, &options).await?;
-            match as_table(&result.served(def), result.metadata()) {
-                Some(table) => Ok(json_response(StatusCode::OK, &table)),
-                None => Ok(bytes_response(StatusCode::OK, list_body(def, &result))),
+            match conversion {
+                Conversion::Table(_) => match as_table(&result.served(def), result.metadata()) {
+                    Some(table) => Ok(json_response(StatusCode::OK, &table)),
+                    None => Err(ApiError::internal("no table version")),
+                },
+                Conversion::PartialObjectMetadataList(version) => Ok(json_response(
+                    StatusCode::OK,
+                    &api::table::partial_object_metadata_list(version, &result.served(def), result.metadata()),
+                )),
+                Conversion::PartialObjectMetadata(_) => Err(a_list(def)),
+                Conversion::None => Ok(bytes_response(StatusCode::OK, list_body(def, &result))),
             }
         }
         (&Method::GET | &Method::POST, Some(name), Some(sub @ (Subresource::Exec | Subresource::Attach))) => {
@@ -200,6 +220,7 @@ async fn route(
                         .map_err(|e| ApiError::bad_request(e.to_string()))?,
                 );
                 options.watch = true;
+                let format = watch_format()?;
                 let stream = crate::watch::watch(store, def, request.namespace.clone(), options, format).await?;
                 return Ok(Response::builder()
                     .status(StatusCode::OK)
@@ -213,14 +234,14 @@ async fn route(
             match sub {
                 Some(Subresource::Scale) => Ok(json_response(
                     StatusCode::OK,
-                    &scale_of(def, &Store::served(def, &cached)),
+                    &one(scale_of(def, &Store::served(def, &cached)))?,
                 )),
                 Some(Subresource::Binding)
                 | Some(Subresource::Eviction)
                 | Some(Subresource::Finalize)
                 | Some(Subresource::Log) => Err(ApiError::method_not_allowed()),
                 // The common case answers with the cached serialization as is.
-                _ if table.is_none() && def.conversion.is_none() => {
+                _ if conversion == Conversion::None && def.conversion.is_none() => {
                     Ok(bytes_response(StatusCode::OK, cached.json.clone()))
                 }
                 _ => {
@@ -228,7 +249,7 @@ async fn route(
                     let meta = json!({"resourceVersion": cached.revision.to_string()});
                     match as_table(std::slice::from_ref(&object), meta) {
                         Some(table) => Ok(json_response(StatusCode::OK, &table)),
-                        None => Ok(json_response(StatusCode::OK, &object)),
+                        None => Ok(json_response(StatusCode::OK, &one(object)?)),
                     }
                 }
             }
@@ -237,7 +258,7 @@ async fn route(
             let mut warnings = Vec::new();
             let object = decode_object(def, headers, &body, FieldValidation::from_query(&query)?, &mut warnings)?;
             let created = store.create(def, ns, object, query.dry_run()?).await?;
-            Ok(warned(StatusCode::CREATED, &created, &warnings))
+            Ok(warned(StatusCode::CREATED, &one(created)?, &warnings))
         }
         (&Method::POST, Some(name), Some(Subresource::Binding)) => {
             let binding = body::decode(headers, &body)?.value;
@@ -266,12 +287,12 @@ async fn route(
             let updated = store
                 .update(def, ns, name, sub, query.dry_run()?, |_| Ok(object.clone()))
                 .await?;
-            Ok(warned(StatusCode::OK, &updated, &warnings))
+            Ok(warned(StatusCode::OK, &one(updated)?, &warnings))
         }
         (&Method::PUT, Some(name), Some(Subresource::Scale)) => {
             let scale = body::decode(headers, &body)?.value;
             let updated = update_scale(&store, def, ns, name, query.dry_run()?, |_| Ok(scale.clone())).await?;
-            Ok(json_response(StatusCode::OK, &updated))
+            Ok(json_response(StatusCode::OK, &one(updated)?))
         }
         (&Method::PATCH, Some(name), sub @ (None | Some(Subresource::Status) | Some(Subresource::Scale))) => {
             let content_type = headers
@@ -286,7 +307,7 @@ async fn route(
                     patch::apply(kind, current, &body, &scale_meta)
                 })
                 .await?;
-                return Ok(json_response(StatusCode::OK, &updated));
+                return Ok(json_response(StatusCode::OK, &one(updated)?));
             }
             let validation = FieldValidation::from_query(&query)?;
             let duplicates = body::duplicate_keys(&body);
@@ -300,7 +321,7 @@ async fn route(
                     Ok(patched)
                 })
                 .await?;
-            Ok(warned(StatusCode::OK, &updated, &warnings))
+            Ok(warned(StatusCode::OK, &one(updated)?, &warnings))
         }
         (&Method::DELETE, Some(name), None) => {
             let body_value = if body.iter().all(u8::is_ascii_whitespace) {
@@ -311,7 +332,7 @@ async fn route(
             let options = DeleteOptions::parse(&body_value, &query)?;
             let deleted = store.delete(def, ns, name, &options).await?;
             if !deleted.removed || returns_deleted_object(def) {
-                return Ok(json_response(StatusCode::OK, &deleted.object));
+                return Ok(json_response(StatusCode::OK, &one(deleted.object)?));
             }
             let uid = deleted.object["metadata"]["uid"].as_str();
             Ok(json_response(
@@ -339,12 +360,66 @@ async fn route(
                 }
             }
             let revision = store.revisions.current().await?;
-            Ok(json_response(
-                StatusCode::OK,
-                &json!({"kind": def.list_kind(), "apiVersion": def.api_version(), "metadata": {"resourceVersion": revision.to_string()}, "items": items}),
-            ))
+            let list_meta = json!({"resourceVersion": revision.to_string()});
+            let list = match conversion {
+                Conversion::PartialObjectMetadataList(version) => {
+                    api::table::partial_object_metadata_list(version, &items, list_meta)
+                }
+                Conversion::PartialObjectMetadata(_) => return Err(a_list(def)),
+                _ => {
+                    json!({"kind": def.list_kind(), "apiVersion": def.api_version(), "metadata": list_meta, "items": items})
+                }
+            };
+            Ok(json_response(StatusCode::OK, &list))
         }
         _ => Err(ApiError::method_not_allowed()),
+    }
+}
+
+/// The Go type upstream's NotAcceptable messages name: the internal type its storage returns
+/// (`*core.Pod`, `*apps.DeploymentList`; events.k8s.io Events are core Events).
+fn go_type(def: &ResourceDef, list: bool) -> String {
+    let package = match def.group {
+        "" | "events.k8s.io" => "core",
+        group => group.split('.').next().unwrap_or(group),
+    };
+    format!("*{package}.{}{}", def.kind, if list { "List" } else { "" })
+}
+
+/// 406 for PartialObjectMetadata asked of a list.
+fn a_list(def: &ResourceDef) -> ApiError {
+    ApiError::new(
+        406,
+        "NotAcceptable",
+        format!(
+            "you requested PartialObjectMetadata, but the requested object is a list ({})",
+            go_type(def, true)
+        ),
+    )
+}
+
+/// 406 for PartialObjectMetadataList asked of a single object.
+fn not_a_list(def: &ResourceDef) -> ApiError {
+    ApiError::new(
+        406,
+        "NotAcceptable",
+        format!(
+            "you requested PartialObjectMetadataList, but the requested object is not a list ({})",
+            go_type(def, false)
+        ),
+    )
+}
+
+/// A single-object answer after the negotiated conversion: its metadata only for
+/// PartialObjectMetadata, 406 for PartialObjectMetadataList; a Status is never converted.
+fn convert_one(conversion: Conversion, def: &ResourceDef, value: Value) -> ApiResult<Value> {
+    if value["kind"] == "Status" {
+        return Ok(value);
+    }
+    match conversion {
+        Conversion::PartialObjectMetadata(version) => Ok(api::table::partial_object_metadata(version, &value)),
+        Conversion::PartialObjectMetadataList(_) => Err(not_a_list(def)),
+        Conversion::None | Conversion::Table(_) => Ok(value),
     }
 }
 

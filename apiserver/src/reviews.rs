@@ -11,6 +11,43 @@ use crate::auth::UserInfo;
 use crate::error::ApiError;
 use crate::handlers::json_response;
 
+/// One review resource: cluster-scoped, `create` only.
+pub struct ReviewResource {
+    pub group: &'static str,
+    pub version: &'static str,
+    pub plural: &'static str,
+    pub singular: &'static str,
+    pub kind: &'static str,
+}
+
+/// The review resources served, for routing and discovery.
+pub const REVIEWS: &[ReviewResource] = &[
+    ReviewResource {
+        group: "authentication.k8s.io",
+        version: "v1",
+        plural: "selfsubjectreviews",
+        singular: "selfsubjectreview",
+        kind: "SelfSubjectReview",
+    },
+    ReviewResource {
+        group: "authorization.k8s.io",
+        version: "v1",
+        plural: "selfsubjectaccessreviews",
+        singular: "selfsubjectaccessreview",
+        kind: "SelfSubjectAccessReview",
+    },
+    ReviewResource {
+        group: "authorization.k8s.io",
+        version: "v1",
+        plural: "selfsubjectrulesreviews",
+        singular: "selfsubjectrulesreview",
+        kind: "SelfSubjectRulesReview",
+    },
+];
+
+/// The verbs a review resource serves.
+pub const VERBS: &[&str] = &["create"];
+
 /// Answers a request for one of the review resources; `None` for any other path.
 pub fn handle(
     method: &Method,
@@ -19,12 +56,13 @@ pub fn handle(
     body: &[u8],
     user: Option<&UserInfo>,
 ) -> Option<Response> {
-    let kind = match segments {
-        ["apis", "authorization.k8s.io", "v1", "selfsubjectaccessreviews"] => "SelfSubjectAccessReview",
-        ["apis", "authorization.k8s.io", "v1", "selfsubjectrulesreviews"] => "SelfSubjectRulesReview",
-        ["apis", "authentication.k8s.io", "v1", "selfsubjectreviews"] => "SelfSubjectReview",
-        _ => return None,
+    let ["apis", group, version, plural] = segments else {
+        return None;
     };
+    let kind = REVIEWS
+        .iter()
+        .find(|r| r.group == *group && r.version == *version && r.plural == *plural)?
+        .kind;
     if method != Method::POST {
         return Some(ApiError::method_not_allowed().into_response());
     }

@@ -242,6 +242,7 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Respo
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     if parts.method == Method::GET && segments.first() == Some(&"openapi") {
         return match segments.as_slice() {
+            ["openapi", "v2"] => crate::openapi::v2(&parts.headers),
             ["openapi", "v3"] => crate::openapi::index(),
             ["openapi", "v3", rest @ ..] => {
                 crate::openapi::group_version(&rest.join("/"), parts.uri.query(), &parts.headers)

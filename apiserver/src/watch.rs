@@ -33,13 +33,17 @@ fn frame(event_type: &str, object: &[u8]) -> Bytes {
     out.freeze()
 }
 
-/// How a watcher wants objects: as themselves, or as one-row Tables (`kubectl get -w`).
+/// How a watcher wants objects: as themselves, as one-row Tables (`kubectl get -w`), or as
+/// their metadata only (metadata informers).
 #[derive(Clone, Copy, Debug)]
 pub enum Format {
     Json,
     Table {
         version: api::table::TableVersion,
         include: api::table::IncludeObject,
+    },
+    Partial {
+        version: api::table::TableVersion,
     },
 }
 
@@ -73,16 +77,26 @@ impl Encoder {
                 self.headers_sent = true;
                 Bytes::from(serde_json::to_vec(&table).unwrap_or_default())
             }
+            Format::Partial { version } => {
+                let partial = api::table::partial_object_metadata(version, &Store::served(self.def, object));
+                Bytes::from(serde_json::to_vec(&partial).unwrap_or_default())
+            }
         }
     }
 }
 
-fn bookmark(def: &ResourceDef, revision: Revision, initial_events_end: bool) -> Bytes {
+/// A BOOKMARK: an object of the watched kind (or a PartialObjectMetadata, converted as every
+/// object of the stream) carrying only the resourceVersion.
+fn bookmark(def: &ResourceDef, format: Format, revision: Revision, initial_events_end: bool) -> Bytes {
     let mut metadata = json!({"resourceVersion": revision.to_string()});
     if initial_events_end {
         metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
     }
-    let object = json!({"kind": def.kind, "apiVersion": def.api_version(), "metadata": metadata});
+    let (kind, api_version) = match format {
+        Format::Partial { version } => ("PartialObjectMetadata".to_string(), version.api_version().to_string()),
+        _ => (def.kind.to_string(), def.api_version()),
+    };
+    let object = json!({"kind": kind, "apiVersion": api_version, "metadata": metadata});
     frame("BOOKMARK", object.to_string().as_bytes())
 }
 
@@ -182,7 +196,7 @@ pub async fn watch(
                     }
                 }
                 last = revision;
-                if send_initial == Some(true) && tx.send(Ok(bookmark(def, last, true))).await.is_err() {
+                if send_initial == Some(true) && tx.send(Ok(bookmark(def, format, last, true))).await.is_err() {
                     return;
                 }
             }
@@ -209,7 +223,7 @@ pub async fn watch(
                 _ = &mut deadline => return,
                 _ = tx.closed() => return,
                 _ = bookmarks.tick(), if options.allow_bookmarks => {
-                    if tx.send(Ok(bookmark(def, last, false))).await.is_err() {
+                    if tx.send(Ok(bookmark(def, format, last, false))).await.is_err() {
                         return;
                     }
                 }

@@ -263,6 +263,9 @@ impl Store {
             object["status"] = json!({"phase": "Active"});
             label_namespace(&mut object);
         }
+        if def.plural == "pods" && def.group.is_empty() {
+            api::kinds::core::pod_defaults::admit_service_account(&mut object);
+        }
 
         let mut attempts = 0;
         loop {

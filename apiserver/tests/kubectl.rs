@@ -52,12 +52,17 @@ impl Kubectl {
     }
 
     fn run_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> Result<Output> {
+        self.run_with_env(args, stdin, &[])
+    }
+
+    fn run_with_env(&self, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Result<Output> {
         let mut child = Command::new(&self.binary)
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
             .arg("--cache-dir")
             .arg(self.cache.path())
             .args(args)
+            .envs(env.iter().copied())
             .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -156,6 +161,41 @@ fn api_resources_lists_every_resource_with_short_names() -> Result<()> {
     ensure!(
         line("horizontalpodautoscalers", "autoscaling/v2").is_some(),
         "HPA preferred v2:\n{out}"
+    );
+    // The review resources, create-only, as upstream lists them.
+    for (name, api_version, kind) in [
+        ("selfsubjectreviews", "authentication.k8s.io/v1", "SelfSubjectReview"),
+        (
+            "selfsubjectaccessreviews",
+            "authorization.k8s.io/v1",
+            "SelfSubjectAccessReview",
+        ),
+        (
+            "selfsubjectrulesreviews",
+            "authorization.k8s.io/v1",
+            "SelfSubjectRulesReview",
+        ),
+    ] {
+        let found = line(name, api_version).with_context(|| format!("{name} listed:\n{out}"))?;
+        ensure!(
+            found.split_whitespace().collect::<Vec<_>>() == [name, api_version, "false", kind],
+            "{found}"
+        );
+    }
+    let wide = kubectl.ok(&["api-resources", "--api-group=authorization.k8s.io", "-o", "wide"])?;
+    ensure!(
+        wide.lines()
+            .skip(1)
+            .all(|l| l.split_whitespace().last() == Some("create"))
+            && wide.lines().count() == 3,
+        "{wide}"
+    );
+    let legacy: Value = serde_json::from_str(&kubectl.ok(&["get", "--raw", "/apis/authentication.k8s.io/v1"])?)?;
+    ensure!(
+        legacy["resources"]
+            == serde_json::json!([{"name": "selfsubjectreviews", "singularName": "selfsubjectreview",
+                                    "namespaced": false, "kind": "SelfSubjectReview", "verbs": ["create"]}]),
+        "{legacy}"
     );
     let namespaced = kubectl.ok(&["api-resources", "--namespaced=false", "-o", "name"])?;
     ensure!(
@@ -628,5 +668,48 @@ fn create_subcommands_send_protobuf() -> Result<()> {
     ensure!(out.trim() == "service/web created", "{out}");
     let service = kubectl.json(&["-n", &ns, "get", "service", "web"])?;
     ensure!(service["spec"]["ports"][0]["targetPort"] == 8080, "{}", service["spec"]);
+    Ok(())
+}
+
+/// `/openapi/v2` (gnostic protobuf, the only form client-go asks for) is what upstream kubectl
+/// validates an edit of several objects against, and what `explain
+/// --output=plaintext-openapiv2` renders.
+#[test]
+fn edit_of_several_objects_and_explain_read_openapi_v2() -> Result<()> {
+    let kubectl = Kubectl::new()?;
+    let ns = kubectl.namespace("kc-openapi-v2")?;
+    for (name, key) in [("one", "k1"), ("two", "k2")] {
+        kubectl.ok(&[
+            "-n",
+            &ns,
+            "create",
+            "configmap",
+            name,
+            &format!("--from-literal={key}=old"),
+        ])?;
+    }
+    let dir = tempfile::tempdir()?;
+    let editor = dir.path().join("editor.sh");
+    std::fs::write(&editor, "#!/bin/sh\nsed -i 's/: old$/: new/' \"$1\"\n")?;
+    std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    let editor = editor.to_string_lossy().into_owned();
+    let out = kubectl
+        .run_with_env(
+            &["-n", &ns, "edit", "configmap", "one", "two"],
+            None,
+            &[("EDITOR", &editor)],
+        )?
+        .ok()?;
+    ensure!(out == "configmap/one edited\nconfigmap/two edited\n", "{out}");
+    for (name, key) in [("one", "k1"), ("two", "k2")] {
+        let cm = kubectl.json(&["-n", &ns, "get", "configmap", name])?;
+        ensure!(cm["data"][key] == "new", "{cm}");
+    }
+    let out = kubectl.ok(&["explain", "deployments.spec.strategy", "--output=plaintext-openapiv2"])?;
+    ensure!(
+        out.starts_with("KIND:     Deployment\nVERSION:  apps/v1\n\nRESOURCE: strategy <Object>\n"),
+        "{out}"
+    );
+    ensure!(out.contains("   rollingUpdate\t<Object>\n"), "{out}");
     Ok(())
 }

@@ -130,6 +130,12 @@ async fn create_fills_in_server_owned_metadata() -> Result<()> {
     let pod_rv = rv(&created)?;
     ensure!(pod_rv > 0, "{created}");
     ensure!(created["kind"] == "Pod" && created["apiVersion"] == "v1", "{created}");
+    // The ServiceAccount admission plugin names the default service account.
+    ensure!(
+        created["spec"]["serviceAccountName"] == "default" && created["spec"]["serviceAccount"] == "default",
+        "{}",
+        created["spec"]
+    );
 
     let fetched = http.fetch(&format!("/api/v1/namespaces/{ns}/pods/web")).await?;
     ensure!(fetched["metadata"]["uid"] == uid, "{fetched}");

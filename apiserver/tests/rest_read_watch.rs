@@ -576,3 +576,159 @@ async fn compacted_revisions_are_410_for_watches_and_continue_tokens() -> Result
     watch.expect("ADDED", "d").await?;
     Ok(())
 }
+
+// ---------------------------------------------------------------------------------------------
+// PartialObjectMetadata
+// ---------------------------------------------------------------------------------------------
+
+const PARTIAL: &str = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
+const PARTIAL_LIST: &str = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1";
+
+/// A GET with an Accept header: status and the body's JSON lines.
+async fn get_as(http: &Http, path: &str, accept: &str) -> Result<(u16, Vec<Value>)> {
+    let request = http::Request::get(path)
+        .header(http::header::ACCEPT, accept)
+        .body(kube::client::Body::empty())?;
+    let exchange = async {
+        let response = http.client.send(request).await?;
+        let status = response.status().as_u16();
+        let bytes = response.into_body().collect_bytes().await?;
+        anyhow::Ok((status, bytes))
+    };
+    let (status, bytes) = tokio::time::timeout(TIMEOUT, exchange)
+        .await
+        .context("GET timed out")??;
+    let lines = String::from_utf8_lossy(&bytes)
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<Vec<Value>, _>>()?;
+    Ok((status, lines))
+}
+
+/// Metadata clients (kube-rs `get_metadata`/`list_metadata`/`metadata_watcher`, client-go's
+/// metadata informers) get the objects' metadata only, for GET, LIST, WATCH and writes.
+#[tokio::test]
+async fn partial_object_metadata_answers_carry_metadata_only() -> Result<()> {
+    use futures::{StreamExt, TryStreamExt};
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Api, ListParams, Patch, PatchParams};
+    use kube::core::PartialObjectMeta;
+    use kube::runtime::{WatchStreamExt, watcher};
+
+    let env = env();
+    let http = env.admin().await?;
+    let ns = namespace(&http, "partial").await?;
+    let path = format!("/api/v1/namespaces/{ns}/pods");
+    http.create(&path, &pod("a", json!({"app": "web"}))).await?;
+    let pods: Api<Pod> = Api::namespaced(http.client.clone(), &ns);
+
+    let one = pods.get_metadata("a").await?;
+    let types = one.types.clone().context("types")?;
+    ensure!(
+        (types.api_version.as_str(), types.kind.as_str()) == ("meta.k8s.io/v1", "PartialObjectMetadata"),
+        "{types:?}"
+    );
+    ensure!(
+        one.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("app"))
+            .map(String::as_str)
+            == Some("web")
+    );
+    let list = pods.list_metadata(&ListParams::default()).await?;
+    ensure!(
+        list.types.kind == "PartialObjectMetadataList" && list.items.len() == 1,
+        "{:?}",
+        list.types
+    );
+    ensure!(list.metadata.resource_version.is_some());
+
+    // On the wire: nothing but kind, apiVersion and metadata.
+    let (status, body) = get_as(&http, &format!("{path}/a"), PARTIAL).await?;
+    ensure!(status == 200, "{body:?}");
+    let keys: Vec<&String> = body[0].as_object().context("object")?.keys().collect();
+    ensure!(keys.len() == 3 && body[0].get("spec").is_none(), "{}", body[0]);
+    let (_, body) = get_as(&http, &path, PARTIAL_LIST).await?;
+    ensure!(
+        body[0]["items"][0]
+            == json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": serde_json::to_value(&one.metadata)?}),
+        "{}",
+        body[0]
+    );
+    // client-go's metadata client offers protobuf first; the JSON alternative is served.
+    let (status, body) = get_as(
+        &http,
+        &path,
+        &format!("application/vnd.kubernetes.protobuf;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,{PARTIAL_LIST},application/json"),
+    )
+    .await?;
+    ensure!(
+        status == 200 && body[0]["kind"] == "PartialObjectMetadataList",
+        "{body:?}"
+    );
+    // The wrong one of the two is 406, worded as upstream's.
+    let (status, body) = get_as(&http, &path, PARTIAL).await?;
+    ensure!(
+        status == 406
+            && body[0]["reason"] == "NotAcceptable"
+            && body[0]["message"]
+                == "you requested PartialObjectMetadata, but the requested object is a list (*core.PodList)",
+        "{body:?}"
+    );
+    let (status, body) = get_as(&http, &format!("{path}/a"), PARTIAL_LIST).await?;
+    ensure!(status == 406, "{body:?}");
+
+    // Watch events (and their bookmarks) are converted one by one.
+    let (status, events) = get_as(
+        &http,
+        &format!("{path}?watch=true&timeoutSeconds=1&allowWatchBookmarks=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan"),
+        PARTIAL,
+    )
+    .await?;
+    ensure!(status == 200 && events.len() == 2, "{events:?}");
+    ensure!(
+        events[0]["type"] == "ADDED"
+            && events[0]["object"]["kind"] == "PartialObjectMetadata"
+            && events[0]["object"].get("spec").is_none(),
+        "{}",
+        events[0]
+    );
+    ensure!(
+        events[1]["type"] == "BOOKMARK" && events[1]["object"]["kind"] == "PartialObjectMetadata",
+        "{}",
+        events[1]
+    );
+    // kube 5's metadata watcher: an `Api` of `PartialObjectMeta`.
+    let metadata_pods: Api<PartialObjectMeta<Pod>> = Api::namespaced(http.client.clone(), &ns);
+    let stream = watcher(metadata_pods, watcher::Config::default()).applied_objects();
+    let mut stream = std::pin::pin!(stream);
+    let first = tokio::time::timeout(TIMEOUT, stream.try_next())
+        .await??
+        .context("first")?;
+    ensure!(first.metadata.name.as_deref() == Some("a"));
+    http.create(&path, &pod("b", json!({}))).await?;
+    let second = tokio::time::timeout(TIMEOUT, stream.next())
+        .await?
+        .context("second")??;
+    ensure!(second.metadata.name.as_deref() == Some("b"));
+
+    // Writes answer in the same form.
+    let patched = pods
+        .patch_metadata(
+            "a",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"x": "y"}}})),
+        )
+        .await?;
+    ensure!(
+        patched
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("x"))
+            .map(String::as_str)
+            == Some("y")
+    );
+    Ok(())
+}

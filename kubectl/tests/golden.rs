@@ -141,6 +141,39 @@ fn get_prints_what_upstream_prints() -> Result<()> {
     Ok(())
 }
 
+/// `-A` with cluster-scoped resources: no NAMESPACE column, unless a namespaced type was printed
+/// before them in the same command (upstream's printer flags keep it), or in a watch's listing.
+#[test]
+fn all_namespaces_with_cluster_scoped_resources() -> Result<()> {
+    let clients = Clients::new("golden-all-ns")?;
+    let label = format!("golden={}", clients.namespace);
+    let label_arg = label.as_str();
+    clients
+        .upstream(&["label", "namespace", &clients.namespace, label_arg])?
+        .ok()?;
+    clients
+        .upstream(&["-n", &clients.namespace, "create", "configmap", "labelled"])?
+        .ok()?;
+    clients
+        .upstream(&["-n", &clients.namespace, "label", "configmap", "labelled", label_arg])?
+        .ok()?;
+    for args in [
+        &["get", "ns", "-A", "-l", label_arg][..],
+        &["get", "ns", "-A", "-l", label_arg, "-o", "wide", "--show-labels"],
+        &["get", "ns", &clients.namespace, "-A"],
+        &["get", "ns,cm", "-A", "-l", label_arg],
+        &["get", "cm,ns", "-A", "-l", label_arg],
+        &["get", "ns,cm,namespaces", "-A", "-l", label_arg],
+        &["get", "ns", "-A", "-l", label_arg, "--no-headers"],
+    ] {
+        let out = clients.same(args)?;
+        assert_eq!(out.code, 0, "{out:?}");
+    }
+    let plain = clients.same(&["get", "ns", "-A", "-l", label_arg])?;
+    assert!(plain.stdout.starts_with("NAME "), "{}", plain.stdout);
+    Ok(())
+}
+
 #[test]
 fn apply_mixes_with_upstream_on_the_same_objects() -> Result<()> {
     let clients = Clients::new("golden-apply")?;

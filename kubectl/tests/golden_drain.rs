@@ -188,3 +188,31 @@ fn drain_matches_upstream() -> Result<()> {
     same_drain(&clients, &twin, &["drain"])?;
     cleanup(&clients, &twin)
 }
+
+/// `--disable-eviction` deletes the pods instead, through the typed core client: a DELETE with
+/// a protobuf DeleteOptions body (`v1`/`DeleteOptions`).
+#[test]
+fn drain_without_eviction_matches_upstream() -> Result<()> {
+    let clients = Clients::new("golden-drain-delete")?;
+    let twin = twin_worlds(&clients)?;
+    let drained = same_drain(
+        &clients,
+        &twin,
+        &[
+            "drain",
+            "NODE-a",
+            "--disable-eviction",
+            "--ignore-daemonsets",
+            "--delete-emptydir-data",
+            "--force",
+            "--grace-period=0",
+        ],
+    )?;
+    ensure!(drained.code == 0, "{drained:#?}");
+    assert!(drained.stdout.contains("pod/rs-x deleted"), "{}", drained.stdout);
+    for ns in [clients.namespace.as_str(), twin.as_str()] {
+        let pods = clients.upstream(&["-n", ns, "get", "pods", "-o", "name"])?.ok()?;
+        assert_eq!(pods.stdout, "pod/agent-x\npod/elsewhere\n");
+    }
+    cleanup(&clients, &twin)
+}

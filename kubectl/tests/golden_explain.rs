@@ -1,5 +1,7 @@
 //! Golden tests of `kubectl explain`: ours and upstream 1.37 render the apiserver's OpenAPI v3
-//! schemas identically (resources, field paths, `--recursive`, `--api-version`, errors).
+//! schemas identically (resources, field paths, `--recursive`, `--api-version`, errors), and
+//! its Swagger 2.0 document with `--output=plaintext-openapiv2` (which upstream reads as
+//! protobuf, ours as JSON).
 
 mod common;
 
@@ -35,6 +37,31 @@ fn explain_matches_upstream() -> Result<()> {
         &["explain", "pods", "svc"],
         &["explain"],
         &["explain", "pods", "--output=plaintext-openapiv2"],
+        &["explain", "deploy.spec.strategy", "--output=plaintext-openapiv2"],
+        &["explain", "pods.spec.containers", "--output=plaintext-openapiv2"],
+        &[
+            "explain",
+            "pods.spec.containers.ports.containerPort",
+            "--output=plaintext-openapiv2",
+        ],
+        &["explain", "svc.spec.ports.targetPort", "--output=plaintext-openapiv2"],
+        &["explain", "pod.metadata.labels", "--output=plaintext-openapiv2"],
+        &["explain", "cm.data.anykey", "--output=plaintext-openapiv2"],
+        &[
+            "explain",
+            "deploy.spec.template",
+            "--recursive",
+            "--output=plaintext-openapiv2",
+        ],
+        &["explain", "crd.spec.versions.schema", "--output=plaintext-openapiv2"],
+        &["explain", "nodes.status", "--output=plaintext-openapiv2"],
+        &["explain", "deploy.spec.nope", "--output=plaintext-openapiv2"],
+        &[
+            "explain",
+            "deploy",
+            "--api-version=apps/v9",
+            "--output=plaintext-openapiv2",
+        ],
     ] {
         clients.same(args)?;
     }

@@ -38,22 +38,42 @@ pub async fn run(ctx: &mut Context, args: &ExplainArgs) -> Result<(), Error> {
     if args.args.len() > 1 {
         return Err(Error::Message("We accept only this format: explain RESOURCE".into()));
     }
-    match args.output.as_str() {
-        "plaintext" => {}
-        "plaintext-openapiv2" => {
-            // The Swagger 2.0 document is what that output reads; kaji serves OpenAPI v3 only.
-            let client = ctx.client().await?;
-            request::get(&client, "/openapi/v2", "application/json").await?;
-            return Err(Error::Message(
-                "plaintext-openapiv2 is not supported by this kubectl; use plaintext".into(),
-            ));
-        }
+    let openapi_v2 = match args.output.as_str() {
+        "plaintext" => false,
+        "plaintext-openapiv2" => true,
         other => return Err(Error::Message(format!("unrecognized format: {other}"))),
-    }
+    };
     let mut parts = request.split('.');
     let word = parts.next().unwrap_or_default();
     let field_path: Vec<String> = parts.map(str::to_string).collect();
     let discovery = ctx.discovery().await?;
+    if openapi_v2 {
+        // The Swagger 2.0 document names the kind; `--api-version` only replaces the
+        // group-version looked for.
+        let base = discovery
+            .resolve(word)
+            .map_err(|e| Error::Aggregate(e.to_string()))?
+            .clone();
+        let (group, version) = match &args.api_version {
+            Some(api_version) => api_version.split_once('/').unwrap_or(("", api_version)),
+            None => (base.group.as_str(), base.version.as_str()),
+        };
+        let (group, version) = (group.to_string(), version.to_string());
+        let client = ctx.client().await?;
+        let document = request::get(&client, "/openapi/v2", "application/json").await?;
+        let mut text = String::new();
+        let explained = crate::cmd::explain_v2::explain(
+            &document,
+            &group,
+            &version,
+            &base.kind,
+            &field_path,
+            args.recursive,
+            &mut text,
+        );
+        ctx.out(&text);
+        return explained;
+    }
     let resource = match &args.api_version {
         None => discovery
             .resolve(word)

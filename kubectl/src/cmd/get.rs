@@ -98,21 +98,22 @@ pub fn targets(discovery: &Discovery, args: &[String]) -> Result<Vec<Target>, Er
         return Ok(targets);
     }
     let names: Vec<String> = args[1..].to_vec();
+    // Each type once, as upstream's builder keeps one mapping per kind (`get ns,cm,ns`).
+    let mut add = |resource: &crate::discovery::Resource| {
+        if !targets.iter().any(|t| t.resource == *resource) {
+            targets.push(Target {
+                resource: resource.clone(),
+                names: names.clone(),
+            });
+        }
+    };
     for word in first.split(',').filter(|w| !w.is_empty()) {
         let category = discovery.category(word);
         if !category.is_empty() && discovery.resolve(word).is_err() {
-            for resource in category {
-                targets.push(Target {
-                    resource: resource.clone(),
-                    names: names.clone(),
-                });
-            }
+            category.into_iter().for_each(&mut add);
             continue;
         }
-        targets.push(Target {
-            resource: discovery.resolve(word)?.clone(),
-            names: names.clone(),
-        });
+        add(discovery.resolve(word)?);
     }
     Ok(targets)
 }
@@ -151,6 +152,7 @@ pub async fn run(ctx: &mut Context, args: &GetArgs) -> Result<(), Error> {
             ..Default::default()
         };
         let mut last_columns: Option<Value> = None;
+        let mut namespace_column = false;
         let mut fetched = Vec::new();
         for target in &targets {
             fetched.push(fetch(ctx, target, args, &namespace, TABLE_ACCEPT, &mut errors).await?);
@@ -161,6 +163,11 @@ pub async fn run(ctx: &mut Context, args: &GetArgs) -> Result<(), Error> {
         for ((index, target), tables) in targets.iter().enumerate().zip(fetched) {
             let mut options = options.clone();
             options.kind_prefix = with_kind.then(|| target.resource.kind_prefix());
+            // With -A, cluster-scoped resources have no NAMESPACE column, unless a namespaced
+            // type came before them (upstream's printer flags keep the column once one set it)
+            // or this is a watch's listing.
+            namespace_column |= args.all_namespaces && (target.resource.namespaced || args.watch);
+            options.with_namespace = namespace_column;
             let mut printed_here = false;
             for mut table in tables {
                 if let Some(sort) = &sort
@@ -427,6 +434,7 @@ async fn watch(
     let mut columns = Value::Null;
     let options = TableOptions {
         wide: *format == OutputFormat::Wide,
+        // Unlike a listing, a watch shows the column for cluster-scoped resources too.
         with_namespace: args.all_namespaces,
         show_labels: args.show_labels,
         label_columns: args.label_columns.clone(),

@@ -15,6 +15,7 @@ pub mod drain;
 pub mod edit;
 pub mod exec;
 pub mod explain;
+pub mod explain_v2;
 pub mod get;
 pub mod info;
 pub mod label;

@@ -11,13 +11,18 @@
 //!
 //! The hash in the index (and the `ETag` the server should send) is the upper-case hex SHA-512
 //! of the serialized document, as upstream's.
+//!
+//! The Swagger 2.0 document of `/openapi/v2` ([`swagger`]) is derived from these documents
+//! (`v2.rs`) and also encoded as gnostic protobuf (`gnostic.rs`).
 
 mod facts;
+mod gnostic;
 mod kinds;
 mod paths;
 mod schemas;
 #[cfg(test)]
 mod tests;
+mod v2;
 
 use std::sync::{Arc, OnceLock};
 
@@ -28,6 +33,7 @@ use crate::registry::{self, ResourceDef, Subresource};
 
 pub use facts::{FieldFacts, field_facts, type_map_type};
 pub use paths::PATCH_TYPES;
+pub use v2::{SwaggerDoc, swagger};
 
 /// The Kubernetes version the documents describe.
 const INFO_VERSION: &str = "v1.37.0";

@@ -95,19 +95,40 @@ fn envelope(body: &[u8], depth: u32) -> Result<Value, ProtobufError> {
     if kind.is_empty() {
         return Err(ProtobufError::MissingKind);
     }
-    let Some(root) = schema::ROOTS
+    let root = schema::ROOTS
         .iter()
         .find(|r| r.api_version == api_version && r.kind == kind)
-    else {
+        .map(|r| r.message)
+        .or_else(|| options_message(&api_version, &kind));
+    let Some(root) = root else {
         return Err(ProtobufError::UnknownKind { api_version, kind });
     };
-    let mut object = match decode::message(raw, root.message, depth + 1)? {
+    let mut object = match decode::message(raw, root, depth + 1)? {
         Value::Object(object) => object,
         _ => return Err(ProtobufError::Malformed(format!("{kind} is not an object"))),
     };
     object.insert("apiVersion".into(), Value::String(api_version));
     object.insert("kind".into(), Value::String(kind));
     Ok(Value::Object(object))
+}
+
+/// The meta.k8s.io/v1 kinds upstream registers in every group-version (`DeleteOptions`, the
+/// body of a DELETE, which typed clients encode in their own group-version, e.g.
+/// `v1`/`DeleteOptions` from the core client): the message for `kind` when `api_version` is
+/// meta.k8s.io/v1 or a served group-version.
+fn options_message(api_version: &str, kind: &str) -> Option<u16> {
+    const OPTIONS: &[(&str, &str)] = &[("DeleteOptions", "io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions")];
+    let name = OPTIONS.iter().find(|(k, _)| *k == kind)?.1;
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let served = api_version == "meta.k8s.io/v1"
+        || crate::registry::group_versions()
+            .iter()
+            .any(|(g, versions)| *g == group && versions.contains(&version));
+    if !served {
+        return None;
+    }
+    let index = schema::MESSAGES.iter().position(|m| m.name == name)?;
+    u16::try_from(index).ok()
 }
 
 fn envelope_error(what: &str) -> ProtobufError {

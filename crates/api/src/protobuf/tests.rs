@@ -689,3 +689,40 @@ fn every_registry_kind_has_a_root() {
         );
     }
 }
+
+/// `DeleteOptions` travels in the client's own group-version (`kubectl drain
+/// --disable-eviction` deletes pods with the core client: `v1`/`DeleteOptions`).
+#[test]
+fn delete_options_in_any_served_group_version() {
+    let options = meta::DeleteOptions {
+        grace_period_seconds: Some(0),
+        preconditions: Some(meta::Preconditions {
+            uid: s("1234"),
+            resource_version: None,
+        }),
+        propagation_policy: s("Foreground"),
+        dry_run: vec!["All".into()],
+        ..Default::default()
+    };
+    for api_version in ["v1", "apps/v1", "meta.k8s.io/v1"] {
+        let value = decode(&body(api_version, "DeleteOptions", &options));
+        assert_eq!(
+            value,
+            json!({
+                "apiVersion": api_version,
+                "kind": "DeleteOptions",
+                "gracePeriodSeconds": 0,
+                "preconditions": {"uid": "1234"},
+                "propagationPolicy": "Foreground",
+                "dryRun": ["All"],
+            })
+        );
+    }
+    assert_eq!(
+        decode_protobuf(&body("nope.example.com/v1", "DeleteOptions", &options)),
+        Err(super::ProtobufError::UnknownKind {
+            api_version: "nope.example.com/v1".into(),
+            kind: "DeleteOptions".into()
+        })
+    );
+}

@@ -36,7 +36,10 @@ mod testutil;
 use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 
-pub use negotiate::{IncludeObject, InvalidIncludeObject, TableVersion, parse_include_object, parse_table_accept};
+pub use negotiate::{
+    Conversion, IncludeObject, InvalidIncludeObject, TableVersion, negotiate_accept, parse_include_object,
+    parse_table_accept,
+};
 
 use crate::registry::{self, ResourceDef};
 
@@ -249,22 +252,42 @@ pub fn table_as(
     })
 }
 
+/// An object's metadata as a `PartialObjectMetadata` in `version` (upstream's
+/// `meta.AsPartialObjectMetadata`: the whole `metadata`, nothing else).
+pub fn partial_object_metadata(version: TableVersion, object: &Value) -> Value {
+    let metadata = object
+        .get("metadata")
+        .filter(|m| m.is_object())
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    json!({
+        "kind": "PartialObjectMetadata",
+        "apiVersion": version.api_version(),
+        "metadata": metadata,
+    })
+}
+
+/// A list as a `PartialObjectMetadataList` in `version`: each item's metadata (each a
+/// `PartialObjectMetadata` with its kind and apiVersion), `list_meta` as the list's.
+pub fn partial_object_metadata_list(version: TableVersion, objects: &[Value], list_meta: Value) -> Value {
+    let items: Vec<Value> = objects
+        .iter()
+        .map(|object| partial_object_metadata(version, object))
+        .collect();
+    let metadata = if list_meta.is_object() { list_meta } else { json!({}) };
+    json!({
+        "kind": "PartialObjectMetadataList",
+        "apiVersion": version.api_version(),
+        "metadata": metadata,
+        "items": items,
+    })
+}
+
 /// A row's `object`.
 fn row_object(version: TableVersion, def: &ResourceDef, object: &Value, include: IncludeObject) -> Value {
     match include {
         IncludeObject::None => Value::Null,
-        IncludeObject::Metadata => {
-            let metadata = object
-                .get("metadata")
-                .filter(|m| m.is_object())
-                .cloned()
-                .unwrap_or_else(|| json!({}));
-            json!({
-                "kind": "PartialObjectMetadata",
-                "apiVersion": version.api_version(),
-                "metadata": metadata,
-            })
-        }
+        IncludeObject::Metadata => partial_object_metadata(version, object),
         IncludeObject::Object => {
             let mut full = object.clone();
             if let Some(map) = full.as_object_mut() {

@@ -1,10 +1,11 @@
-//! Whether a request asks for a Table (`Accept: application/json;as=Table;v=v1;g=meta.k8s.io`),
-//! and what each row's `object` holds (`includeObject`), as upstream's content negotiation
+//! Whether a request asks for a Table (`Accept: application/json;as=Table;v=v1;g=meta.k8s.io`)
+//! or for metadata only (`as=PartialObjectMetadata` / `as=PartialObjectMetadataList`), and what
+//! each row's `object` holds (`includeObject`), as upstream's content negotiation
 //! (`NegotiateMediaTypeOptions` over `goautoneg.ParseAccept`) and `TableOptions` decide.
 
 use std::fmt;
 
-/// The `meta.k8s.io` version a Table is served in.
+/// The `meta.k8s.io` version a Table (or a PartialObjectMetadata) is served in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TableVersion {
     V1,
@@ -106,15 +107,31 @@ fn parse_accept(header: &str) -> Vec<Clause<'_>> {
     clauses
 }
 
-/// What an acceptable clause asks for.
-enum Wanted {
-    Plain,
+/// What an acceptable `Accept` clause asks the server to turn its answer into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Conversion {
+    /// The object or list itself.
+    None,
     Table(TableVersion),
+    /// The object's metadata only (`kind: PartialObjectMetadata`).
+    PartialObjectMetadata(TableVersion),
+    /// A list's items' metadata only (`kind: PartialObjectMetadataList`).
+    PartialObjectMetadataList(TableVersion),
+}
+
+/// The conversion the first clause the server can serve (in `q` order, else header order)
+/// asks for; `None` also when nothing is acceptable (the caller decides about 406).
+pub fn negotiate_accept(accept: &str) -> Conversion {
+    parse_accept(accept)
+        .iter()
+        .find_map(acceptable)
+        .unwrap_or(Conversion::None)
 }
 
 /// Whether the server can answer `clause`, and with what (`acceptMediaTypeOptions` with the
-/// JSON, YAML and protobuf serializers; a Table only as JSON or YAML).
-fn acceptable(clause: &Clause<'_>) -> Option<Wanted> {
+/// JSON, YAML and protobuf serializers; a Table only as JSON or YAML; kaji writes every answer
+/// as JSON).
+fn acceptable(clause: &Clause<'_>) -> Option<Conversion> {
     let ty = clause.ty.to_ascii_lowercase();
     let sub = clause.sub_type.to_ascii_lowercase();
     let serializer = match (ty.as_str(), sub.as_str()) {
@@ -134,7 +151,7 @@ fn acceptable(clause: &Clause<'_>) -> Option<Wanted> {
         }
     }
     if kind.is_none() && group.is_none() && version.is_none() {
-        return Some(Wanted::Plain);
+        return Some(Conversion::None);
     }
     let version = match (group.unwrap_or(""), version.unwrap_or("")) {
         ("meta.k8s.io", "v1") => TableVersion::V1,
@@ -142,8 +159,9 @@ fn acceptable(clause: &Clause<'_>) -> Option<Wanted> {
         _ => return None,
     };
     match kind.unwrap_or("") {
-        "Table" if serializer != "protobuf" => Some(Wanted::Table(version)),
-        "PartialObjectMetadata" | "PartialObjectMetadataList" => Some(Wanted::Plain),
+        "Table" if serializer != "protobuf" => Some(Conversion::Table(version)),
+        "PartialObjectMetadata" => Some(Conversion::PartialObjectMetadata(version)),
+        "PartialObjectMetadataList" => Some(Conversion::PartialObjectMetadataList(version)),
         _ => None,
     }
 }
@@ -153,8 +171,8 @@ fn acceptable(clause: &Clause<'_>) -> Option<Wanted> {
 /// (or v1beta1, or the YAML form); `None` when it is a plain type (`application/json`, `*/*`),
 /// or a PartialObjectMetadata conversion, or nothing is acceptable.
 pub fn parse_table_accept(accept: &str) -> Option<TableVersion> {
-    parse_accept(accept).iter().find_map(acceptable).and_then(|w| match w {
-        Wanted::Table(v) => Some(v),
-        Wanted::Plain => None,
-    })
+    match negotiate_accept(accept) {
+        Conversion::Table(version) => Some(version),
+        _ => None,
+    }
 }

@@ -6,7 +6,8 @@ use serde_json::{Value, json};
 use super::format::{human_duration, since};
 use super::testutil::{ago, core, def, now};
 use super::{
-    IncludeObject, TableVersion, column_definitions, parse_include_object, parse_table_accept, row, table, table_as,
+    Conversion, IncludeObject, TableVersion, column_definitions, negotiate_accept, parse_include_object,
+    parse_table_accept, partial_object_metadata_list, row, table, table_as,
 };
 use crate::registry::RESOURCES;
 
@@ -201,7 +202,6 @@ fn table_accept_negotiation() {
         "application/json,application/json;as=Table;v=v1;g=meta.k8s.io",
         "application/yaml",
         "application/vnd.kubernetes.protobuf,application/json",
-        "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io,application/json",
         "application/json;as=Table;g=example.com;v=v1,application/json",
         "application/json;as=Table,application/json",
         "application/vnd.kubernetes.protobuf;as=Table;v=v1;g=meta.k8s.io",
@@ -222,6 +222,48 @@ fn table_accept_negotiation() {
     assert_eq!(
         parse_table_accept("text/html,application/json;as=Table;v=v1;g=meta.k8s.io"),
         Some(TableVersion::V1)
+    );
+}
+
+/// kube-rs's metadata requests, client-go's metadata client (protobuf first), and a
+/// PartialObjectMetadata in a group-version upstream does not serve it in.
+#[test]
+fn partial_object_metadata_negotiation() {
+    for (accept, expected) in [
+        (
+            "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1",
+            Conversion::PartialObjectMetadata(TableVersion::V1),
+        ),
+        (
+            "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
+            Conversion::PartialObjectMetadataList(TableVersion::V1),
+        ),
+        (
+            "application/vnd.kubernetes.protobuf;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json",
+            Conversion::PartialObjectMetadataList(TableVersion::V1),
+        ),
+        (
+            "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1beta1",
+            Conversion::PartialObjectMetadata(TableVersion::V1Beta1),
+        ),
+        (
+            "application/json;as=PartialObjectMetadata;g=example.com;v=v1,application/json",
+            Conversion::None,
+        ),
+        ("application/json", Conversion::None),
+    ] {
+        assert_eq!(negotiate_accept(accept), expected, "{accept}");
+    }
+    let list = partial_object_metadata_list(
+        TableVersion::V1,
+        &[json!({"kind": "Pod", "metadata": {"name": "a", "labels": {"x": "1"}}, "spec": {}})],
+        json!({"resourceVersion": "7"}),
+    );
+    assert_eq!(
+        list,
+        json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": "7"},
+               "items": [{"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+                          "metadata": {"name": "a", "labels": {"x": "1"}}}]})
     );
 }
 

@@ -1,5 +1,6 @@
 //! Pod defaulting, as upstream's `pkg/apis/core/v1/defaults.go` plus what admission adds to a
-//! bare Pod (DefaultTolerationSeconds, Priority) and what the pod strategy sets on create
+//! bare Pod (DefaultTolerationSeconds, Priority; the ServiceAccount plugin's `default` name on
+//! create, [`admit_service_account`]) and what the pod strategy sets on create
 //! (`status.phase`, `status.qosClass`).
 //!
 //! [`default_pod_spec`] is what every pod template gets; [`default_pod`] adds the Pod-only
@@ -21,6 +22,34 @@ const DEFAULT_TERMINATION_GRACE_PERIOD: i64 = 30;
 pub(crate) const DEFAULT_MODE: i32 = 0o644;
 /// What DefaultTolerationSeconds gives the not-ready / unreachable tolerations.
 const DEFAULT_TOLERATION_SECONDS: i64 = 300;
+
+/// The annotation that marks a kubelet's mirror of a static pod.
+const MIRROR_POD_ANNOTATION: &str = "kubernetes.io/config.mirror";
+/// The service account a pod runs as when it names none.
+const DEFAULT_SERVICE_ACCOUNT: &str = "default";
+
+/// The deprecated `serviceAccount` mirrors `serviceAccountName`, as upstream's v1 conversion
+/// writes it; a spec naming only the deprecated field takes its value.
+fn sync_service_account(spec: &mut PodSpec) {
+    if spec.service_account_name.as_deref().unwrap_or("").is_empty() {
+        spec.service_account_name = spec.service_account.clone().filter(|s| !s.is_empty());
+    }
+    spec.service_account = spec.service_account_name.clone();
+}
+
+/// The ServiceAccount admission plugin on a pod being created: a pod (not a kubelet's mirror
+/// pod) that names no service account (in neither field) runs as `default`. Create-only, as
+/// upstream's admission: an update never changes a pod's service account.
+pub fn admit_service_account(pod: &mut serde_json::Value) {
+    let mirror = pod["metadata"]["annotations"].get(MIRROR_POD_ANNOTATION).is_some();
+    let named = |field: &str| pod["spec"][field].as_str().is_some_and(|s| !s.is_empty());
+    if mirror || named("serviceAccountName") || named("serviceAccount") {
+        return;
+    }
+    if let Some(spec) = pod.get_mut("spec").and_then(serde_json::Value::as_object_mut) {
+        spec.insert("serviceAccountName".into(), DEFAULT_SERVICE_ACCOUNT.into());
+    }
+}
 
 /// Defaults a pod template (Deployment, Job, …): the PodSpec defaults only.
 pub fn default_pod_template(template: &mut PodTemplateSpec) {
@@ -69,6 +98,7 @@ pub fn default_pod(pod: &mut Pod) {
 
 /// upstream's `SetDefaults_PodSpec` and the defaults of everything inside it.
 pub fn default_pod_spec(spec: &mut PodSpec) {
+    sync_service_account(spec);
     set_if_empty(&mut spec.dns_policy, "ClusterFirst");
     set_if_empty(&mut spec.restart_policy, "Always");
     spec.security_context.get_or_insert_with(PodSecurityContext::default);

@@ -365,3 +365,37 @@ fn pod_status_updates() {
         &json!("phase"),
     );
 }
+
+/// The ServiceAccount admission plugin's default name on create, and the deprecated
+/// `serviceAccount` kept equal to `serviceAccountName` (in templates too).
+#[test]
+fn service_account_defaults() {
+    let create = |mut pod: Value| {
+        crate::kinds::core::pod_defaults::admit_service_account(&mut pod);
+        create_ok(pods(), pod)
+    };
+    let pod = create(base());
+    assert_eq!(
+        (&pod["spec"]["serviceAccountName"], &pod["spec"]["serviceAccount"]),
+        (&json!("default"), &json!("default"))
+    );
+    let named = create(merge(&base(), &json!({"spec": {"serviceAccountName": "builder"}})));
+    assert_eq!(named["spec"]["serviceAccount"], "builder");
+    let deprecated = create(merge(&base(), &json!({"spec": {"serviceAccount": "old"}})));
+    assert_eq!(deprecated["spec"]["serviceAccountName"], "old");
+    let mirror = create(merge(
+        &base(),
+        &json!({"metadata": {"annotations": {"kubernetes.io/config.mirror": "abc"}}}),
+    ));
+    assert!(mirror["spec"].get("serviceAccountName").is_none(), "{}", mirror["spec"]);
+    // Without the create-time admission (an update), nothing names one.
+    let updated = create_ok(pods(), base());
+    assert!(updated["spec"].get("serviceAccountName").is_none());
+    let deployment = create_ok(
+        def("apps", "v1", "deployments"),
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d", "namespace": "default"},
+               "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {"metadata": {"labels": {"a": "b"}},
+                        "spec": {"serviceAccountName": "builder", "containers": [{"name": "c", "image": "nginx"}]}}}}),
+    );
+    assert_eq!(deployment["spec"]["template"]["spec"]["serviceAccount"], "builder");
+}
