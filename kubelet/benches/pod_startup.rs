@@ -676,8 +676,8 @@ fn parse_requests(log: &str) -> Vec<Request> {
 }
 
 /// Splits each sequential pod's startup at the API requests the kubelet sends on the way (its
-/// `kube_client=debug` log): the services LIST that starts `fetch_sources`, the "Pulled" event
-/// (after the sandbox, volumes and the image lookup), the "Created" event (after the rootfs
+/// `kube_client=debug` log): the "Pulled" event (after the sandbox, volumes and the image
+/// lookup; the Services, ConfigMaps and Secrets come from the kubelet's caches, no request), the "Created" event (after the rootfs
 /// mount, the /etc files and the runtime's start_container), the status PATCH, and the watch
 /// event at the bench. Prints medians and p90s per step.
 fn phase_breakdown(log: &Path, samples: &[Sample]) {
@@ -691,8 +691,7 @@ fn phase_breakdown(log: &Path, samples: &[Sample]) {
         return;
     }
     let steps = [
-        "create → kubelet lists services (watch delivery, worker start, observe)",
-        "services LIST → \"Pulled\" event (LIST round trip, sandbox, volumes, image lookup)",
+        "create → \"Pulled\" event (watch delivery, worker start, observe, sources, sandbox, volumes, image lookup)",
         "\"Pulled\" → \"Created\" event (rootfs mount, /etc files, runtime start_container)",
         "\"Created\" → status PATCH sent (prune, observe, status)",
         "PATCH sent → Running seen by the bench's watch",
@@ -708,12 +707,9 @@ fn phase_breakdown(log: &Path, samples: &[Sample]) {
             .filter(|r| r.at >= start && r.at <= end + Duration::from_millis(5))
             .collect();
         let since = |from: SystemTime, to: SystemTime| to.duration_since(from).unwrap_or_default();
-        let Some(list) = window.iter().find(|r| r.method == "GET" && r.url.contains("/services")) else {
-            continue;
-        };
         let events: Vec<&&Request> = window
             .iter()
-            .filter(|r| r.method == "POST" && r.url.contains("/events") && r.at >= list.at)
+            .filter(|r| r.method == "POST" && r.url.contains("/events"))
             .collect();
         let status_path = format!("/pods/{}/status", sample.name);
         let patches: Vec<&&Request> = window
@@ -725,7 +721,7 @@ fn phase_breakdown(log: &Path, samples: &[Sample]) {
         };
         extra_patches += patches.len() - 1;
         complete += 1;
-        let marks = [start, list.at, pulled.at, created.at, patch.at, end];
+        let marks = [start, pulled.at, created.at, patch.at, end];
         for (i, pair) in marks.windows(2).enumerate() {
             per_step.entry(i).or_default().push(since(pair[0], pair[1]));
         }

@@ -62,10 +62,7 @@ for name, created, latency in samples:
     end = created + latency
     reqs = [r for r in requests if created <= r[0] <= end + 0.005]
     evs = [e for e in events if created <= e[0] <= end + 0.005]
-    services = first(reqs, lambda r: r[1] == 'GET' and '/services' in r[2], created)
-    if not services:
-        continue
-    posts = [r for r in reqs if r[1] == 'POST' and '/events' in r[2] and r[0] >= services[0]]
+    posts = [r for r in reqs if r[1] == 'POST' and '/events' in r[2]]
     patches = [r for r in reqs if r[1] == 'PATCH' and f'/pods/{name}/status' in r[2]]
     execs = [e for e in evs if e[4] == 'sched:sched_process_exec']
     shims = [e for e in execs if 'kubelet' in e[5]]
@@ -76,7 +73,7 @@ for name, created, latency in samples:
     if len(posts) < 2 or not patches or len(shims) < 2 or not (sleep and mount and mounted and pivot):
         continue
     marks = [
-        ('create', created), ('services LIST sent', services[0]), ('sandbox shim exec', shims[0][0]),
+        ('create', created), ('sandbox shim exec', shims[0][0]),
         ('"Pulled" event sent', posts[0][0]), ('overlay mount', mount[0]),
         ('overlay mount returned', mounted[0]), ('container shim exec', shims[1][0]),
         ('pivot_root', pivot[0]), ('sleep exec', sleep[0]), ('"Created" event sent', posts[1][0]),

@@ -163,6 +163,7 @@ pub async fn run(options: Options, cancel: CancellationToken) -> Result<()> {
         milli("memory") / 1000,
     );
     ctx.pod_manifest_path = options.pod_manifest_path.clone();
+    ctx.sources = crate::pods::sources::SourceCache::start(client.clone(), &cancel);
     ctx.network = Arc::new(crate::network::PodNetworking::new(
         options.pod_network == "bridge",
         options.network_bridge.clone(),
@@ -212,6 +213,11 @@ pub async fn run(options: Options, cancel: CancellationToken) -> Result<()> {
             cancel.clone(),
         ));
     }
+    tokio::spawn({
+        let manager = manager.clone();
+        let cancel = cancel.clone();
+        async move { manager.run_pleg(cancel).await }
+    });
     let watch = tokio::spawn({
         let manager = manager.clone();
         let cancel = cancel.clone();

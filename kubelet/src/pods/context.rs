@@ -24,6 +24,8 @@ pub struct Context {
     pub pod_manifest_path: Option<PathBuf>,
     /// Pod interfaces and addresses.
     pub network: Arc<crate::network::PodNetworking>,
+    /// Services, ConfigMaps and Secrets for pod starts.
+    pub sources: super::sources::SourceCache,
     recorder: Recorder,
 }
 
@@ -49,7 +51,7 @@ impl Context {
         );
         let network = Arc::new(crate::network::PodNetworking::new(false, String::new(), &root_dir));
         Context {
-            client,
+            client: client.clone(),
             node_name,
             node_ip,
             root_dir,
@@ -60,6 +62,7 @@ impl Context {
             allocatable_memory,
             pod_manifest_path: None,
             network,
+            sources: super::sources::SourceCache::uncached(client.clone()),
             recorder,
         }
     }

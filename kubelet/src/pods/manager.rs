@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::context::Context;
+use super::pleg::Pleg;
 use super::start::parse_container_id;
 use super::worker::{self, StatusTarget};
 use crate::server::{LogError, LogTarget, NodeView};
@@ -29,6 +30,7 @@ struct Entry {
 pub struct PodManager {
     ctx: Arc<Context>,
     pods: Arc<Mutex<BTreeMap<String, Entry>>>,
+    pleg: Arc<Pleg>,
 }
 
 impl PodManager {
@@ -36,7 +38,13 @@ impl PodManager {
         PodManager {
             ctx,
             pods: Arc::default(),
+            pleg: Arc::default(),
         }
+    }
+
+    /// Relists the runtime and wakes the workers whose containers changed, until `cancel`.
+    pub async fn run_pleg(&self, cancel: CancellationToken) {
+        self.pleg.clone().run(self.ctx.runtime.clone(), cancel).await;
     }
 
     /// Delivers the latest version of a pod to its worker, starting one if needed.
@@ -52,9 +60,15 @@ impl PodManager {
         let ctx = self.ctx.clone();
         let uid = uid.to_string();
         let registry = self.pods.clone();
+        let pleg = self.pleg.clone();
+        let wake = pleg.subscribe(&uid);
         tokio::spawn(async move {
-            worker::run(ctx, uid.clone(), target, rx).await;
-            registry.lock().unwrap_or_else(|e| e.into_inner()).remove(&uid);
+            worker::run(ctx, uid.clone(), target, rx, wake).await;
+            // Under the registry's lock, so a new worker for the same UID (a static pod put
+            // back) cannot subscribe in between.
+            let mut pods = registry.lock().unwrap_or_else(|e| e.into_inner());
+            pods.remove(&uid);
+            pleg.unsubscribe(&uid);
         });
     }
 
@@ -103,7 +117,7 @@ impl PodManager {
                 name: String::new(),
                 is_static: true,
             };
-            tokio::spawn(worker::run(ctx, uid, target, rx));
+            tokio::spawn(worker::run(ctx, uid, target, rx, Arc::default()));
         }
     }
 

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Container, PersistentVolume, PersistentVolumeClaim, Pod, Secret, Service};
-use kube::api::{Api, ListParams};
+use k8s_openapi::api::core::v1::{Container, PersistentVolume, PersistentVolumeClaim, Pod};
+use kube::api::Api;
 
 use super::container::{command_line, pull_policy, resources, user};
 use super::context::Context;
@@ -88,8 +88,6 @@ pub async fn fetch_sources(ctx: &Context, pod: &Pod) -> (EnvSources, VolumeSourc
             secret_names.extend(source.secret.as_ref().map(|s| s.name.clone()));
         }
     }
-    let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &namespace);
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &namespace);
     let pvs: Api<PersistentVolume> = Api::all(ctx.client.clone());
     let mut env = EnvSources {
@@ -99,13 +97,13 @@ pub async fn fetch_sources(ctx: &Context, pod: &Pod) -> (EnvSources, VolumeSourc
     };
     let mut vols = VolumeSources::default();
     for name in config_map_names {
-        if let Ok(Some(cm)) = config_maps.get_opt(&name).await {
+        if let Some(cm) = ctx.sources.config_map(&namespace, &name).await {
             env.config_maps.insert(name.clone(), cm.clone());
             vols.config_maps.insert(name, cm);
         }
     }
     for name in secret_names {
-        if let Ok(Some(secret)) = secrets.get_opt(&name).await {
+        if let Some(secret) = ctx.sources.secret(&namespace, &name).await {
             env.secrets.insert(name.clone(), secret.clone());
             vols.secrets.insert(name, secret);
         }
@@ -120,14 +118,12 @@ pub async fn fetch_sources(ctx: &Context, pod: &Pod) -> (EnvSources, VolumeSourc
             vols.claims.insert(name, claim);
         }
     }
-    let services: Api<Service> = Api::namespaced(ctx.client.clone(), &namespace);
-    if let Ok(list) = services.list(&ListParams::default()).await {
-        env.services.extend(list.items);
+    // Without service links only the `kubernetes` service's variables are set.
+    if spec.enable_service_links != Some(false) {
+        env.services.extend(ctx.sources.services(&namespace).await);
     }
-    if namespace != "default"
-        && let Ok(Some(kubernetes)) = Api::<Service>::namespaced(ctx.client.clone(), "default")
-            .get_opt("kubernetes")
-            .await
+    if (namespace != "default" || spec.enable_service_links == Some(false))
+        && let Some(kubernetes) = ctx.sources.service("default", "kubernetes").await
     {
         env.services.push(kubernetes);
     }
@@ -137,10 +133,9 @@ pub async fn fetch_sources(ctx: &Context, pod: &Pod) -> (EnvSources, VolumeSourc
 /// Pull credentials from the pod's imagePullSecrets.
 async fn pull_credentials(ctx: &Context, pod: &Pod) -> Vec<images::RegistryCredential> {
     let namespace = pod.metadata.namespace.clone().unwrap_or_else(|| "default".to_string());
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
     let mut out = Vec::new();
     for reference in pod.spec.iter().flat_map(|s| s.image_pull_secrets.iter().flatten()) {
-        if let Ok(Some(secret)) = secrets.get_opt(&reference.name).await {
+        if let Some(secret) = ctx.sources.secret(&namespace, &reference.name).await {
             for key in [".dockerconfigjson", ".dockercfg"] {
                 if let Some(data) = secret.data.as_ref().and_then(|d| d.get(key))
                     && let Ok(creds) = images::credentials_from_dockerconfigjson(&data.0)

@@ -1,6 +1,6 @@
 //! One pod's worker: a task that reconciles the pod with what runs on the node whenever the
-//! pod changes or a timer fires (container exits are polled from the runtime's state), reports
-//! status, and on deletion stops everything gracefully and removes every trace before it
+//! pod changes, the PLEG reports a change of its containers or sandbox, a probe or back-off is
+//! due, or a slow resync timer fires; it reports status, and on deletion stops everything gracefully and removes every trace before it
 //! confirms the deletion to the apiserver.
 
 use std::collections::BTreeMap;
@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::{Container, Pod, PodStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use super::context::Context;
 use super::plan::{Action, Backoff, ContainerObs, Exit, Observed, RunState, SandboxObs, decide};
@@ -19,8 +19,11 @@ use super::start::{self, AttemptMeta, StartFailure, StartRequest, attempt_dir, c
 use super::status::{WorkerView, pod_status};
 use super::volumes;
 
-/// How often a worker looks at its containers while nothing else happens.
-const POLL: Duration = Duration::from_millis(500);
+/// How soon a worker looks again after it acted (started or killed something, made a sandbox).
+const AFTER_ACTION: Duration = Duration::from_millis(500);
+/// How often a worker re-syncs while nothing happens (changes of its containers wake it
+/// through the PLEG; upstream's sync frequency is a minute).
+const RESYNC: Duration = Duration::from_secs(10);
 /// How long a deleted pod's containers may take to stop when nothing else says.
 const DEFAULT_GRACE: i64 = 30;
 
@@ -74,8 +77,9 @@ impl ProbeTarget for PodProbeTarget {
     }
 }
 
-/// Runs the worker for pod `uid` until the pod is gone and cleaned up.
-pub async fn run(ctx: Arc<Context>, uid: String, target: StatusTarget, mut updates: PodUpdates) {
+/// Runs the worker for pod `uid` until the pod is gone and cleaned up. `wake` is notified when
+/// the pod's containers or sandbox change (see `pleg`).
+pub async fn run(ctx: Arc<Context>, uid: String, target: StatusTarget, mut updates: PodUpdates, wake: Arc<Notify>) {
     let mut worker = Worker {
         ctx,
         uid,
@@ -117,6 +121,7 @@ pub async fn run(ctx: Arc<Context>, uid: String, target: StatusTarget, mut updat
                             return;
                         }
                     }
+                    _ = wake.notified() => {}
                     _ = tokio::time::sleep(wait) => {}
                 }
             }
@@ -129,62 +134,14 @@ impl Worker {
         self.ctx.pod_dir(&self.uid)
     }
 
-    /// What runs for this pod now.
-    fn observe(&self) -> Observed {
-        let sandbox = match self.ctx.runtime.sandbox_state(&self.uid) {
-            Ok(runtime::SandboxState::Ready) => SandboxObs::Ready,
-            Ok(runtime::SandboxState::NotReady) => SandboxObs::Dead,
-            Err(_) => SandboxObs::Missing,
-        };
-        let mut attempts: BTreeMap<String, BTreeMap<u32, (String, RunState)>> = BTreeMap::new();
-        for (id, state) in self.ctx.runtime.list_with_prefix(&format!("{}_", self.uid)) {
-            let Some((uid, name, attempt)) = parse_container_id(&id) else {
-                continue;
-            };
-            if uid != self.uid {
-                continue;
-            }
-            attempts
-                .entry(name.to_string())
-                .or_default()
-                .insert(attempt, (id.clone(), run_state(state)));
-        }
-        let mut containers = BTreeMap::new();
-        for (name, by_attempt) in attempts {
-            let Some((&attempt, (id, state))) = by_attempt.iter().next_back() else {
-                continue;
-            };
-            let previous = attempt
-                .checked_sub(1)
-                .and_then(|p| by_attempt.get(&p))
-                .and_then(|(_, s)| match s {
-                    RunState::Exited(exit) => Some(exit.clone()),
-                    _ => None,
-                });
-            let meta: Option<AttemptMeta> =
-                std::fs::read(attempt_dir(&self.pod_dir(), &name, attempt).join("meta.json"))
-                    .ok()
-                    .and_then(|b| serde_json::from_slice(&b).ok());
-            let mut state = state.clone();
-            if let RunState::Exited(exit) = &mut state
-                && exit.message.is_none()
-            {
-                let log = attempt_dir(&self.pod_dir(), &name, attempt).join("termination-log");
-                exit.message = std::fs::read_to_string(log).ok().filter(|m| !m.is_empty());
-            }
-            containers.insert(
-                name,
-                ContainerObs {
-                    id: id.clone(),
-                    attempt,
-                    image: meta.as_ref().map(|m| m.image.clone()).unwrap_or_default(),
-                    image_id: meta.map(|m| m.image_id).unwrap_or_default(),
-                    state,
-                    previous,
-                },
-            );
-        }
-        Observed { sandbox, containers }
+    /// What runs for this pod now (read off the tokio workers: it reads files).
+    async fn observe(&self) -> Observed {
+        let runtime = self.ctx.runtime.clone();
+        let uid = self.uid.clone();
+        let pod_dir = self.pod_dir();
+        tokio::task::spawn_blocking(move || observe(&runtime, &uid, &pod_dir))
+            .await
+            .unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic()))
     }
 
     /// One reconcile pass; returns when to look again.
@@ -199,10 +156,10 @@ impl Worker {
         }
         // A finished pod keeps its sandbox: removing it would remove the containers whose
         // exits the status and `kubectl logs` still show.
-        let mut observed = self.observe();
+        let mut observed = self.observe().await;
         self.record_exits(&observed);
         if self.probe(pod, &observed).await {
-            observed = self.observe();
+            observed = self.observe().await;
             self.record_exits(&observed);
         }
 
@@ -259,8 +216,7 @@ impl Worker {
                         continue;
                     };
                     if prepared.is_none() {
-                        let pod_dir = self.pod_dir();
-                        match volumes::prepare(pod, &pod_dir, &volume_sources, &env_sources) {
+                        match self.prepare_volumes(pod, &volume_sources, &env_sources).await {
                             Ok(v) => prepared = Some(v),
                             Err(error) => {
                                 self.ctx.event(
@@ -309,19 +265,10 @@ impl Worker {
                 .insert(name.clone(), ("CrashLoopBackOff".to_string(), message));
         }
 
-        let observed = self.observe();
+        let observed = self.observe().await;
         self.report(pod, &observed).await;
 
-        let mut wait = if observed
-            .containers
-            .values()
-            .any(|c| !matches!(c.state, RunState::Exited(_)))
-            || !plan.actions.is_empty()
-        {
-            POLL
-        } else {
-            Duration::from_secs(5)
-        };
+        let mut wait = if plan.actions.is_empty() { RESYNC } else { AFTER_ACTION };
         if let Some(due) = self.prober.next_due() {
             wait = wait.min(due.saturating_duration_since(Instant::now()) + Duration::from_millis(10));
         }
@@ -335,6 +282,21 @@ impl Worker {
             }
         }
         wait
+    }
+
+    /// Sets up the pod's volumes (off the tokio workers: it writes files and mounts).
+    async fn prepare_volumes(
+        &self,
+        pod: &Pod,
+        volume_sources: &volumes::VolumeSources,
+        env_sources: &super::env::EnvSources,
+    ) -> Result<BTreeMap<String, volumes::PreparedVolume>, String> {
+        let (pod, pod_dir) = (pod.clone(), self.pod_dir());
+        let (volume_sources, env_sources) = (volume_sources.clone(), env_sources.clone());
+        tokio::task::spawn_blocking(move || volumes::prepare(&pod, &pod_dir, &volume_sources, &env_sources))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
     }
 
     /// How probes and hooks reach this pod (None when its sandbox is gone).
@@ -536,26 +498,32 @@ impl Worker {
     /// A new sandbox (namespaces and pod cgroup) with the pod's network interface in it.
     async fn create_sandbox(&mut self, pod: &Pod) -> Result<(), String> {
         let spec = pod.spec.clone().unwrap_or_default();
-        // A dead sandbox goes with its containers; their root filesystems are ours to unmount.
-        if self.ctx.runtime.remove_sandbox(&self.uid).is_ok() {
-            for dir in attempt_dirs(&self.pod_dir()) {
-                let _ = images::unmount_rootfs(&dir);
-                let _ = std::fs::remove_dir_all(&dir);
-            }
-        }
         let host_network = spec.host_network.unwrap_or(false);
-        let sandbox = self
-            .ctx
-            .runtime
-            .create_sandbox(&runtime::SandboxSpec {
-                id: self.uid.clone(),
-                pod_uid: self.uid.clone(),
-                hostname: super::files::hostname(pod),
-                host_network,
-                share_process_namespace: spec.share_process_namespace.unwrap_or(false),
-                resources: runtime::Resources::default(),
-            })
-            .map_err(|e| e.to_string())?;
+        let sandbox_spec = runtime::SandboxSpec {
+            id: self.uid.clone(),
+            pod_uid: self.uid.clone(),
+            hostname: super::files::hostname(pod),
+            host_network,
+            share_process_namespace: spec.share_process_namespace.unwrap_or(false),
+            resources: runtime::Resources::default(),
+        };
+        let rt = self.ctx.runtime.clone();
+        let pod_dir = self.pod_dir();
+        // Off the tokio workers: the runtime waits for the holder's status.
+        let sandbox = tokio::task::spawn_blocking(move || {
+            // A dead sandbox goes with its containers; their root filesystems are ours to
+            // unmount.
+            if rt.remove_sandbox(&sandbox_spec.id).is_ok() {
+                for dir in attempt_dirs(&pod_dir) {
+                    let _ = images::unmount_rootfs(&dir);
+                    let _ = std::fs::remove_dir_all(&dir);
+                }
+            }
+            rt.create_sandbox(&sandbox_spec)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
         if host_network {
             self.view.pod_ip = Some(self.ctx.node_ip.clone());
             return Ok(());
@@ -642,7 +610,7 @@ impl Worker {
     /// Stops every container (in parallel, each with `grace` seconds), then removes containers,
     /// root filesystems, the sandbox, volumes, the pod directory and its logs.
     async fn terminate(&mut self, pod: Option<&Pod>, grace: i64) {
-        let observed = self.observe();
+        let observed = self.observe().await;
         if let Some(pod) = pod {
             let spec = pod.spec.clone().unwrap_or_default();
             for (name, obs) in &observed.containers {
@@ -736,6 +704,63 @@ fn strip_times(status: &PodStatus) -> serde_json::Value {
         object.remove("startTime");
     }
     value
+}
+
+/// What runs for pod `uid` now, from the runtime and the attempt directories.
+fn observe(runtime: &runtime::Runtime, uid: &str, pod_dir: &std::path::Path) -> Observed {
+    let sandbox = match runtime.sandbox_state(uid) {
+        Ok(runtime::SandboxState::Ready) => SandboxObs::Ready,
+        Ok(runtime::SandboxState::NotReady) => SandboxObs::Dead,
+        Err(_) => SandboxObs::Missing,
+    };
+    let mut attempts: BTreeMap<String, BTreeMap<u32, (String, RunState)>> = BTreeMap::new();
+    for (id, state) in runtime.list_with_prefix(&format!("{uid}_")) {
+        let Some((of, name, attempt)) = parse_container_id(&id) else {
+            continue;
+        };
+        if of != uid {
+            continue;
+        }
+        attempts
+            .entry(name.to_string())
+            .or_default()
+            .insert(attempt, (id.clone(), run_state(state)));
+    }
+    let mut containers = BTreeMap::new();
+    for (name, by_attempt) in attempts {
+        let Some((&attempt, (id, state))) = by_attempt.iter().next_back() else {
+            continue;
+        };
+        let previous = attempt
+            .checked_sub(1)
+            .and_then(|p| by_attempt.get(&p))
+            .and_then(|(_, s)| match s {
+                RunState::Exited(exit) => Some(exit.clone()),
+                _ => None,
+            });
+        let meta: Option<AttemptMeta> = std::fs::read(attempt_dir(pod_dir, &name, attempt).join("meta.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        let mut state = state.clone();
+        if let RunState::Exited(exit) = &mut state
+            && exit.message.is_none()
+        {
+            let log = attempt_dir(pod_dir, &name, attempt).join("termination-log");
+            exit.message = std::fs::read_to_string(log).ok().filter(|m| !m.is_empty());
+        }
+        containers.insert(
+            name,
+            ContainerObs {
+                id: id.clone(),
+                attempt,
+                image: meta.as_ref().map(|m| m.image.clone()).unwrap_or_default(),
+                image_id: meta.map(|m| m.image_id).unwrap_or_default(),
+                state,
+                previous,
+            },
+        );
+    }
+    Observed { sandbox, containers }
 }
 
 fn run_state(state: runtime::ContainerState) -> RunState {
