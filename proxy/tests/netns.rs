@@ -1,9 +1,11 @@
 //! Runs the proxier against real iptables, only inside a network namespace each test creates.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::Duration;
 
+use common::Netns;
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointPort, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -11,40 +13,7 @@ use proxy::iptables::{CommandBackend, ResyncPlan, cleanup, plan_resync};
 use proxy::proxier::{Proxier, SyncKind};
 use proxy::rules::{Config, compute};
 
-/// A network namespace deleted on drop.
-struct Netns(String);
-
 impl Netns {
-    /// Creates the namespace, or panics: these tests run as root in CI and must not pass
-    /// without having run.
-    fn create(tag: &str) -> Netns {
-        let name = format!("kproxy-test-{tag}-{}", std::process::id());
-        let _ = Command::new("ip").args(["netns", "del", &name]).output();
-        let status = Command::new("ip").args(["netns", "add", &name]).status();
-        assert!(
-            status.as_ref().is_ok_and(|s| s.success()),
-            "ip netns add {name} failed ({status:?}); this test needs root"
-        );
-        Netns(name)
-    }
-
-    fn exec(&self, args: &[&str], stdin: Option<&str>) -> String {
-        use std::io::Write;
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &self.0])
-            .args(args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn ip netns exec");
-        if let (Some(mut pipe), Some(text)) = (child.stdin.take(), stdin) {
-            pipe.write_all(text.as_bytes()).expect("write stdin");
-        }
-        let output = child.wait_with_output().expect("wait");
-        assert!(output.status.success(), "{args:?} failed");
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    }
-
     /// `iptables-save` without comment lines.
     fn save(&self) -> String {
         self.exec(&["iptables-save"], None)
@@ -56,12 +25,6 @@ impl Netns {
 
     fn backend(&self) -> CommandBackend {
         CommandBackend::in_netns(&self.0, "iptables-restore", "iptables-save")
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
     }
 }
 
@@ -120,7 +83,7 @@ COMMIT
 
 #[tokio::test]
 async fn sync_partial_update_resync_and_cleanup() {
-    let netns = Netns::create("sync");
+    let netns = Netns::create("kproxy-test", "sync");
     netns.exec(&["iptables-restore", "--noflush"], Some(FOREIGN));
     let before = netns.save();
     let config = Config {
@@ -217,7 +180,7 @@ async fn sync_partial_update_resync_and_cleanup() {
 /// full resync over the tables it just wrote restores nothing.
 #[tokio::test]
 async fn resync_after_sync_finds_every_rule_form_in_place() {
-    let netns = Netns::create("fixpoint");
+    let netns = Netns::create("kproxy-test", "fixpoint");
     let config = Config {
         node_name: "n1".into(),
         cluster_cidr: Some("10.244.0.0/16".into()),

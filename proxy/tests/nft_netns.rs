@@ -3,13 +3,15 @@
 //! ClusterIP and a NodePort answer through the rules, follow endpoint removal, and `--cleanup`
 //! leaves nothing behind.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsFd;
-use std::process::Command;
 use std::time::Duration;
 
+use common::Netns;
 use k8s_openapi::api::core::v1::{ClientIPConfig, Service, ServicePort, ServiceSpec, SessionAffinityConfig};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointPort, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -20,44 +22,7 @@ use proxy::nft::table::render;
 use proxy::nft::{NftBackend, NftProxier};
 use proxy::proxier::SyncKind;
 
-/// A network namespace deleted on drop.
-struct Netns(String);
-
 impl Netns {
-    /// Creates the namespace, or panics: these tests run as root in CI and must not pass
-    /// without having run.
-    fn create(tag: &str) -> Netns {
-        let name = format!("kproxy-nft-{tag}-{}", std::process::id());
-        let _ = Command::new("ip").args(["netns", "del", &name]).output();
-        let status = Command::new("ip").args(["netns", "add", &name]).status();
-        assert!(
-            status.as_ref().is_ok_and(|s| s.success()),
-            "ip netns add {name} failed ({status:?}); this test needs root"
-        );
-        Netns(name)
-    }
-
-    fn exec(&self, args: &[&str], stdin: Option<&str>) -> String {
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &self.0])
-            .args(args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn ip netns exec");
-        if let (Some(mut pipe), Some(text)) = (child.stdin.take(), stdin) {
-            pipe.write_all(text.as_bytes()).expect("write stdin");
-        }
-        let output = child.wait_with_output().expect("wait");
-        assert!(
-            output.status.success(),
-            "{args:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    }
-
     fn backend(&self) -> NetlinkBackend {
         NetlinkBackend::in_netns(&self.0)
     }
@@ -72,12 +37,6 @@ impl Netns {
         })
         .join()
         .expect("netns thread")
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
     }
 }
 
@@ -192,9 +151,9 @@ async fn netlink_encoding_reads_back_as_nft_text() {
     ] {
         assert!(text.contains(form), "the cluster must exercise {form:?}:\n{text}");
     }
-    let by_nft = Netns::create("text");
+    let by_nft = Netns::create("kproxy-nft", "text");
     by_nft.exec(&["nft", "-f", "-"], Some(&text));
-    let by_netlink = Netns::create("netlink");
+    let by_netlink = Netns::create("kproxy-nft", "netlink");
     let mut proxier = NftProxier::new(by_netlink.backend(), Duration::from_secs(3600));
     let synced = proxier.sync(table.clone()).await;
     assert!(matches!(synced, Ok(SyncKind::Full)), "{synced:?}");
@@ -235,7 +194,7 @@ fn serve(netns: &Netns, addr: &str, name: &'static str) {
 
 #[tokio::test]
 async fn cluster_ip_and_node_port_answer_follow_endpoint_removal_and_cleanup() {
-    let node = Netns::create("traffic");
+    let node = Netns::create("kproxy-nft", "traffic");
     // The node's own address and two "pod" addresses, all local to the namespace, on a veth
     // pair whose both ends stay inside it: no route leaves it.
     node.exec(&["ip", "link", "set", "lo", "up"], None);
