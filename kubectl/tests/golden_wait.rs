@@ -156,7 +156,9 @@ fn wait_follows_conditions_creations_and_deletions_like_upstream() -> Result<()>
     assert_eq!(created.stdout, "configmap/later condition met\n");
 
     let waiting = spawn_both(&clients, &["wait", "cm/later", "cm/b", "--for=delete", "--timeout=30s"])?;
-    std::thread::sleep(Duration::from_secs(2));
+    // Both clients must have fetched the objects before they go (upstream starts slowly on a
+    // loaded machine and then reports only what it saw being deleted).
+    std::thread::sleep(Duration::from_secs(6));
     clients
         .upstream(&["-n", &ns, "delete", "configmap", "later", "b"])?
         .ok()?;
