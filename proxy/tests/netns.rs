@@ -2,12 +2,10 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::Netns;
+use common::{Netns, slice};
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
-use k8s_openapi::api::discovery::v1::{Endpoint, EndpointPort, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use proxy::iptables::{CommandBackend, ResyncPlan, cleanup, plan_resync};
 use proxy::proxier::{Proxier, SyncKind};
@@ -47,30 +45,6 @@ fn service(name: &str, ip: &str) -> Service {
     }
 }
 
-fn slice(name: &str, ips: &[&str]) -> EndpointSlice {
-    EndpointSlice {
-        metadata: ObjectMeta {
-            namespace: Some("default".into()),
-            name: Some(format!("{name}-x")),
-            labels: Some(BTreeMap::from([("kubernetes.io/service-name".into(), name.into())])),
-            ..Default::default()
-        },
-        address_type: "IPv4".into(),
-        endpoints: Some(
-            ips.iter()
-                .map(|ip| Endpoint {
-                    addresses: vec![ip.to_string()],
-                    ..Default::default()
-                })
-                .collect(),
-        ),
-        ports: Some(vec![EndpointPort {
-            port: Some(8080),
-            ..Default::default()
-        }]),
-    }
-}
-
 const FOREIGN: &str = "*nat
 :FOREIGN - [0:0]
 -A PREROUTING -j FOREIGN
@@ -95,7 +69,10 @@ async fn sync_partial_update_resync_and_cleanup() {
         service("b", "10.96.0.11"),
         service("c", "10.96.0.12"),
     ];
-    let mut slices = vec![slice("a", &["10.244.0.2", "10.244.0.3"]), slice("b", &["10.244.0.4"])];
+    let mut slices = vec![
+        slice("a", &["10.244.0.2", "10.244.0.3"], None),
+        slice("b", &["10.244.0.4"], None),
+    ];
     let mut proxier = Proxier::new(netns.backend(), Duration::from_secs(3600));
 
     let first = compute(&services, &slices, &config);
@@ -107,7 +84,7 @@ async fn sync_partial_update_resync_and_cleanup() {
     assert!(applied.contains("default/c has no endpoints"), "{applied}");
 
     // One service changes: only its chains are restored.
-    slices[1] = slice("b", &["10.244.0.9"]);
+    slices[1] = slice("b", &["10.244.0.9"], None);
     let second = compute(&services, &slices, &config);
     assert!(matches!(
         proxier.sync(second.clone()).await,
@@ -208,9 +185,9 @@ async fn resync_after_sync_finds_every_rule_form_in_place() {
     }
     services.push(local_only);
     let mut slices = vec![
-        slice("plain", &["10.244.0.2", "10.244.0.3", "10.244.0.4"]),
-        slice("np", &["10.244.0.5", "10.244.0.6"]),
-        slice("itp", &["10.244.0.7"]),
+        slice("plain", &["10.244.0.2", "10.244.0.3", "10.244.0.4"], None),
+        slice("np", &["10.244.0.5", "10.244.0.6"], None),
+        slice("itp", &["10.244.0.7"], None),
     ];
     for slice in &mut slices {
         if let Some(port) = slice.ports.as_mut().and_then(|p| p.first_mut())

@@ -5,15 +5,14 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsFd;
 use std::time::Duration;
 
-use common::Netns;
+use common::{Netns, slice};
 use k8s_openapi::api::core::v1::{ClientIPConfig, Service, ServicePort, ServiceSpec, SessionAffinityConfig};
-use k8s_openapi::api::discovery::v1::{Endpoint, EndpointPort, EndpointSlice};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use proxy::model::Config;
 use proxy::nft::compute::compute;
@@ -61,31 +60,6 @@ fn service(name: &str, ip: &str, edit: impl FnOnce(&mut ServiceSpec)) -> Service
     }
 }
 
-fn slice(name: &str, ips: &[&str]) -> EndpointSlice {
-    EndpointSlice {
-        metadata: ObjectMeta {
-            namespace: Some("default".into()),
-            name: Some(format!("{name}-x")),
-            labels: Some(BTreeMap::from([("kubernetes.io/service-name".into(), name.into())])),
-            ..Default::default()
-        },
-        address_type: "IPv4".into(),
-        endpoints: Some(
-            ips.iter()
-                .map(|ip| Endpoint {
-                    addresses: vec![ip.to_string()],
-                    node_name: Some("n1".into()),
-                    ..Default::default()
-                })
-                .collect(),
-        ),
-        ports: Some(vec![EndpointPort {
-            port: Some(8080),
-            ..Default::default()
-        }]),
-    }
-}
-
 fn config() -> Config {
     Config {
         node_name: "n1".into(),
@@ -128,11 +102,14 @@ fn every_form() -> (Vec<Service>, Vec<EndpointSlice>) {
             }
         }),
     ];
-    let mut local = slice("local", &["10.244.0.5", "10.244.0.6"]);
+    let mut local = slice("local", &["10.244.0.5", "10.244.0.6"], Some("n1"));
     if let Some(port) = local.ports.as_mut().and_then(|p| p.first_mut()) {
         port.protocol = Some("UDP".into());
     }
-    let slices = vec![slice("plain", &["10.244.0.2", "10.244.0.3", "10.244.0.4"]), local];
+    let slices = vec![
+        slice("plain", &["10.244.0.2", "10.244.0.3", "10.244.0.4"], Some("n1")),
+        local,
+    ];
     (services, slices)
 }
 
@@ -223,7 +200,7 @@ async fn cluster_ip_and_node_port_answer_follow_endpoint_removal_and_cleanup() {
         })
     };
     let services = vec![node_port("web", "10.96.0.10")];
-    let mut slices = vec![slice("web", &["10.244.0.2", "10.244.0.3"])];
+    let mut slices = vec![slice("web", &["10.244.0.2", "10.244.0.3"], Some("n1"))];
     let mut proxier = NftProxier::new(node.backend(), Duration::from_secs(3600));
     let synced = proxier.sync(compute(&services, &slices, &config())).await;
     assert!(matches!(synced, Ok(SyncKind::Full)), "{synced:?}");
@@ -240,7 +217,7 @@ async fn cluster_ip_and_node_port_answer_follow_endpoint_removal_and_cleanup() {
     }
 
     // Endpoint removal: one incremental transaction, after which only "a" answers.
-    slices[0] = slice("web", &["10.244.0.2"]);
+    slices[0] = slice("web", &["10.244.0.2"], Some("n1"));
     let synced = proxier.sync(compute(&services, &slices, &config())).await;
     assert!(matches!(synced, Ok(SyncKind::Partial { .. })), "{synced:?}");
     for to in [cluster_ip, node_port_addr] {
@@ -249,7 +226,7 @@ async fn cluster_ip_and_node_port_answer_follow_endpoint_removal_and_cleanup() {
     }
 
     // No endpoints left: the ClusterIP is rejected (connection refused), not left hanging.
-    slices[0] = slice("web", &[]);
+    slices[0] = slice("web", &[], Some("n1"));
     assert!(proxier.sync(compute(&services, &slices, &config())).await.is_ok());
     let refused = ask(&node, cluster_ip);
     assert!(refused.starts_with("error") && refused.contains("refused"), "{refused}");

@@ -2,8 +2,12 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::Command;
+
+use k8s_openapi::api::discovery::v1::{Endpoint, EndpointPort, EndpointSlice};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 /// A network namespace deleted on drop.
 pub(crate) struct Netns(pub(crate) String);
@@ -48,5 +52,31 @@ impl Netns {
 impl Drop for Netns {
     fn drop(&mut self) {
         let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
+    }
+}
+
+/// The EndpointSlice of Service `name` in `default`: `ips` on port 8080, on node `node`.
+pub(crate) fn slice(name: &str, ips: &[&str], node: Option<&str>) -> EndpointSlice {
+    EndpointSlice {
+        metadata: ObjectMeta {
+            namespace: Some("default".into()),
+            name: Some(format!("{name}-x")),
+            labels: Some(BTreeMap::from([("kubernetes.io/service-name".into(), name.into())])),
+            ..Default::default()
+        },
+        address_type: "IPv4".into(),
+        endpoints: Some(
+            ips.iter()
+                .map(|ip| Endpoint {
+                    addresses: vec![ip.to_string()],
+                    node_name: node.map(str::to_string),
+                    ..Default::default()
+                })
+                .collect(),
+        ),
+        ports: Some(vec![EndpointPort {
+            port: Some(8080),
+            ..Default::default()
+        }]),
     }
 }
