@@ -188,7 +188,11 @@ async fn preemption_evicts_lower_priority_pods() -> Result<()> {
     })
     .await;
     assert!(terminating.is_some(), "the victim is being deleted");
-    let nominated = pods.get("high").await?.status.and_then(|s| s.nominated_node_name);
+    // The scheduler nominates the node after it has started the victims' deletion.
+    let nominated = wait_for(TIMEOUT, || async {
+        pods.get("high").await.ok()?.status?.nominated_node_name
+    })
+    .await;
     assert_eq!(nominated.as_deref(), Some("n1"));
     pods.delete("low", &kube::api::DeleteParams::default().grace_period(0))
         .await?;
