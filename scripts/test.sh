@@ -12,4 +12,5 @@ cargo clippy --workspace --all-targets -- -D warnings
 # (testkit::workspace_binary); cargo test only builds a package's own binaries for its own
 # integration tests, so build them all first, and fresh.
 cargo build --workspace --bins
-cargo test --workspace --lib --bins --tests
+# --no-fail-fast: one run reports every failing test binary, not only the first.
+cargo test --workspace --lib --bins --tests --no-fail-fast
