@@ -98,6 +98,25 @@ async fn limit_range_defaults_and_refuses_pods_as_upstream() -> Result<()> {
         );
     }
 
+    // Requests default to the limits given before the LimitRange's defaults apply.
+    let limited = http
+        .create(
+            &format!("/api/v1/namespaces/{ns}/pods"),
+            &pod("limited", json!({"limits": {"cpu": "800m"}})),
+        )
+        .await?;
+    ensure!(
+        limited["spec"]["containers"][0]["resources"]["requests"] == json!({"cpu": "800m", "memory": "128Mi"}),
+        "{limited}"
+    );
+    // Defaults are validated with the rest of the pod: a request above the default limit.
+    http.post(
+        &format!("/api/v1/namespaces/{ns}/pods"),
+        &pod("over", json!({"requests": {"cpu": "700m"}})),
+    )
+    .await?
+    .expect_status(422, "Invalid")?;
+
     // Above the container max and below its min: both reasons, bracketed as upstream joins them.
     let big = pod(
         "big",
@@ -128,7 +147,7 @@ async fn limit_range_defaults_and_refuses_pods_as_upstream() -> Result<()> {
         "{refused}"
     );
     let pods = http.fetch(&format!("/api/v1/namespaces/{ns}/pods")).await?;
-    ensure!(pods["items"].as_array().map(Vec::len) == Some(1), "{pods}");
+    ensure!(pods["items"].as_array().map(Vec::len) == Some(2), "{pods}");
     Ok(())
 }
 
