@@ -242,3 +242,66 @@ async fn service_updates_are_charged_to_quota() -> Result<()> {
     ensure!(code == 0, "label refused: {stderr}");
     Ok(())
 }
+
+#[tokio::test]
+async fn claim_growth_is_limited_and_charged() -> Result<()> {
+    let http = env().admin().await?;
+    let ns = namespace(&http, "claims").await?;
+    limit_range(
+        &http,
+        &ns,
+        json!([{"type": "PersistentVolumeClaim", "max": {"storage": "10Gi"}}]),
+    )
+    .await?;
+    quota(
+        &http,
+        &ns,
+        json!({"requests.storage": "8Gi"}),
+        json!({"requests.storage": "0"}),
+    )
+    .await?;
+    let claims = format!("/api/v1/namespaces/{ns}/persistentvolumeclaims");
+    let mut claim = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "20Gi"}}}});
+    let refused = http.post(&claims, &claim).await?.expect_status(403, "Forbidden")?;
+    ensure!(
+        refused["message"]
+            == "persistentvolumeclaims \"data\" is forbidden: maximum storage usage per PersistentVolumeClaim is 10Gi, but request is 20Gi",
+        "{refused}"
+    );
+    claim["spec"]["resources"]["requests"]["storage"] = json!("1Gi");
+    let mut stored = http.create(&claims, &claim).await?;
+    // Only a bound claim may grow.
+    stored["status"] = json!({"phase": "Bound"});
+    let mut stored = http.put(&format!("{claims}/data/status"), &stored).await?.expect(200)?;
+
+    let grow = |stored: &mut Value, size: &str| {
+        stored["spec"]["resources"]["requests"]["storage"] = json!(size);
+        stored.clone()
+    };
+    let refused = http
+        .put(&format!("{claims}/data"), &grow(&mut stored, "20Gi"))
+        .await?
+        .expect_status(403, "Forbidden")?;
+    ensure!(
+        refused["message"]
+            == "persistentvolumeclaims \"data\" is forbidden: maximum storage usage per PersistentVolumeClaim is 10Gi, but request is 20Gi",
+        "{refused}"
+    );
+    let refused = http
+        .put(&format!("{claims}/data"), &grow(&mut stored, "9Gi"))
+        .await?
+        .expect_status(403, "Forbidden")?;
+    ensure!(
+        refused["message"]
+            == "persistentvolumeclaims \"data\" is forbidden: exceeded quota: q, requested: requests.storage=8Gi, \
+                used: requests.storage=1Gi, limited: requests.storage=8Gi",
+        "{refused}"
+    );
+    http.put(&format!("{claims}/data"), &grow(&mut stored, "5Gi"))
+        .await?
+        .expect(200)?;
+    let q = http.fetch(&format!("/api/v1/namespaces/{ns}/resourcequotas/q")).await?;
+    ensure!(q["status"]["used"]["requests.storage"] == "5Gi", "{q}");
+    Ok(())
+}
