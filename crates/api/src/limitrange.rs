@@ -6,12 +6,10 @@
 //!
 //! Objects and LimitRanges are JSON values in their served form, like `quota`.
 
-use std::collections::BTreeMap;
-
 use serde_json::Value;
 
 use crate::quantity::Quantity;
-use crate::quota::Refused;
+use crate::quota::{Refused, list};
 
 /// The annotation naming what the plugin defaulted.
 pub const ANNOTATION: &str = "kubernetes.io/limit-ranger";
@@ -20,16 +18,7 @@ pub const ANNOTATION: &str = "kubernetes.io/limit-ranger";
 const MAX_MILLI_VALUE: i64 = i64::MAX / 1000;
 
 /// A resource list (`requests`, `limits`, `min`, ...) with parsed amounts.
-type List = BTreeMap<String, Quantity>;
-
-fn list(value: &Value) -> List {
-    value
-        .as_object()
-        .into_iter()
-        .flatten()
-        .filter_map(|(k, v)| Quantity::from_json(v).map(|q| (k.clone(), q)))
-        .collect()
-}
+type List = crate::quota::Usage;
 
 /// Whether the plugin looks at a write: pods on create (their containers are immutable
 /// afterwards), PersistentVolumeClaims on create and update; never subresources.

@@ -218,7 +218,8 @@ fn names(list: &Value) -> BTreeSet<String> {
     list.as_object().into_iter().flatten().map(|(k, _)| k.clone()).collect()
 }
 
-fn list(list: &Value) -> Usage {
+/// A JSON `ResourceList` parsed (amounts that are not quantities left out).
+pub(crate) fn list(list: &Value) -> Usage {
     list.as_object()
         .into_iter()
         .flatten()
