@@ -11,6 +11,7 @@ pub mod cache;
 pub mod discovery;
 pub mod error;
 pub mod handlers;
+pub mod limits;
 pub mod metrics;
 pub mod node_proxy;
 pub mod openapi;

@@ -1,6 +1,7 @@
-//! ResourceQuota admission (upstream's `ResourceQuota` plugin) for creates: an object whose
-//! namespace has quotas that count it is refused with 403 when it would exceed one, and
-//! otherwise charged to them — each quota's `status.used` raised by a compare-and-swap before
+//! ResourceQuota admission (upstream's `ResourceQuota` plugin) for creates and for updates
+//! of the kinds whose usage can grow (Services, claims): an object whose namespace has quotas
+//! that count it is refused with 403 when it (or its growth) would exceed one, and otherwise
+//! charged to them — each quota's `status.used` raised by a compare-and-swap before
 //! the object is stored, so concurrent creates cannot both take the last unit. The
 //! resourcequota controller later recomputes `status.used` from what exists (releasing what
 //! deleted objects, or creates that failed after the charge, held). The accounting itself is
@@ -22,16 +23,31 @@ fn quota_def() -> &'static ResourceDef {
     api::registry::find("", "v1", "resourcequotas").expect("resourcequotas are registered")
 }
 
-/// Checks `object` (about to be created as `name` in `namespace`) against the namespace's
-/// quotas and charges it to them (nothing is written on a dry run).
+/// Admission's 403: `<resource> "<name>" is forbidden: <why>`.
+pub fn forbidden(def: &ResourceDef, name: &str, refused: &api::quota::Refused) -> ApiError {
+    let mut error = ApiError::forbidden(format!("{} {name:?} is forbidden: {refused}", def.qualified_resource()));
+    error.details = Some(Box::new((
+        def.group.to_string(),
+        def.plural.to_string(),
+        name.to_string(),
+    )));
+    error
+}
+
+/// Checks `object` (about to be created as `name` in `namespace`, or to replace `old`)
+/// against the namespace's quotas and charges it to them (nothing is written on a dry run).
 pub async fn charge(
     store: &Store,
     def: &ResourceDef,
     namespace: &str,
     name: &str,
     object: &Value,
+    old: Option<&Value>,
     dry_run: bool,
 ) -> ApiResult<()> {
+    if old.is_some() && !api::quota::handles_update(def.group, def.plural) {
+        return Ok(());
+    }
     let rq = quota_def();
     let prefix = Store::scope_prefix(rq, Some(namespace));
     // The common case costs one cache lookup: no quota in the namespace.
@@ -59,16 +75,8 @@ pub async fn charge(
             })
             .collect();
         let values: Vec<Value> = quotas.iter().map(|(_, _, v)| v.clone()).collect();
-        let charged = api::quota::charge(&values, def.group, def.plural, object, now).map_err(|refused| {
-            let mut error =
-                ApiError::forbidden(format!("{} {name:?} is forbidden: {refused}", def.qualified_resource()));
-            error.details = Some(Box::new((
-                def.group.to_string(),
-                def.plural.to_string(),
-                name.to_string(),
-            )));
-            error
-        })?;
+        let charged = api::quota::charge(&values, def.group, def.plural, object, old, now)
+            .map_err(|refused| forbidden(def, name, &refused))?;
         if dry_run || charged.is_empty() {
             return Ok(());
         }

@@ -281,7 +281,13 @@ impl Store {
             let name = meta_str(&candidate, "name").unwrap_or_default().to_string();
             let mut admitted = admit(def, candidate, None, Operation::Create, &name)?;
             if let Some(ns) = namespace.filter(|_| def.namespaced) {
-                crate::quota::charge(self, def, ns, &name, &admitted, dry_run).await?;
+                // Admission plugins in upstream's order: LimitRanger (defaults are validated
+                // like the rest of the object), then ResourceQuota.
+                if crate::limits::default(self, def, ns, &mut admitted) {
+                    admitted = admit(def, admitted, None, Operation::Create, &name)?;
+                }
+                crate::limits::check(self, def, ns, &name, &admitted, None)?;
+                crate::quota::charge(self, def, ns, &name, &admitted, None, dry_run).await?;
             }
             if dry_run {
                 return Ok(admitted);
@@ -318,12 +324,15 @@ impl Store {
 
     /// The read-modify-write loop every update goes through. `decide` sees the current object
     /// (served form, resourceVersion set) and returns what to do; it is re-run after a lost race.
+    /// With `admission` (updates of the main resource) a replacement passes the validating
+    /// admission plugins (LimitRanger, ResourceQuota) before it is written.
     async fn read_modify_write(
         &self,
         def: &ResourceDef,
         namespace: Option<&str>,
         name: &str,
         dry_run: bool,
+        admission: bool,
         mut decide: impl FnMut(Value) -> ApiResult<Mutation>,
     ) -> ApiResult<(Value, bool)> {
         let key = def.storage_key(namespace, name);
@@ -352,6 +361,10 @@ impl Store {
                     }
                 }
                 Mutation::Put(mut object) => {
+                    if admission && let Some(ns) = namespace.filter(|_| def.namespaced) {
+                        crate::limits::check(self, def, ns, name, &object, Some(&current))?;
+                        crate::quota::charge(self, def, ns, name, &object, Some(&current), dry_run).await?;
+                    }
                     if dry_run {
                         return Ok((object, false));
                     }
@@ -415,7 +428,7 @@ impl Store {
         mut produce: impl FnMut(&Value) -> ApiResult<Value>,
     ) -> ApiResult<Value> {
         let (object, _) = self
-            .read_modify_write(def, namespace, name, dry_run, |current| {
+            .read_modify_write(def, namespace, name, dry_run, sub.is_none(), |current| {
                 let mut body = produce(&current)?;
                 check_type(def, &mut body)?;
                 prepare_update(def, namespace, name, sub, body, &current)
@@ -443,7 +456,7 @@ impl Store {
             return Err(err);
         }
         let (object, removed) = self
-            .read_modify_write(def, namespace, name, options.dry_run, |current| {
+            .read_modify_write(def, namespace, name, options.dry_run, false, |current| {
                 decide_delete(def, name, current, options)
             })
             .await?;
@@ -475,7 +488,7 @@ impl Store {
             .as_object()
             .cloned()
             .unwrap_or_default();
-        self.read_modify_write(def, Some(namespace), name, dry_run, |mut pod| {
+        self.read_modify_write(def, Some(namespace), name, dry_run, false, |mut pod| {
             if pod["metadata"].get("deletionTimestamp").is_some() {
                 return Err(ApiError::conflict(
                     def,

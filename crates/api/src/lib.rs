@@ -4,6 +4,7 @@
 
 pub mod field;
 pub mod kinds;
+pub mod limitrange;
 pub mod openapi;
 pub mod patch;
 pub mod protobuf;

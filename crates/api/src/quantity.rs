@@ -125,6 +125,16 @@ impl Quantity {
         self.nanos = self.nanos.saturating_add(other.nanos);
     }
 
+    /// Subtracts `other`, keeping this quantity's format.
+    pub fn sub(&mut self, other: &Quantity) {
+        self.nanos = self.nanos.saturating_sub(other.nanos);
+    }
+
+    /// Whether the amount is above zero.
+    pub fn is_positive(&self) -> bool {
+        self.nanos > 0
+    }
+
     /// The value rounded up to whole units.
     pub fn value(&self) -> i64 {
         i64::try_from(ceil_div(self.nanos, NANO)).unwrap_or(i64::MAX)
@@ -282,6 +292,9 @@ mod tests {
         a.add(&Quantity::parse("1").unwrap());
         assert_eq!(a.to_string(), "1100m");
         assert_eq!(a.milli_value(), 1100);
+        a.sub(&Quantity::parse("1200m").unwrap());
+        assert_eq!(a.to_string(), "-100m");
+        assert!(!a.is_positive());
         assert_eq!(Quantity::parse("64Mi").unwrap().value(), 67108864);
     }
 }

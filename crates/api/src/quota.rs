@@ -218,7 +218,8 @@ fn names(list: &Value) -> BTreeSet<String> {
     list.as_object().into_iter().flatten().map(|(k, _)| k.clone()).collect()
 }
 
-fn list(list: &Value) -> Usage {
+/// A JSON `ResourceList` parsed (amounts that are not quantities left out).
+pub(crate) fn list(list: &Value) -> Usage {
     list.as_object()
         .into_iter()
         .flatten()
@@ -389,15 +390,36 @@ pub fn pretty(usage: &Usage) -> String {
 #[error("{0}")]
 pub struct Refused(pub String);
 
-/// Upstream's `CheckRequest` for a create: for each quota (JSON ResourceQuotas of the
-/// object's namespace) that counts the object, checks its constraints and that `status.used`
-/// plus the object's usage stays within `status.hard`. Returns the quotas' new `status.used`
-/// (by index into `quotas`) to charge, or why the object is refused.
+/// Whether quota admission looks at updates of `group`/`plural` (upstream's evaluators'
+/// `Handles`): a Service can change type, a claim can grow; pods change resources only
+/// through `resize`, which is not served, and other kinds only count objects.
+pub fn handles_update(group: &str, plural: &str) -> bool {
+    group.is_empty() && matches!(plural, "services" | "persistentvolumeclaims")
+}
+
+/// What an update adds to the usage of `old`: upstream's `SubtractWithNonNegativeResult`
+/// of the two usages, zeros dropped (updates never release usage; the controller recounts).
+fn growth(mut new: Usage, old: &Usage) -> Usage {
+    for (name, q) in new.iter_mut() {
+        if let Some(before) = old.get(name) {
+            q.sub(before);
+        }
+    }
+    new.retain(|_, q| q.is_positive());
+    new
+}
+
+/// Upstream's `CheckRequest`: for each quota (JSON ResourceQuotas of the object's namespace)
+/// that counts the object, checks its constraints and that `status.used` plus what the object
+/// adds (its usage on a create; on an update of the stored `old`, only the growth) stays
+/// within `status.hard`. Returns the quotas' new `status.used` (by index into `quotas`) to
+/// charge, or why the object is refused.
 pub fn charge(
     quotas: &[Value],
     group: &str,
     plural: &str,
     object: &Value,
+    old: Option<&Value>,
     now: jiff::Timestamp,
 ) -> Result<Vec<(usize, Usage)>, Refused> {
     let mut interesting = Vec::new();
@@ -418,10 +440,11 @@ pub fn charge(
         }
         interesting.push(i);
     }
-    let delta: Usage = usage(group, plural, object, now)
-        .into_iter()
-        .filter(|(_, q)| !q.is_zero())
-        .collect();
+    let added = usage(group, plural, object, now);
+    let delta: Usage = match old {
+        Some(old) => growth(added, &usage(group, plural, old, now)),
+        None => added.into_iter().filter(|(_, q)| !q.is_zero()).collect(),
+    };
     if delta.is_empty() {
         return Ok(Vec::new());
     }

@@ -179,7 +179,7 @@ fn charge_refuses_with_upstream_messages() {
         ),
     ];
     assert_eq!(
-        charge(&quotas, "", "pods", &p, now()),
+        charge(&quotas, "", "pods", &p, None, now()),
         Err(Refused(
             "exceeded quota: compute, requested: requests.cpu=500m, used: requests.cpu=600m, limited: requests.cpu=1"
                 .into()
@@ -193,7 +193,7 @@ fn charge_refuses_with_upstream_messages() {
             json!({"requests.cpu": "600m", "requests.memory": "0"}),
         ),
     ];
-    let charged = charge(&roomy, "", "pods", &p, now()).unwrap();
+    let charged = charge(&roomy, "", "pods", &p, None, now()).unwrap();
     let charged: Vec<(usize, BTreeMap<String, String>)> = charged.iter().map(|(i, u)| (*i, text(u))).collect();
     assert_eq!(charged[0], (0, [("pods".to_string(), "2".to_string())].into()));
     assert_eq!(
@@ -210,12 +210,12 @@ fn charge_refuses_with_upstream_messages() {
     let unknown =
         [json!({"metadata": {"name": "fresh"}, "spec": {"hard": {"pods": "1"}}, "status": {"hard": {"pods": "1"}}})];
     assert_eq!(
-        charge(&unknown, "", "pods", &p, now()),
+        charge(&unknown, "", "pods", &p, None, now()),
         Err(Refused("status unknown for quota: fresh, resources: pods".into()))
     );
     // A quota the controller has not seen yet (no status.hard) constrains nothing.
     let unseen = [json!({"metadata": {"name": "new"}, "spec": {"hard": {"pods": "0"}}})];
-    assert_eq!(charge(&unseen, "", "pods", &p, now()), Ok(vec![]));
+    assert_eq!(charge(&unseen, "", "pods", &p, None, now()), Ok(vec![]));
 }
 
 #[test]
@@ -238,4 +238,53 @@ fn recompute_sums_what_the_quota_tracks() {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
     );
+}
+
+#[test]
+fn updates_charge_only_what_grows() {
+    let quotas = [quota(
+        "svc",
+        json!({"services.nodeports": "1", "services.loadbalancers": "0", "requests.storage": "10Gi"}),
+        json!({"services.nodeports": "0", "services.loadbalancers": "0", "requests.storage": "4Gi"}),
+    )];
+    let cluster_ip = json!({"spec": {"type": "ClusterIP", "ports": [{"port": 80}, {"port": 81}]}});
+    let node_port = json!({"spec": {"type": "NodePort", "ports": [{"port": 80}, {"port": 81}]}});
+    assert_eq!(
+        charge(&quotas, "", "services", &node_port, Some(&cluster_ip), now()),
+        Err(Refused(
+            "exceeded quota: svc, requested: services.nodeports=2, used: services.nodeports=0, limited: services.nodeports=1"
+                .into()
+        ))
+    );
+    // Unchanged or shrinking usage is not charged (nor refunded).
+    assert_eq!(
+        charge(&quotas, "", "services", &node_port, Some(&node_port), now()),
+        Ok(vec![])
+    );
+    assert_eq!(
+        charge(&quotas, "", "services", &cluster_ip, Some(&node_port), now()),
+        Ok(vec![])
+    );
+    let claim = |size: &str| json!({"spec": {"resources": {"requests": {"storage": size}}}});
+    let charged = charge(
+        &quotas,
+        "",
+        "persistentvolumeclaims",
+        &claim("5Gi"),
+        Some(&claim("2Gi")),
+        now(),
+    )
+    .unwrap();
+    assert_eq!(text(&charged[0].1)["requests.storage"], "7Gi");
+    assert_eq!(
+        charge(&quotas, "", "persistentvolumeclaims", &claim("9Gi"), Some(&claim("2Gi")), now()),
+        Err(Refused(
+            "exceeded quota: svc, requested: requests.storage=7Gi, used: requests.storage=4Gi, limited: requests.storage=10Gi"
+                .into()
+        ))
+    );
+    assert!(handles_update("", "services"));
+    assert!(handles_update("", "persistentvolumeclaims"));
+    assert!(!handles_update("", "pods"));
+    assert!(!handles_update("", "configmaps"));
 }

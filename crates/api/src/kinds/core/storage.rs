@@ -418,7 +418,13 @@ pub(crate) fn validate_limit_range(lr: &LimitRange, _old: Option<&LimitRange>, _
         let min = parse(&item.min, "min", &mut errs);
         let default = parse(&item.default, "default", &mut errs);
         let request = parse(&item.default_request, "defaultRequest", &mut errs);
-        parse(&item.max_limit_request_ratio, "maxLimitRequestRatio", &mut errs);
+        let ratio = parse(&item.max_limit_request_ratio, "maxLimitRequestRatio", &mut errs);
+        if item.type_ == "PersistentVolumeClaim" && !min.contains_key("storage") && !max.contains_key("storage") {
+            errs.push(FieldError::required(
+                child(&ipath, "limits"),
+                "either minimum or maximum storage value is required, but neither was provided",
+            ));
+        }
         if item.type_ == "Pod" {
             if !default.is_empty() {
                 errs.push(FieldError::forbidden(
@@ -438,6 +444,7 @@ pub(crate) fn validate_limit_range(lr: &LimitRange, _old: Option<&LimitRange>, _
             .chain(min.keys())
             .chain(default.keys())
             .chain(request.keys())
+            .chain(ratio.keys())
             .collect();
         names.sort();
         names.dedup();
@@ -495,6 +502,55 @@ pub(crate) fn validate_limit_range(lr: &LimitRange, _old: Option<&LimitRange>, _
                 "b",
                 "default value {a} is greater than max value {b}",
             );
+            errs.extend(check_ratio(&ipath, k, ratio.get(k), mn, mx));
+            if let (Some((dq, dt)), Some((rq, rt))) = (df, rq)
+                && !overcommit_allowed(k)
+                && dq != rq
+            {
+                errs.push(FieldError::invalid(
+                    key(&child(&ipath, "defaultRequest"), k),
+                    rt.as_str(),
+                    format!("default value {dt} must equal to defaultRequest value {rt} in {k}"),
+                ));
+            }
+        }
+    }
+    errs
+}
+
+/// Upstream's `IsOvercommitAllowed`: native resources other than hugepages.
+fn overcommit_allowed(name: &str) -> bool {
+    (!name.contains('/') || name.contains("kubernetes.io/")) && !name.starts_with("hugepages-")
+}
+
+/// A LimitRange item's maxLimitRequestRatio: at least 1, and no more than max/min allows.
+fn check_ratio(
+    ipath: &str,
+    name: &str,
+    ratio: Option<&(Quantity, String)>,
+    min: Option<&(Quantity, String)>,
+    max: Option<&(Quantity, String)>,
+) -> Vec<FieldError> {
+    let Some((ratio, text)) = ratio else {
+        return Vec::new();
+    };
+    let path = key(&child(ipath, "maxLimitRequestRatio"), name);
+    let mut errs = Vec::new();
+    if ratio.as_f64() < 1.0 {
+        errs.push(FieldError::invalid(
+            path.clone(),
+            text.as_str(),
+            format!("ratio {text} is less than 1"),
+        ));
+    }
+    if let (Some((min, _)), Some((max, _))) = (min, max) {
+        let limit = max.as_f64() / min.as_f64();
+        if ratio.as_f64() > limit {
+            errs.push(FieldError::invalid(
+                path,
+                text.as_str(),
+                format!("ratio {text} is greater than max/min = {limit:.6}"),
+            ));
         }
     }
     errs

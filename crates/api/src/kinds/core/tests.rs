@@ -380,6 +380,28 @@ fn quotas_and_limit_ranges() {
                 json!({"spec": {"limits": [{"type": "Volume"}]}}),
                 &["spec.limits[0].type: Unsupported value: \"Volume\""],
             ),
+            (
+                json!({"spec": {"limits": [{"type": "Container", "maxLimitRequestRatio": {"cpu": "500m"}}]}}),
+                &["spec.limits[0].maxLimitRequestRatio[cpu]: Invalid value: \"500m\": ratio 500m is less than 1"],
+            ),
+            (
+                json!({"spec": {"limits": [{"type": "Pod", "min": {"cpu": "1"}, "max": {"cpu": "2"}, "maxLimitRequestRatio": {"cpu": "3"}}]}}),
+                &[
+                    "spec.limits[0].maxLimitRequestRatio[cpu]: Invalid value: \"3\": ratio 3 is greater than max/min = 2.000000",
+                ],
+            ),
+            (
+                json!({"spec": {"limits": [{"type": "PersistentVolumeClaim", "max": {"cpu": "1"}}]}}),
+                &[
+                    "spec.limits[0].limits: Required value: either minimum or maximum storage value is required, but neither was provided",
+                ],
+            ),
+            (
+                json!({"spec": {"limits": [{"type": "Container", "default": {"hugepages-2Mi": "4Mi"}, "defaultRequest": {"hugepages-2Mi": "2Mi"}}]}}),
+                &[
+                    "spec.limits[0].defaultRequest[hugepages-2Mi]: Invalid value: \"2Mi\": default value 4Mi must equal to defaultRequest value 2Mi in hugepages-2Mi",
+                ],
+            ),
         ],
     );
 }
