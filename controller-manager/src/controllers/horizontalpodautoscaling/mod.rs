@@ -25,9 +25,10 @@ use serde_json::{Value, json};
 
 use crate::clock::Clock;
 use crate::context::{Context, EventRecorder};
-use crate::controllers::wiring::{EventForwarder, When, resync_each};
+use crate::controllers::wiring::{EventForwarder, Forward, resync_each};
 use crate::discovery;
 use crate::error::{Error, Result};
+use crate::informer::Change;
 use crate::queue::WorkQueue;
 use crate::util;
 use behavior::History;
@@ -87,9 +88,15 @@ pub async fn run_with_metrics(ctx: Arc<Context>, metrics: Arc<dyn MetricsSource>
     EventForwarder::new(&queue, enqueue_all)
         // A new HPA or a spec change is looked at at once; the controller's own status
         // writes wait for the next period, as upstream's rate-limited queue makes them.
-        .on(hpa_changes, When::Changed, |hpa| {
-            let observed = hpa.status.as_ref().and_then(|s| s.observed_generation);
-            (observed.is_none() || observed != hpa.metadata.generation).then(|| util::key_of(hpa))
+        // A deleted one is synced once more to drop its history.
+        .watch(hpa_changes, |change| match change {
+            Change::Applied(hpa) => {
+                let observed = hpa.status.as_ref().and_then(|s| s.observed_generation);
+                let changed = observed.is_none() || observed != hpa.metadata.generation;
+                Forward::Keys(changed.then(|| util::key_of(hpa.as_ref())))
+            }
+            Change::Deleted(hpa) => Forward::Keys(Some(util::key_of(hpa.as_ref()))),
+            Change::Resynced => Forward::ResyncAll,
         })
         .every(options.horizontal_pod_autoscaler_sync_period)
         .run_workers(
@@ -118,26 +125,21 @@ fn message(error: &kube::Error) -> String {
 }
 
 /// The group of an `apiVersion` (`apps/v1` → `apps`, `v1` → core).
-fn group_version(api_version: &str) -> (&str, &str) {
-    api_version.split_once('/').unwrap_or(("", api_version))
+fn group_of(api_version: &str) -> &str {
+    api_version.split_once('/').map_or("", |(group, _)| group)
 }
 
 impl Controller {
     /// The resource serving `kind` in the group of `api_version`, refreshing discovery once.
     async fn resolve(&self, api_version: &str, kind: &str) -> Result<kube::discovery::ApiResource, String> {
-        let (group, version) = group_version(api_version);
+        let group = group_of(api_version);
+        // Discovery lists each resource in its group's preferred version, which serves the
+        // same `/scale` as the version the reference names.
         let pick = |resources: &[discovery::Resource]| {
-            let mut matching = resources
+            resources
                 .iter()
-                .filter(|r| r.resource.group == group && r.resource.kind == kind && r.namespaced());
-            matching.next().map(|r| {
-                let mut resource = r.resource.clone();
-                // The version asked for, when it is the one discovery found; else preferred.
-                if r.resource.version == version {
-                    resource.version = version.to_string();
-                }
-                resource
-            })
+                .find(|r| r.resource.group == group && r.resource.kind == kind && r.namespaced())
+                .map(|r| r.resource.clone())
         };
         let mut resources = self.resources.lock().await;
         if let Some(found) = pick(&resources) {

@@ -97,3 +97,10 @@ async fn scales_up_then_holds_the_scale_down_for_the_window() {
     assert_eq!(calls.len(), 5);
     assert!(calls.iter().all(|(ns, selector)| ns == "ns" && selector == "app=web"));
 }
+
+#[test]
+fn scale_target_groups() {
+    assert_eq!(group_of("apps/v1"), "apps");
+    assert_eq!(group_of("v1"), "");
+    assert_eq!(group_of(""), "");
+}
