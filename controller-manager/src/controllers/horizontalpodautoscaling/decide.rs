@@ -41,6 +41,9 @@ pub struct Inputs<'a> {
     pub pods: &'a [&'a Pod],
     /// The resource metrics of the target's pods, when a Resource metric asked for them.
     pub pod_metrics: Option<&'a Result<Vec<PodMetrics>, MetricsError>>,
+    /// The other HPAs of the namespace with the selector their targets' scales had at their
+    /// last sync: `(name, selector)`.
+    pub other_selectors: &'a [(String, String)],
     pub now: Timestamp,
 }
 
@@ -553,6 +556,11 @@ fn compute_replicas(inputs: &Inputs<'_>, settings: &Settings, scale: &Scale, pla
         .copied()
         .filter(|pod| selector.matches(pod.metadata.labels.as_ref().unwrap_or(&Default::default())))
         .collect();
+    if let Some(message) = ambiguous(inputs, &scale.selector, &pods) {
+        plan.event(true, "AmbiguousSelector", message.clone());
+        plan.condition("ScalingActive", false, "AmbiguousSelector", message.clone(), now);
+        return fail(message);
+    }
     let context = MetricContext {
         calc: Calculator {
             tolerances: tolerances(inputs.hpa, settings.tolerance),
@@ -617,6 +625,38 @@ fn compute_replicas(inputs: &Inputs<'_>, settings: &Settings, scale: &Scale, pla
         statuses: Some(statuses),
         error,
     }
+}
+
+/// upstream's check that no pod is under two HPAs: the HPAs (this one included) whose
+/// selector selects one of `pods`.
+fn ambiguous(inputs: &Inputs<'_>, selector: &str, pods: &[&Pod]) -> Option<String> {
+    let own = inputs.hpa.metadata.name.clone().unwrap_or_default();
+    let empty = Default::default();
+    let mut selecting: Vec<&str> = inputs
+        .other_selectors
+        .iter()
+        .filter(|(name, _)| *name != own)
+        .filter(|(_, text)| {
+            api::selector::LabelSelector::parse(text).is_ok_and(|other| {
+                !text.is_empty()
+                    && pods
+                        .iter()
+                        .any(|pod| other.matches(pod.metadata.labels.as_ref().unwrap_or(&empty)))
+            })
+        })
+        .map(|(name, _)| name.as_str())
+        .collect();
+    if selecting.is_empty() || pods.is_empty() {
+        return None;
+    }
+    selecting.push(&own);
+    selecting.sort_unstable();
+    let namespace = inputs.hpa.metadata.namespace.as_deref().unwrap_or_default();
+    let keys: Vec<String> = selecting.iter().map(|name| format!("{{{name} {namespace}}}")).collect();
+    Some(format!(
+        "pods by selector {selector} are controlled by multiple HPAs: [{}]",
+        keys.join(" ")
+    ))
 }
 
 /// The tolerances: `--horizontal-pod-autoscaler-tolerance`, or a direction's own.

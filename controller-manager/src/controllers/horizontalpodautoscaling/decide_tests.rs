@@ -128,6 +128,7 @@ fn run(
         scale,
         pods: &pods,
         pod_metrics: metrics.as_ref(),
+        other_selectors: &[],
         now: now(),
     };
     decide(&inputs, &settings(), &mut History::default())
@@ -361,4 +362,37 @@ fn rescale_outcome_completes_the_status() {
     assert_eq!(failed.events[0].reason, "FailedRescale");
     assert_eq!(failed.status.desired_replicas, 0);
     assert_eq!(failed.status.last_scale_time, None);
+}
+
+#[test]
+fn pods_under_two_hpas_are_ambiguous() {
+    let pods = [web_pod("a")];
+    let pods: Vec<&Pod> = pods.iter().collect();
+    let metrics = Some(Ok(usage(&[("a", "1")])));
+    let hpa = hpa(cpu_utilization(50));
+    let decide_with = |others: &[(String, String)]| {
+        let inputs = Inputs {
+            hpa: &hpa,
+            scale: scale(1),
+            pods: &pods,
+            pod_metrics: metrics.as_ref(),
+            other_selectors: others,
+            now: now(),
+        };
+        decide(&inputs, &settings(), &mut History::default())
+    };
+    let plan = decide_with(&[
+        ("other".into(), "app=web,tier!=db".into()),
+        ("h".into(), "app=web".into()),
+    ]);
+    let message = "pods by selector app=web are controlled by multiple HPAs: [{h ns} {other ns}]";
+    assert_eq!(
+        condition(&plan, "ScalingActive"),
+        ("False".into(), "AmbiguousSelector".into(), message.into())
+    );
+    assert_eq!(plan.events[0].reason, "AmbiguousSelector");
+    assert_eq!(plan.rescale, None);
+    // Another HPA over other pods is no conflict.
+    let plan = decide_with(&[("other".into(), "app=db".into())]);
+    assert_eq!(plan.rescale.map(|r| r.to), Some(2));
 }

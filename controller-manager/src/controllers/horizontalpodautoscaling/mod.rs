@@ -47,6 +47,8 @@ struct Controller {
     clock: Clock,
     settings: Settings,
     histories: Mutex<HashMap<String, History>>,
+    /// Each HPA's target selector at its last sync (upstream's `hpaSelectors`), by key.
+    selectors: Mutex<HashMap<String, String>>,
     /// The served resources, refreshed when a scale target's kind is not among them.
     resources: tokio::sync::Mutex<Vec<discovery::Resource>>,
 }
@@ -81,6 +83,7 @@ pub async fn run_with_metrics(ctx: Arc<Context>, metrics: Arc<dyn MetricsSource>
         clock: ctx.clock,
         settings,
         histories: Mutex::new(HashMap::new()),
+        selectors: Mutex::new(HashMap::new()),
         resources: tokio::sync::Mutex::new(Vec::new()),
     });
     let queue = WorkQueue::<String>::new();
@@ -166,6 +169,7 @@ impl Controller {
     async fn sync(&self, key: &str) -> Result<Option<Duration>> {
         let Some(hpa) = util::get(&self.hpas, key) else {
             self.histories.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+            self.selectors.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
             return Ok(None);
         };
         let namespace = hpa.namespace().unwrap_or_default();
@@ -192,8 +196,25 @@ impl Controller {
             }
             _ => None,
         };
+        let other_selectors: Vec<(String, String)> = {
+            let mut selectors = self.selectors.lock().unwrap_or_else(|e| e.into_inner());
+            if let Ok(scale) = &view {
+                selectors.insert(key.to_string(), scale.selector.clone());
+            }
+            let prefix = format!("{namespace}/");
+            selectors
+                .iter()
+                .filter(|(other, _)| other.as_str() != key)
+                .filter_map(|(other, selector)| {
+                    other
+                        .strip_prefix(&prefix)
+                        .map(|name| (name.to_string(), selector.clone()))
+                })
+                .collect()
+        };
         let now = self.clock.now();
         let inputs = Inputs {
+            other_selectors: &other_selectors,
             hpa: &hpa,
             scale: view,
             pods: &pods,

@@ -29,6 +29,7 @@ async fn sync(
         scale,
         pods: &pods,
         pod_metrics: Some(&metrics),
+        other_selectors: &[],
         now,
     };
     let mut plan = decide(&inputs, &settings(), history);
