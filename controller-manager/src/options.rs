@@ -178,6 +178,25 @@ mod tests {
     }
 
     #[test]
+    fn autoscaler_flags_have_upstream_defaults() {
+        let options = Options::try_parse_from(["kube-controller-manager"]).unwrap();
+        assert_eq!(options.horizontal_pod_autoscaler_sync_period, Duration::from_secs(15));
+        assert_eq!(options.horizontal_pod_autoscaler_tolerance, 0.1);
+        assert_eq!(
+            options.horizontal_pod_autoscaler_downscale_stabilization,
+            Duration::from_secs(300)
+        );
+        assert_eq!(
+            options.horizontal_pod_autoscaler_cpu_initialization_period,
+            Duration::from_secs(300)
+        );
+        assert_eq!(
+            options.horizontal_pod_autoscaler_initial_readiness_delay,
+            Duration::from_secs(30)
+        );
+    }
+
+    #[test]
     fn flags_have_upstream_defaults() {
         let options = Options::try_parse_from(["kube-controller-manager"]).unwrap();
         assert!(options.leader_elect);

@@ -172,6 +172,13 @@ async fn scales_a_deployment_from_pod_metrics() -> Result<()> {
     // Upstream kubectl shows the targets.
     let (ok, out) = harness.kubectl(&["-n", ns, "get", "hpa"]).await?;
     ensure!(ok && out.contains("cpu: 90%/50%"), "{out}");
+    let (ok, out) = harness.kubectl(&["-n", ns, "describe", "hpa", "web"]).await?;
+    ensure!(
+        ok && out.contains("resource cpu on pods  (as a percentage of request):  90% (450m) / 50%")
+            && out.contains("ScalingActive   True")
+            && out.contains("SuccessfulRescale"),
+        "{out}"
+    );
 
     // Load gone: within tolerance of the target, nothing changes.
     source.set(ns, Ok(usage(&[("web-1", "260m"), ("web-2", "250m")])));
