@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
@@ -57,6 +58,7 @@ impl Context {
                 configmaps: Slot::default(),
                 secrets: Slot::default(),
                 persistentvolumeclaims: Slot::default(),
+                horizontalpodautoscalers: Slot::default(),
             },
             clock,
             client,
@@ -141,4 +143,5 @@ informers! {
     configmaps: ConfigMap => Api::all, watcher::Config::default();
     secrets: Secret => Api::all, watcher::Config::default();
     persistentvolumeclaims: PersistentVolumeClaim => Api::all, watcher::Config::default();
+    horizontalpodautoscalers: HorizontalPodAutoscaler => Api::all, watcher::Config::default();
 }

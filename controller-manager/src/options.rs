@@ -85,6 +85,25 @@ pub struct Options {
     /// How often every quota's usage is recounted from scratch.
     #[arg(long, default_value = "5m0s", value_parser = parse_duration)]
     pub resource_quota_sync_period: Duration,
+    /// How often each HorizontalPodAutoscaler is reconciled.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub horizontal_pod_autoscaler_sync_period: Duration,
+    /// The minimum change (from 1.0) of the usage ratio before the autoscaler scales.
+    #[arg(long, default_value_t = 0.1)]
+    pub horizontal_pod_autoscaler_tolerance: f64,
+    /// How far back the autoscaler looks for a higher recommendation before scaling down
+    /// (HPAs without a `behavior`, and the default of those with one).
+    #[arg(long, default_value = "5m0s", value_parser = parse_duration)]
+    pub horizontal_pod_autoscaler_downscale_stabilization: Duration,
+    /// After a pod starts, how long CPU samples may be skipped while it is not ready.
+    #[arg(long, default_value = "5m0s", value_parser = parse_duration)]
+    pub horizontal_pod_autoscaler_cpu_initialization_period: Duration,
+    /// After a pod starts, how long a not-ready pod counts as not yet ready.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub horizontal_pod_autoscaler_initial_readiness_delay: Duration,
+    /// Number of horizontal pod autoscalers synced concurrently.
+    #[arg(long, default_value_t = 5)]
+    pub concurrent_horizontal_pod_autoscaler_syncs: usize,
 }
 
 /// Go-syntax durations (`30s`, `1m30s`), shared by every component.
@@ -156,6 +175,25 @@ mod tests {
         assert_eq!(select("*,c").unwrap(), vec!["a", "b", "c"]);
         assert_eq!(select("b").unwrap(), vec!["b"]);
         assert!(select("*,-nope").is_err());
+    }
+
+    #[test]
+    fn autoscaler_flags_have_upstream_defaults() {
+        let options = Options::try_parse_from(["kube-controller-manager"]).unwrap();
+        assert_eq!(options.horizontal_pod_autoscaler_sync_period, Duration::from_secs(15));
+        assert_eq!(options.horizontal_pod_autoscaler_tolerance, 0.1);
+        assert_eq!(
+            options.horizontal_pod_autoscaler_downscale_stabilization,
+            Duration::from_secs(300)
+        );
+        assert_eq!(
+            options.horizontal_pod_autoscaler_cpu_initialization_period,
+            Duration::from_secs(300)
+        );
+        assert_eq!(
+            options.horizontal_pod_autoscaler_initial_readiness_delay,
+            Duration::from_secs(30)
+        );
     }
 
     #[test]

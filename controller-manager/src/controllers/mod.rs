@@ -8,6 +8,7 @@ pub mod endpointslice;
 pub mod endpointutil;
 pub mod expectations;
 pub mod garbagecollector;
+pub mod horizontalpodautoscaling;
 pub mod job;
 pub mod namespace;
 pub mod nodeipam;
@@ -73,6 +74,11 @@ pub const REGISTRY: &[Descriptor] = &[
         name: resourcequota::NAME,
         disabled_by_default: false,
         run: |ctx| Box::pin(resourcequota::run(ctx)),
+    },
+    Descriptor {
+        name: horizontalpodautoscaling::NAME,
+        disabled_by_default: false,
+        run: |ctx| Box::pin(horizontalpodautoscaling::run(ctx)),
     },
     Descriptor {
         name: ttlafterfinished::NAME,

@@ -7,6 +7,7 @@ mod daemonset;
 mod deployment;
 mod endpointslice;
 mod garbagecollector;
+mod horizontalpodautoscaling;
 mod job;
 mod namespace;
 mod node;
