@@ -5,6 +5,7 @@
 use api::registry::{self, RESOURCES, Subresource};
 use serde_json::{Value, json};
 
+use crate::resource_metrics as metrics_api;
 use crate::reviews::{self, REVIEWS};
 
 /// The Kubernetes version kaji implements.
@@ -50,7 +51,18 @@ fn served_group_versions() -> Vec<(&'static str, Vec<&'static str>)> {
             }
         }
     }
+    // Served in-process, listed last as an aggregated group (metrics-server's APIService).
+    groups.push((metrics_api::GROUP, vec![metrics_api::VERSION]));
     groups
+}
+
+/// The Metrics API resources of one group-version.
+fn metrics_of(group: &str, version: &str) -> &'static [metrics_api::MetricsResource] {
+    if group == metrics_api::GROUP && version == metrics_api::VERSION {
+        metrics_api::RESOURCES
+    } else {
+        &[]
+    }
 }
 
 /// The review resources of one group-version.
@@ -104,7 +116,7 @@ pub fn resources(group: &str, version: &str) -> Option<Value> {
         .iter()
         .filter(|d| d.group == group && d.version == version)
         .collect();
-    if defs.is_empty() && reviews_of(group, version).next().is_none() {
+    if defs.is_empty() && reviews_of(group, version).next().is_none() && metrics_of(group, version).is_empty() {
         return None;
     }
     let mut resources = Vec::new();
@@ -156,6 +168,15 @@ pub fn resources(group: &str, version: &str) -> Option<Value> {
             "namespaced": false,
             "kind": review.kind,
             "verbs": reviews::VERBS,
+        }));
+    }
+    for resource in metrics_of(group, version) {
+        resources.push(json!({
+            "name": resource.plural,
+            "singularName": resource.singular,
+            "namespaced": resource.namespaced,
+            "kind": resource.kind,
+            "verbs": metrics_api::VERBS,
         }));
     }
     let group_version = if group.is_empty() {
@@ -263,6 +284,15 @@ fn aggregated_group(group: &str, versions: &[&str]) -> Value {
                     entry
                 })
                 .chain(reviews)
+                .chain(metrics_of(group, version).iter().map(|resource| {
+                    json!({
+                        "resource": resource.plural,
+                        "responseKind": response_kind(metrics_api::GROUP, metrics_api::VERSION, resource.kind),
+                        "scope": if resource.namespaced { "Namespaced" } else { "Cluster" },
+                        "singularResource": resource.singular,
+                        "verbs": metrics_api::VERBS,
+                    })
+                }))
                 .collect();
             json!({"version": version, "resources": resources, "freshness": "Current"})
         })

@@ -19,6 +19,7 @@ pub mod patch;
 pub mod pki;
 pub mod quota;
 pub mod request;
+pub mod resource_metrics;
 pub mod reviews;
 pub mod server;
 pub mod services;
@@ -91,6 +92,10 @@ pub struct Options {
     /// revision younger than the interval. The embedded store compacts itself.
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     pub etcd_compaction_interval: Duration,
+    /// How often the Metrics API scrapes the kubelets' resource metrics (Go duration), as
+    /// metrics-server's flag.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub metric_resolution: Duration,
 }
 
 /// Go-syntax durations (`30s`, `1m30s`), shared by every component.
@@ -139,6 +144,8 @@ pub struct AppState {
     pub storage_stats: Option<Arc<dyn storage::embedded::StorageStats>>,
     /// TLS client settings for the kubelets (`pods/log`).
     pub kubelet_tls: Arc<rustls::ClientConfig>,
+    /// The Metrics API's samples (`metrics.k8s.io`).
+    pub resource_metrics: Arc<resource_metrics::MetricsApi>,
 }
 
 /// The namespaces that exist from the first start on.
@@ -290,6 +297,12 @@ pub async fn run(options: Options, cancel: CancellationToken) -> Result<()> {
         server_address: server_address.clone(),
         ready: AtomicBool::new(false),
         storage_stats,
+        resource_metrics: resource_metrics::MetricsApi::start(
+            store.clone(),
+            kubelet_tls.clone(),
+            options.metric_resolution,
+            cancel.clone(),
+        ),
         kubelet_tls,
     });
     let serving = tokio::spawn(server::serve(

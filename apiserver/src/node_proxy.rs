@@ -200,6 +200,44 @@ async fn connect(
     Ok(sender)
 }
 
+/// `GET path` on a node's kubelet (the node object as stored); the whole body, or an error
+/// for an unreachable kubelet or a non-2xx answer. Used by the Metrics API's scraper.
+pub async fn kubelet_get(tls: Arc<rustls::ClientConfig>, node: &Value, path: &str) -> ApiResult<bytes::Bytes> {
+    use http_body_util::BodyExt;
+    let node_name = node["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    let (host, port) = kubelet_endpoint(node)
+        .ok_or_else(|| ApiError::internal(format!("node {node_name} has no address for its kubelet")))?;
+    let at = Located {
+        container: String::new(),
+        node_name,
+        host,
+        port,
+    };
+    let mut sender = connect(tls, &at).await?;
+    let request = http::Request::get(path)
+        .header(http::header::HOST, format!("{}:{}", at.host, at.port))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .map_err(ApiError::internal)?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| unavailable(format!("GET {path} from the kubelet of node {}: {e}", at.node_name)))?;
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| unavailable(format!("reading {path} from the kubelet of node {}: {e}", at.node_name)))?
+        .to_bytes();
+    if !status.is_success() {
+        return Err(unavailable(format!(
+            "GET {path} from the kubelet of node {}: {status}",
+            at.node_name
+        )));
+    }
+    Ok(body)
+}
+
 /// Serves `GET .../pods/{name}/log`.
 pub async fn pod_log(
     store: &Store,

@@ -304,6 +304,13 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Respo
             };
         }
     };
+    if let Some(response) = state
+        .resource_metrics
+        .handle(&state.store, &parts.method, &segments, parts.uri.query())
+        .await
+    {
+        return response;
+    }
     let user = parts.extensions.get::<UserInfo>();
     if let Some(response) = crate::reviews::handle(&parts.method, &segments, &parts.headers, &body, user) {
         return response;

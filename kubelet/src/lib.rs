@@ -11,6 +11,7 @@ pub mod network;
 pub mod node;
 pub mod pods;
 pub mod portforward;
+pub mod resource_metrics;
 pub mod run;
 pub mod server;
 pub mod static_pods;

@@ -1,5 +1,5 @@
 //! The kubelet's HTTPS server (`--address`, `--port`): `/healthz`, `/pods`,
-//! `/containerLogs/{namespace}/{pod}/{container}`, `/exec/{namespace}/{pod}/{container}`
+//! `/metrics/resource` (`resource_metrics.rs`), `/containerLogs/{namespace}/{pod}/{container}`, `/exec/{namespace}/{pod}/{container}`
 //! (`streaming.rs`), `/attach/{namespace}/{pod}/{container}` (`attach.rs`), `/portForward/{namespace}/{pod}` (`portforward.rs`) and `POST /images/load`
 //! (an OCI layout or docker archive into the node's image store, for `kaji load`, as containerd's
 //! import does for `kind load`; not an upstream kubelet endpoint). Every request
@@ -62,6 +62,8 @@ pub trait NodeView: Send + Sync + 'static {
     fn exec_target(&self, namespace: &str, pod: &str, container: &str) -> Result<ExecTarget, StreamError>;
     /// The node's image store.
     fn image_store(&self) -> Arc<images::ImageStore>;
+    /// The resource metrics exposition (`/metrics/resource`).
+    fn resource_metrics(&self) -> String;
 }
 
 /// The self-signed serving certificate under `<root-dir>/pki`, created on first start.
@@ -135,6 +137,7 @@ pub fn router(view: Arc<dyn NodeView>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/pods", get(pods))
+        .route("/metrics/resource", get(resource_metrics))
         .route("/containerLogs/{namespace}/{pod}/{container}", get(container_logs))
         .route(
             "/exec/{namespace}/{pod}/{container}",
@@ -163,6 +166,17 @@ async fn pods(State(view): State<Arc<dyn NodeView>>) -> Response {
         "items": view.pods(),
     });
     ([(http::header::CONTENT_TYPE, "application/json")], list.to_string()).into_response()
+}
+
+async fn resource_metrics(State(view): State<Arc<dyn NodeView>>) -> Response {
+    match tokio::task::spawn_blocking(move || view.resource_metrics()).await {
+        Ok(text) => (
+            [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+            text,
+        )
+            .into_response(),
+        Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response(),
+    }
 }
 
 async fn container_logs(

@@ -45,10 +45,17 @@ pub async fn client_for(apiserver: &ApiServer) -> kube::Client {
 impl Node1 {
     /// Starts everything and waits until the node is Ready.
     pub async fn start(extra_kubelet_args: &[&str]) -> Node1 {
+        Node1::start_with(&[], extra_kubelet_args).await
+    }
+
+    /// Like [`Node1::start`], with extra apiserver flags.
+    pub async fn start_with(apiserver_args: &[&str], extra_kubelet_args: &[&str]) -> Node1 {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let apiserver =
-            ApiServer::start_embedded(&testkit::workspace_binary("kube-apiserver").expect("apiserver"), &[])
-                .expect("starting the apiserver");
+        let apiserver = ApiServer::start_embedded(
+            &testkit::workspace_binary("kube-apiserver").expect("apiserver"),
+            apiserver_args,
+        )
+        .expect("starting the apiserver");
         let registry = Registry::start().expect("starting the registry");
         let image = format!("{}/busybox:1", registry.host());
         testkit::registry::push_busybox_image(registry.host(), "busybox:1", &ImageOptions::default())

@@ -112,6 +112,19 @@ impl Quantity {
         }
     }
 
+    /// `nanos` billionths of a unit (`NewScaledQuantity(n, -9)` is `from_nanos(n, DecimalSi)`).
+    pub fn from_nanos(nanos: i128, format: Format) -> Self {
+        Self { nanos, format }
+    }
+
+    /// Whole units (`NewQuantity(n, format)`).
+    pub fn from_units(units: i64, format: Format) -> Self {
+        Self {
+            nanos: i128::from(units) * NANO,
+            format,
+        }
+    }
+
     pub fn is_zero(&self) -> bool {
         self.nanos == 0
     }

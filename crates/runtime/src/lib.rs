@@ -47,6 +47,7 @@ pub mod reclaim;
 mod runtime;
 mod shim;
 mod state;
+mod stats;
 mod tenant;
 mod types;
 
@@ -57,6 +58,7 @@ pub use oci::DEFAULT_CAPABILITIES;
 pub use process_exec::{EXEC_SYNC_MAX_OUTPUT, ExecExit, ExecOutput, ExecProcess, ExecRequest, resize_pty};
 pub use runtime::{Runtime, ShimCommand};
 pub use shim::shim_main;
+pub use stats::CgroupStats;
 pub use types::{
     Capabilities, ContainerSpec, ContainerState, Mount, MountKind, Resources, Sandbox, SandboxSpec, SandboxState, User,
 };

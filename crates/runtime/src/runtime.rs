@@ -15,6 +15,7 @@ use crate::error::RuntimeError;
 use crate::logs::LogRotation;
 use crate::oci::{SandboxNamespaces, build_spec};
 use crate::state::{self, ExitRecord, ProcId, SandboxRecord, ShimConfig, ShimStatus, StartedRecord, validate_id};
+use crate::stats::CgroupStats;
 use crate::types::{ContainerSpec, ContainerState, Sandbox, SandboxSpec, SandboxState};
 
 /// How long a shim may take to report a start.
@@ -321,6 +322,25 @@ impl Runtime {
             record.process.signal(signal)?;
         }
         Ok(())
+    }
+
+    /// CPU and memory of a container's cgroup; `None` when the container or its cgroup is
+    /// gone (an exited container's cgroup is removed by its shim).
+    pub fn container_stats(&self, id: &str) -> Option<CgroupStats> {
+        validate_id(id).ok()?;
+        let config = state::read_json::<ShimConfig>(&self.container_dir(id).join(state::SHIM_FILE)).ok()??;
+        self.layout.stats(&config.cgroup_path)
+    }
+
+    /// CPU and memory of a pod sandbox's cgroup (all its containers).
+    pub fn sandbox_stats(&self, id: &str) -> Option<CgroupStats> {
+        let sandbox = self.sandbox(id).ok()?;
+        self.layout.stats(&sandbox.cgroup_path)
+    }
+
+    /// CPU and memory of the whole node.
+    pub fn node_stats(&self) -> Option<CgroupStats> {
+        self.layout.node_stats()
     }
 
     /// Removes an exited container: leftover libcontainer state and cgroup, and the state

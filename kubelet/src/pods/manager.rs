@@ -202,6 +202,10 @@ impl NodeView for PodManager {
         self.ctx.images.clone()
     }
 
+    fn resource_metrics(&self) -> String {
+        crate::resource_metrics::render(&crate::resource_metrics::collect(&self.ctx.runtime, &self.pods()))
+    }
+
     fn locate_log(&self, namespace: &str, pod: &str, container: &str, previous: bool) -> Result<LogTarget, LogError> {
         let (uid, found) = self
             .find(namespace, pod)
