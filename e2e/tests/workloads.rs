@@ -4,6 +4,12 @@
 //! and scaling down stops pods. Our own kubectl follows the second rollout, shows the same
 //! history as upstream's and does the undo.
 //!
+//! Autoscaling on real metrics: a Deployment whose pod busy-loops against a 50m CPU request
+//! is put under `kubectl autoscale --cpu=50%`; the kubelets' `/metrics/resource` feed the
+//! apiserver's Metrics API (`--metric-resolution 2s`), the controller-manager's autoscaler
+//! (`--horizontal-pod-autoscaler-sync-period 3s`) reads the utilisation, records a
+//! `SuccessfulRescale` and takes the Deployment to its maximum of three running pods.
+//!
 //! Needs every workspace binary built first (`cargo test --workspace` does that).
 
 use std::process::Command;
@@ -80,6 +86,16 @@ impl Cluster {
         });
     }
 
+    fn wait_for_nodes(&self) {
+        self.wait("two Ready nodes", Duration::from_secs(60), || {
+            let (_, out, _) = self.kubectl(&["get", "nodes", "--no-headers"]);
+            out.lines()
+                .filter(|l| l.split_whitespace().nth(1) == Some("Ready"))
+                .count()
+                == 2
+        });
+    }
+
     fn wait(&self, what: &str, timeout: Duration, check: impl Fn() -> bool) {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
@@ -92,9 +108,11 @@ impl Cluster {
     }
 }
 
-fn start() -> (Cluster, String) {
+/// Starts the cluster, with `apiserver_args` and `controller_args` added to the apiserver's
+/// and the controller-manager's command lines; also returns the registry's busybox image.
+fn start(apiserver_args: &[&str], controller_args: &[&str]) -> (Cluster, String) {
     let bin = |name: &str| testkit::workspace_binary(name).expect(name);
-    let apiserver = ApiServer::start_embedded(&bin("kube-apiserver"), &[]).expect("apiserver");
+    let apiserver = ApiServer::start_embedded(&bin("kube-apiserver"), apiserver_args).expect("apiserver");
     let kubeconfig = apiserver.kubeconfig().display().to_string();
     let registry = Registry::start().expect("registry");
     push_busybox_image(registry.host(), "busybox:1", &ImageOptions::default()).expect("push busybox:1");
@@ -109,8 +127,11 @@ fn start() -> (Cluster, String) {
     .expect("push busybox:2");
     let image = format!("{}/busybox", registry.host());
     let scheduler = Component::start(&bin("kube-scheduler"), &["--kubeconfig", &kubeconfig]).expect("scheduler");
-    let controllers =
-        Component::start(&bin("kube-controller-manager"), &["--kubeconfig", &kubeconfig]).expect("controller-manager");
+    let controllers = Component::start(
+        &bin("kube-controller-manager"),
+        &[&["--kubeconfig", kubeconfig.as_str()], controller_args].concat(),
+    )
+    .expect("controller-manager");
     let suffix = std::process::id();
     let nodes = (0..2)
         .map(|i| {
@@ -138,14 +159,8 @@ fn start() -> (Cluster, String) {
 
 #[test]
 fn a_deployment_runs_rolls_out_rolls_back_and_scales() {
-    let (cluster, image) = start();
-    cluster.wait("two Ready nodes", Duration::from_secs(60), || {
-        let (_, out, _) = cluster.kubectl(&["get", "nodes", "--no-headers"]);
-        out.lines()
-            .filter(|l| l.split_whitespace().nth(1) == Some("Ready"))
-            .count()
-            == 2
-    });
+    let (cluster, image) = start(&[], &[]);
+    cluster.wait_for_nodes();
 
     let v1 = format!("{image}:1");
     cluster.ok(&[
@@ -216,4 +231,117 @@ fn a_deployment_runs_rolls_out_rolls_back_and_scales() {
         let (_, out, _) = cluster.kubectl(&["get", "pods", "-l", "app=web", "--no-headers"]);
         out.lines().count() == 1 && out.contains("Running")
     });
+}
+
+#[test]
+fn a_busy_deployment_is_autoscaled_on_its_real_cpu_usage() {
+    // Fast metrics and autoscaler periods, so the whole chain turns in seconds.
+    let (cluster, image) = start(
+        &["--metric-resolution", "2s"],
+        &["--horizontal-pod-autoscaler-sync-period", "3s"],
+    );
+    cluster.wait_for_nodes();
+
+    // One pod that burns all the CPU it gets against a request of 50m.
+    let manifest = tempfile::NamedTempFile::new().expect("manifest file");
+    let yaml = format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: busy
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {{app: busy}}
+  template:
+    metadata:
+      labels: {{app: busy}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: busy
+        image: {image}:1
+        command: [sh, -c, "while :; do :; done"]
+        resources:
+          requests: {{cpu: 50m}}
+"#
+    );
+    std::fs::write(manifest.path(), yaml).expect("writing the manifest");
+    let manifest = manifest.path().display().to_string();
+    cluster.ok(&["apply", "-f", &manifest]);
+    cluster.ok(&["rollout", "status", "deployment/busy", "--timeout", "120s"]);
+    let created = cluster.ok(&["autoscale", "deployment", "busy", "--min=1", "--max=3", "--cpu=50%"]);
+    assert_eq!(created, "horizontalpodautoscaler.autoscaling/busy autoscaled\n");
+
+    // The autoscaler reads the pods' usage from the Metrics API: far above 50% of 50m.
+    cluster.wait("the HPA's current CPU utilisation", Duration::from_secs(60), || {
+        let (_, out, _) = cluster.kubectl(&["get", "hpa", "busy", "--no-headers"]);
+        cpu_utilisation(&out).is_some_and(|percent| percent > 100)
+    });
+    // It scales the Deployment to its maximum, and the three pods really run.
+    cluster.wait("three running busy pods", Duration::from_secs(90), || {
+        let (_, out, _) = cluster.kubectl(&["get", "pods", "-l", "app=busy", "--no-headers"]);
+        out.lines()
+            .filter(|l| l.split_whitespace().nth(2) == Some("Running"))
+            .count()
+            == 3
+    });
+    cluster.wait(
+        "the deployment at three ready replicas",
+        Duration::from_secs(60),
+        || {
+            let (_, out, _) = cluster.kubectl(&[
+                "get",
+                "deployment",
+                "busy",
+                "-o",
+                "jsonpath={.spec.replicas} {.status.readyReplicas}",
+            ]);
+            out == "3 3"
+        },
+    );
+    let events = cluster.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "reason=SuccessfulRescale,involvedObject.kind=HorizontalPodAutoscaler",
+        "-o",
+        "jsonpath={.items[*].message}",
+    ]);
+    assert!(
+        events.contains("New size: 3; reason: cpu resource utilization (percentage of request) above target"),
+        "{events}"
+    );
+    // Its next sync sees the three replicas, held at the maximum.
+    cluster.wait("the HPA's status at three replicas", Duration::from_secs(30), || {
+        let (_, out, _) = cluster.kubectl(&[
+            "get",
+            "hpa",
+            "busy",
+            "-o",
+            "jsonpath={.status.currentReplicas} {.status.desiredReplicas} \
+             {.status.conditions[?(@.type==\"ScalingLimited\")].reason}",
+        ]);
+        out == "3 3 TooManyReplicas"
+    });
+    // `kubectl top` reads the same Metrics API.
+    cluster.wait("three busy pods in kubectl top", Duration::from_secs(30), || {
+        let (ok, out, _) = cluster.kubectl(&["top", "pod", "-l", "app=busy", "--no-headers"]);
+        ok && out.lines().count() == 3
+    });
+
+    // Deleting the deployment stops the busy loops.
+    cluster.ok(&["delete", "hpa", "busy"]);
+    cluster.ok(&["delete", "deployment", "busy"]);
+    cluster.wait("no busy pods", Duration::from_secs(60), || {
+        let (ok, out, _) = cluster.kubectl(&["get", "pods", "-l", "app=busy", "--no-headers"]);
+        ok && out.trim().is_empty()
+    });
+}
+
+/// The current CPU utilisation, in percent, in a `kubectl get hpa` line (TARGETS reads
+/// `cpu: 1900%/50%`, or `cpu: <unknown>/50%` before the first metrics).
+fn cpu_utilisation(line: &str) -> Option<u32> {
+    let (_, targets) = line.split_once("cpu: ")?;
+    targets.split_once("%/")?.0.parse().ok()
 }
