@@ -353,6 +353,14 @@ pub fn object_name(object: &Value, discovery: &Discovery) -> String {
     format!("{prefix}/{}", object["metadata"]["name"].as_str().unwrap_or_default())
 }
 
+/// Drops `metadata.managedFields`, as upstream's JSON and YAML printers do unless
+/// `--show-managed-fields`.
+pub fn omit_managed_fields(object: &mut Value) {
+    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("managedFields");
+    }
+}
+
 /// Full objects in a non-table format; `single` prints a lone object rather than a List.
 /// `metadata.managedFields` is left out of JSON and YAML, as upstream does by default.
 pub fn render_objects(
@@ -375,11 +383,7 @@ pub fn render_objects_with(
     show_managed_fields: bool,
 ) -> Result<String, Error> {
     if !show_managed_fields && matches!(format, OutputFormat::Json | OutputFormat::Yaml) {
-        for object in &mut objects {
-            if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
-                meta.remove("managedFields");
-            }
-        }
+        objects.iter_mut().for_each(omit_managed_fields);
     }
     let value = if single && objects.len() == 1 {
         objects.into_iter().next().unwrap_or_default()
