@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use crate::AppState;
 use crate::body::{self, FieldValidation, warning_header};
 use crate::error::{ApiError, ApiResult, success_status};
+use crate::managed::FieldManager;
 use crate::patch::{self, PatchType};
 use crate::request::{ListOptions, Query, parse_resource_path};
 use crate::store::{Store, list_body};
@@ -257,7 +258,10 @@ async fn route(
         (&Method::POST, None, None) => {
             let mut warnings = Vec::new();
             let object = decode_object(def, headers, &body, FieldValidation::from_query(&query)?, &mut warnings)?;
-            let created = store.create(def, ns, object, query.dry_run()?).await?;
+            let manager = FieldManager::for_update(&query, headers, None);
+            let created = store
+                .create_as(def, ns, object, query.dry_run()?, Some(&manager))
+                .await?;
             Ok(warned(StatusCode::CREATED, &one(created)?, &warnings))
         }
         (&Method::POST, Some(name), Some(Subresource::Binding)) => {
@@ -284,14 +288,19 @@ async fn route(
         (&Method::PUT, Some(name), sub @ (None | Some(Subresource::Status) | Some(Subresource::Finalize))) => {
             let mut warnings = Vec::new();
             let object = decode_object(def, headers, &body, FieldValidation::from_query(&query)?, &mut warnings)?;
+            let manager = FieldManager::for_update(&query, headers, sub);
             let updated = store
-                .update(def, ns, name, sub, query.dry_run()?, |_| Ok(object.clone()))
+                .update_as(def, ns, name, sub, query.dry_run()?, Some(&manager), |_| {
+                    Ok(object.clone())
+                })
                 .await?;
             Ok(warned(StatusCode::OK, &one(updated)?, &warnings))
         }
         (&Method::PUT, Some(name), Some(Subresource::Scale)) => {
             let scale = body::decode(headers, &body)?.value;
-            let updated = update_scale(&store, def, ns, name, query.dry_run()?, |_| Ok(scale.clone())).await?;
+            let manager = FieldManager::for_update(&query, headers, Some(Subresource::Scale));
+            let updated =
+                update_scale(&store, def, ns, name, query.dry_run()?, &manager, |_| Ok(scale.clone())).await?;
             Ok(json_response(StatusCode::OK, &one(updated)?))
         }
         (&Method::PATCH, Some(name), sub @ (None | Some(Subresource::Status) | Some(Subresource::Scale))) => {
@@ -299,11 +308,17 @@ async fn route(
                 .get(header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
+            if crate::managed::is_apply(content_type) {
+                let (code, object, warnings) =
+                    crate::managed::serve_apply(&store, def, ns, name, sub, &query, &body, content_type).await?;
+                return Ok(warned(code, &one(object)?, &warnings));
+            }
             let kind = PatchType::from_content_type(content_type)?;
             let dry_run = query.dry_run()?;
             if sub == Some(Subresource::Scale) {
                 let scale_meta = api::patch::patch_meta_for_kind("autoscaling", "v1", "Scale");
-                let updated = update_scale(&store, def, ns, name, dry_run, |current| {
+                let manager = FieldManager::for_update(&query, headers, sub);
+                let updated = update_scale(&store, def, ns, name, dry_run, &manager, |current| {
                     patch::apply(kind, current, &body, &scale_meta)
                 })
                 .await?;
@@ -313,8 +328,9 @@ async fn route(
             let duplicates = body::duplicate_keys(&body);
             let meta = api::patch::patch_meta(def);
             let mut warnings = Vec::new();
+            let manager = FieldManager::for_update(&query, headers, sub);
             let updated = store
-                .update(def, ns, name, sub, dry_run, |current| {
+                .update_as(def, ns, name, sub, dry_run, Some(&manager), |current| {
                     warnings.clear();
                     let patched = patch::apply(kind, current, &body, &meta)?;
                     validation.check(def, &patched, &duplicates, &mut warnings)?;
@@ -469,10 +485,11 @@ async fn update_scale(
     ns: Option<&str>,
     name: &str,
     dry_run: bool,
+    manager: &FieldManager,
     produce: impl Fn(&Value) -> ApiResult<Value>,
 ) -> ApiResult<Value> {
     let updated = store
-        .update(def, ns, name, None, dry_run, |parent| {
+        .update_as(def, ns, name, None, dry_run, Some(manager), |parent| {
             let current_scale = scale_of(def, parent);
             let scale = produce(&current_scale)?;
             if let Some(kind) = scale["kind"].as_str().filter(|k| !k.is_empty() && *k != "Scale") {

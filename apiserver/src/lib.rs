@@ -12,6 +12,7 @@ pub mod discovery;
 pub mod error;
 pub mod handlers;
 pub mod limits;
+pub mod managed;
 pub mod metrics;
 pub mod node_proxy;
 pub mod openapi;

@@ -12,6 +12,7 @@ use storage::StorageError;
 
 use crate::cache::CachedObject;
 use crate::error::{ApiError, ApiResult};
+use crate::managed::FieldManager;
 use crate::services::prepare_service_update;
 use crate::store::Store;
 
@@ -210,10 +211,23 @@ impl Store {
         &self,
         def: &ResourceDef,
         namespace: Option<&str>,
-        mut object: Value,
+        object: Value,
         dry_run: bool,
     ) -> ApiResult<Value> {
+        self.create_as(def, namespace, object, dry_run, None).await
+    }
+
+    /// [`Store::create`] recording `manager` in the object's managedFields.
+    pub async fn create_as(
+        &self,
+        def: &ResourceDef,
+        namespace: Option<&str>,
+        mut object: Value,
+        dry_run: bool,
+        manager: Option<&FieldManager>,
+    ) -> ApiResult<Value> {
         check_type(def, &mut object)?;
+        let supplied = object["metadata"].get("managedFields").cloned();
         if def.namespaced {
             let ns = namespace.unwrap_or_default();
             match meta_str(&object, "namespace") {
@@ -288,6 +302,9 @@ impl Store {
                 }
                 crate::limits::check(self, def, ns, &name, &admitted, None)?;
                 crate::quota::charge(self, def, ns, &name, &admitted, None, dry_run).await?;
+            }
+            if let Some(manager) = manager {
+                crate::managed::record(def, manager, None, &mut admitted, supplied.as_ref());
             }
             if dry_run {
                 return Ok(admitted);
@@ -425,13 +442,28 @@ impl Store {
         name: &str,
         sub: Option<Subresource>,
         dry_run: bool,
+        produce: impl FnMut(&Value) -> ApiResult<Value>,
+    ) -> ApiResult<Value> {
+        self.update_as(def, namespace, name, sub, dry_run, None, produce).await
+    }
+
+    /// [`Store::update`] recording `manager` in the object's managedFields.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn update_as(
+        &self,
+        def: &ResourceDef,
+        namespace: Option<&str>,
+        name: &str,
+        sub: Option<Subresource>,
+        dry_run: bool,
+        manager: Option<&FieldManager>,
         mut produce: impl FnMut(&Value) -> ApiResult<Value>,
     ) -> ApiResult<Value> {
         let (object, _) = self
             .read_modify_write(def, namespace, name, dry_run, sub.is_none(), |current| {
                 let mut body = produce(&current)?;
                 check_type(def, &mut body)?;
-                prepare_update(def, namespace, name, sub, body, &current)
+                prepare_update(def, namespace, name, sub, body, &current, manager)
             })
             .await?;
         Ok(object)
@@ -548,7 +580,13 @@ fn prepare_update(
     sub: Option<Subresource>,
     mut body: Value,
     current: &Value,
+    manager: Option<&FieldManager>,
 ) -> ApiResult<Mutation> {
+    let applying = manager.is_some_and(|m| m.operation == api::managed::Operation::Apply);
+    let supplied = body["metadata"]
+        .get("managedFields")
+        .cloned()
+        .filter(|_| sub.is_none() || applying);
     match meta_str(&body, "name") {
         Some(given) if !given.is_empty() && given != name => {
             return Err(ApiError::bad_request(format!(
@@ -659,6 +697,9 @@ fn prepare_update(
     };
     let mut admitted = admit(def, new, Some(current), op, name)?;
     meta_mut(&mut admitted).insert("resourceVersion".into(), Value::from(current_rv));
+    if let Some(manager) = manager {
+        crate::managed::record(def, manager, Some(current), &mut admitted, supplied.as_ref());
+    }
     if same_object(&admitted, current) {
         return Ok(Mutation::Unchanged(current.clone()));
     }

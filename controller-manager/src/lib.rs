@@ -42,6 +42,8 @@ pub async fn client(options: &Options) -> Result<kube::Client> {
             message: error.to_string(),
         })?,
     };
+    let mut config = config;
+    component_base::set_user_agent(&mut config, "kube-controller-manager");
     kube::Client::try_from(config).map_err(Error::Client)
 }
 

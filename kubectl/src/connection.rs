@@ -134,6 +134,7 @@ impl Connection {
             .clone()
             .unwrap_or_else(|| config.default_namespace.clone());
         let server = config.cluster_url.to_string().trim_end_matches('/').to_string();
+        component_base::set_user_agent(&mut config, "kubectl");
         let client = kube::Client::try_from(config).map_err(|e| Error::Message(e.to_string()))?;
         Ok(Self {
             client,

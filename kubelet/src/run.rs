@@ -82,7 +82,8 @@ pub async fn run(options: Options, cancel: CancellationToken) -> Result<()> {
         Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
         None => kubeconfig_ca(&kubeconfig)?,
     };
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
+    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
+    component_base::set_user_agent(&mut config, "kubelet");
     let client = kube::Client::try_from(config)?;
 
     let shim = runtime::ShimCommand {

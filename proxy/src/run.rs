@@ -81,6 +81,8 @@ async fn client(options: &Options) -> Result<kube::Client, ProxyError> {
         }
         None => kube::Config::infer().await?,
     };
+    let mut config = config;
+    component_base::set_user_agent(&mut config, "kube-proxy");
     Ok(kube::Client::try_from(config)?)
 }
 

@@ -62,6 +62,8 @@ pub async fn client(options: &Options) -> Result<kube::Client, SchedulerError> {
         }
         None => kube::Config::infer().await?,
     };
+    let mut config = config;
+    component_base::set_user_agent(&mut config, "kube-scheduler");
     Ok(kube::Client::try_from(config)?)
 }
 

@@ -5,6 +5,7 @@
 pub mod field;
 pub mod kinds;
 pub mod limitrange;
+pub mod managed;
 pub mod openapi;
 pub mod patch;
 pub mod protobuf;

@@ -43,3 +43,27 @@ pub fn shutdown_token() -> CancellationToken {
     });
     token
 }
+
+/// The User-Agent a component sends, shaped like upstream's
+/// `<binary>/<version> (<os>/<arch>) kubernetes/<commit>`: the apiserver takes the part
+/// before the first `/` as the field manager of writes that name none.
+pub fn user_agent(binary: &str) -> String {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    format!(
+        "{binary}/v1.37.0-kaji.{} ({}/{arch}) kaji",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::OS
+    )
+}
+
+/// Makes `config`'s clients send [`user_agent`] for `binary`.
+pub fn set_user_agent(config: &mut kube::Config, binary: &str) {
+    if let Ok(value) = http::HeaderValue::from_str(&user_agent(binary)) {
+        config.headers.retain(|(name, _)| name != http::header::USER_AGENT);
+        config.headers.push((http::header::USER_AGENT, value));
+    }
+}

@@ -7,7 +7,7 @@ use std::time::Duration;
 use http::Method;
 use serde_json::{Map, Value};
 
-use crate::cmd::Context;
+use crate::cmd::{Context, apply_migrate};
 use crate::discovery::{Discovery, Resource};
 use crate::error::Error;
 use crate::manifest::{self, Manifest};
@@ -16,6 +16,19 @@ use crate::request;
 
 /// The annotation holding the last applied manifest.
 pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// What upstream prints after the message of a server-side apply conflict.
+const SSA_CONFLICT_HELP: &str = "Please review the fields above--they currently have other managers. Here
+are the ways you can resolve this warning:
+* If you intend to manage all of these fields, please re-run the apply
+  command with the `--force-conflicts` flag.
+* If you do not intend to manage all of the fields, please edit your
+  manifest to remove references to the fields that should keep their
+  current managers.
+* You may co-own fields by updating your manifest to match the existing
+  value; in this case, you'll become the manager if the other manager(s)
+  stop managing the field (remove it from their configuration).
+See https://kubernetes.io/docs/reference/using-api/server-side-apply/#conflicts";
 
 /// How many times a conflicting patch is recomputed and resent (upstream's `maxPatchRetry`).
 const MAX_PATCH_RETRY: usize = 5;
@@ -90,7 +103,14 @@ pub async fn run(ctx: &mut Context, args: &ApplyArgs) -> Result<(), Error> {
     let mut visited = crate::cmd::prune::Visited::default();
     let mut last_error = None;
     for manifest in manifests {
-        let result = apply_one(ctx, &discovery, &manifest, args, dry_run, validation).await;
+        let result = apply_one(ctx, &discovery, &manifest, args, dry_run, validation)
+            .await
+            .map_err(|e| match e {
+                Error::Api(status) if args.server_side && status.code == 409 => {
+                    Error::Message(format!("{}\n{SSA_CONFLICT_HELP}", status.message))
+                }
+                e => e,
+            });
         match result {
             Ok((resource, outcome)) => {
                 let (verb, object) = match outcome {
@@ -298,6 +318,46 @@ pub async fn place(
     })
 }
 
+/// Upstream's follow-up of a server-side apply on a formerly client-side applied object
+/// (see [`apply_migrate`]): failures are warnings, the apply itself succeeded.
+async fn migrate_client_side_apply<F>(
+    ctx: &mut Context,
+    client: &kube::Client,
+    object_url: &str,
+    applied: Value,
+    manager: &str,
+    validation: &str,
+    send_apply: impl Fn() -> F,
+) -> Value
+where
+    F: std::future::Future<Output = Result<Value, Error>>,
+{
+    let current = match apply_migrate::keep_last_applied(client, object_url, applied.clone(), manager, validation).await
+    {
+        Ok(current) => current,
+        Err(e) => {
+            ctx.err(&format!(
+                "Warning: failed to preserve last-applied-configuration annotation: {e}\n"
+            ));
+            return applied;
+        }
+    };
+    match apply_migrate::upgrade_managed_fields(client, object_url, current, manager, validation).await {
+        Ok(true) => match send_apply().await {
+            Ok(reapplied) => reapplied,
+            Err(e) => {
+                ctx.err(&format!("Warning: failed to re-apply configuration after performing Server-Side Apply migration. This is non-fatal and will be retried next time you apply. Error: {e}\n"));
+                applied
+            }
+        },
+        Ok(false) => applied,
+        Err(e) => {
+            ctx.err(&format!("Warning: server rejected managed fields migration to Server-Side Apply. This is non-fatal and will be retried next time you apply. Error: {e}\n"));
+            applied
+        }
+    }
+}
+
 /// Applies one manifest (as `kubectl apply` does for each object; `kubectl diff` runs it
 /// as a server dry run to learn the merged object).
 pub async fn apply_one(
@@ -327,16 +387,25 @@ pub async fn apply_one(
             ],
         );
         let body = serde_json::to_vec(&manifest.object)?;
-        let applied = request::send(
-            &client,
-            Method::PATCH,
-            &url,
-            "application/json",
-            Some("application/apply-patch+yaml"),
-            body,
-        )
-        .await
-        .map_err(|e| when(e, "applying patch", &manifest.source))?;
+        let send_apply = || {
+            request::send(
+                &client,
+                Method::PATCH,
+                &url,
+                "application/json",
+                Some("application/apply-patch+yaml"),
+                body.clone(),
+            )
+        };
+        // A conflict stays as the server words it (`apply` adds its advice, `diff` prints it).
+        let mut applied = send_apply().await.map_err(|e| match e {
+            Error::Api(status) if status.code == 409 => Error::Api(status),
+            e => when(e, "applying patch", &manifest.source),
+        })?;
+        if dry_run == DryRun::None {
+            applied =
+                migrate_client_side_apply(ctx, &client, &object_url, applied, manager, validation, send_apply).await;
+        }
         return Ok((placement.resource, Outcome::ServerSideApplied(applied)));
     }
 

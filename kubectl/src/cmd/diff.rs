@@ -13,8 +13,9 @@ use serde_json::Value;
 
 use crate::cmd::Context;
 use crate::cmd::apply::{self, ApplyArgs, DryRun};
+use crate::discovery::Discovery;
 use crate::error::Error;
-use crate::manifest;
+use crate::manifest::{self, Manifest};
 use crate::request;
 
 /// Diff the live version against a would-be applied version.
@@ -75,44 +76,26 @@ async fn compare(ctx: &mut Context, args: &DiffArgs) -> Result<i32, Error> {
     for manifest in manifests {
         let mut placed = manifest.clone();
         let placement = apply::place(ctx, &discovery, &mut placed, false).await?;
-        let url = placement
-            .resource
-            .object_url(placement.namespace.as_deref(), &placement.name);
-        let live = match request::get(&client, &url, "application/json").await {
-            Ok(live) => Some(live),
-            Err(error) if error.is_not_found() => None,
-            Err(error) => return Err(error),
-        };
-        // Upstream compares against the live version whatever resourceVersion the file has.
-        let mut manifest = manifest;
-        if let Some(live) = &live
-            && manifest.object["metadata"].get("resourceVersion").is_some()
-        {
-            manifest.object["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"].clone();
-        }
-        // A missing object is created as the file has it (no last-applied annotation).
-        let merged = if live.is_none() && !args.server_side {
-            let collection = placement.resource.collection_url(placement.namespace.as_deref());
-            let url = request::with_query(
-                &collection,
-                &[("dryRun", "All"), ("fieldManager", args.field_manager.as_str())],
-            );
-            let body = serde_json::to_vec(&placed.object)?;
-            request::send(
+        // Conflicts are retried with a fresh live object, the last time with a warning.
+        let mut attempt = 1;
+        let (live, merged) = loop {
+            let last = attempt == MAX_RETRIES;
+            let result = live_and_merged(
+                ctx,
+                &discovery,
                 &client,
-                Method::POST,
-                &url,
-                "application/json",
-                Some("application/json"),
-                body,
+                args,
+                &apply_args,
+                &manifest,
+                &placed,
+                &placement,
+                last,
             )
-            .await?
-        } else {
-            let applied = apply::apply_one(ctx, &discovery, &manifest, &apply_args, DryRun::Server, "Strict").await;
-            applied
-                .map_err(|e| without_source(e, &manifest.source))?
-                .1
-                .into_object()
+            .await;
+            match result {
+                Err(Error::Api(status)) if status.code == 409 && attempt < MAX_RETRIES => attempt += 1,
+                other => break other?,
+            }
         };
         let mut merged = Some(merged);
         let mut live = live;
@@ -255,6 +238,78 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.path);
     }
+}
+
+/// How often a conflicting dry run is retried (upstream's `maxRetries`).
+const MAX_RETRIES: usize = 4;
+
+/// The live object (`None`: absent) and the object as the apply would leave it; the last
+/// attempt says so in klog's format, as upstream does before diffing without its lock.
+#[allow(clippy::too_many_arguments)]
+async fn live_and_merged(
+    ctx: &mut Context,
+    discovery: &Discovery,
+    client: &kube::Client,
+    args: &DiffArgs,
+    apply_args: &ApplyArgs,
+    manifest: &Manifest,
+    placed: &Manifest,
+    placement: &apply::Placement,
+    last_attempt: bool,
+) -> Result<(Option<Value>, Value), Error> {
+    let url = placement
+        .resource
+        .object_url(placement.namespace.as_deref(), &placement.name);
+    let live = match request::get(client, &url, "application/json").await {
+        Ok(live) => Some(live),
+        Err(error) if error.is_not_found() => None,
+        Err(error) => return Err(error),
+    };
+    if last_attempt {
+        let group_version = match placement.resource.group.as_str() {
+            "" => format!("/{}", placement.resource.version),
+            _ => placement.resource.api_version(),
+        };
+        ctx.err(&crate::printer::klog_warning(
+            "diff.go:723",
+            &format!(
+                "Object ({group_version}, Kind={}: {}) keeps changing, diffing without lock",
+                placement.resource.kind, placement.name
+            ),
+        ));
+    }
+    // Upstream compares against the live version whatever resourceVersion the file has.
+    let mut manifest = manifest.clone();
+    if let Some(live) = &live
+        && manifest.object["metadata"].get("resourceVersion").is_some()
+    {
+        manifest.object["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"].clone();
+    }
+    // A missing object is created as the file has it (no last-applied annotation).
+    let merged = if live.is_none() && !args.server_side {
+        let collection = placement.resource.collection_url(placement.namespace.as_deref());
+        let url = request::with_query(
+            &collection,
+            &[("dryRun", "All"), ("fieldManager", args.field_manager.as_str())],
+        );
+        let body = serde_json::to_vec(&placed.object)?;
+        request::send(
+            client,
+            Method::POST,
+            &url,
+            "application/json",
+            Some("application/json"),
+            body,
+        )
+        .await?
+    } else {
+        let applied = apply::apply_one(ctx, discovery, &manifest, apply_args, DryRun::Server, "Strict").await;
+        applied
+            .map_err(|e| without_source(e, &manifest.source))?
+            .1
+            .into_object()
+    };
+    Ok((live, merged))
 }
 
 #[cfg(test)]

@@ -38,6 +38,9 @@ pub struct GetArgs {
     /// When printing, show all labels as the last column.
     #[arg(long)]
     pub show_labels: bool,
+    /// Keep metadata.managedFields in JSON and YAML output.
+    #[arg(long)]
+    pub show_managed_fields: bool,
     /// Label keys to present as columns.
     #[arg(short = 'L', long = "label-columns", value_delimiter = ',')]
     pub label_columns: Vec<String>,
@@ -214,7 +217,14 @@ pub async fn run(ctx: &mut Context, args: &GetArgs) -> Result<(), Error> {
             sort.sort_objects(&mut objects)?;
         }
         if printed_any || !single {
-            let text = render_objects(&format, objects, single, args.no_headers, &discovery)?;
+            let text = render_objects_with(
+                &format,
+                objects,
+                single,
+                args.no_headers,
+                &discovery,
+                args.show_managed_fields,
+            )?;
             ctx.out(&text);
         }
     }
@@ -343,7 +353,16 @@ pub fn object_name(object: &Value, discovery: &Discovery) -> String {
     format!("{prefix}/{}", object["metadata"]["name"].as_str().unwrap_or_default())
 }
 
+/// Drops `metadata.managedFields`, as upstream's JSON and YAML printers do unless
+/// `--show-managed-fields`.
+pub fn omit_managed_fields(object: &mut Value) {
+    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("managedFields");
+    }
+}
+
 /// Full objects in a non-table format; `single` prints a lone object rather than a List.
+/// `metadata.managedFields` is left out of JSON and YAML, as upstream does by default.
 pub fn render_objects(
     format: &OutputFormat,
     objects: Vec<Value>,
@@ -351,6 +370,21 @@ pub fn render_objects(
     no_headers: bool,
     discovery: &Discovery,
 ) -> Result<String, Error> {
+    render_objects_with(format, objects, single, no_headers, discovery, false)
+}
+
+/// [`render_objects`], keeping managedFields when `show_managed_fields`.
+pub fn render_objects_with(
+    format: &OutputFormat,
+    mut objects: Vec<Value>,
+    single: bool,
+    no_headers: bool,
+    discovery: &Discovery,
+    show_managed_fields: bool,
+) -> Result<String, Error> {
+    if !show_managed_fields && matches!(format, OutputFormat::Json | OutputFormat::Yaml) {
+        objects.iter_mut().for_each(omit_managed_fields);
+    }
     let value = if single && objects.len() == 1 {
         objects.into_iter().next().unwrap_or_default()
     } else {

@@ -2,6 +2,7 @@
 //! `config` and `version --client` never touch the network), discovery, and the output streams.
 
 pub mod apply;
+pub mod apply_migrate;
 pub mod attach;
 pub mod auth;
 pub mod completion;

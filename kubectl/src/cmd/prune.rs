@@ -114,7 +114,7 @@ pub async fn run(
     let mut kinds = Vec::new();
     if allowlist.is_empty() {
         if ctx.connection().await?.namespace_explicit {
-            ctx.err(&klog_warning(
+            ctx.err(&crate::printer::klog_warning(
                 "prune.go:71",
                 "Deprecated: kubectl apply will no longer prune non-namespaced resources by default when used with the --namespace flag in a future release. To preserve the current behaviour, list the resources you want to target explicitly in the --prune-allowlist flag.",
             ));
@@ -182,14 +182,4 @@ pub async fn run(
         }
     }
     Ok(())
-}
-
-/// A line as klog's `Warning` writes it: `W1123 08:47:30.238067   31650 file:line] message`.
-fn klog_warning(location: &str, message: &str) -> String {
-    let now = jiff::Zoned::now();
-    format!(
-        "W{} {:>7} {location}] {message}\n",
-        now.strftime("%m%d %H:%M:%S%.6f"),
-        std::process::id()
-    )
 }

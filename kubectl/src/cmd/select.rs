@@ -355,7 +355,11 @@ impl Printer {
                 format!("{}/{name} {verb}{suffix}\n", resource.kind_prefix())
             }
             OutputFormat::Name => format!("{}/{name}\n", resource.kind_prefix()),
-            OutputFormat::Json if self.typed_json => crate::printer::gojson::to_json(object),
+            OutputFormat::Json if self.typed_json => {
+                let mut object = object.clone();
+                crate::cmd::get::omit_managed_fields(&mut object);
+                crate::printer::gojson::to_json(&object)
+            }
             format => {
                 let empty = Discovery::default();
                 let text = render_objects(format, vec![object.clone()], true, false, discovery.unwrap_or(&empty))?;

@@ -138,6 +138,16 @@ pub fn list_of(items: Vec<Value>) -> Value {
     serde_json::json!({"apiVersion": "v1", "items": items, "kind": "List", "metadata": {"resourceVersion": ""}})
 }
 
+/// A line as klog's `Warning` writes it: `W1123 08:47:30.238067   31650 file:line] message`.
+pub fn klog_warning(location: &str, message: &str) -> String {
+    let now = jiff::Zoned::now();
+    format!(
+        "W{} {:>7} {location}] {message}\n",
+        now.strftime("%m%d %H:%M:%S%.6f"),
+        std::process::id()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -160,5 +160,8 @@ pub(crate) fn normalise(mut output: Output) -> Output {
         .filter(|l| !l.starts_with("WARNING: version difference"))
         .map(|l| format!("{l}\n"))
         .collect();
+    // klog lines carry their time and the process id.
+    let klog = regex::Regex::new(r"(?m)^W\d{4} \d\d:\d\d:\d\d\.\d{6} +\d+ ").expect("valid regex");
+    output.stderr = klog.replace_all(&output.stderr, "W<klog> ").into_owned();
     output
 }

@@ -203,6 +203,13 @@ impl<'a> Node<'a> {
         }
     }
 
+    /// Whether the schema declares `key` as a property (a struct field, not a map entry).
+    pub(crate) fn declares(&self, key: &str) -> bool {
+        self.schema
+            .and_then(|s| s.get("properties"))
+            .is_some_and(|p| p.get(key).is_some())
+    }
+
     fn unknown(&self) -> Node<'a> {
         Node {
             schemas: self.schemas,

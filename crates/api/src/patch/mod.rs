@@ -16,7 +16,7 @@
 //!   original list).
 
 mod merge;
-mod meta;
+pub(crate) mod meta;
 #[cfg(test)]
 mod tests;
 mod three_way;

@@ -47,7 +47,8 @@ pub struct UndoArgs {
 pub(super) async fn run(ctx: &mut Context, args: &UndoArgs) -> Result<(), Error> {
     let dry_run = match args.dry_run.as_str() {
         "unchanged" => {
-            ctx.err(&klog_warning(
+            ctx.err(&crate::printer::klog_warning(
+                "helpers.go:714",
                 "--dry-run is deprecated and can be replaced with --dry-run=client.",
             ));
             DryRun::Client
@@ -79,16 +80,6 @@ pub(super) async fn run(ctx: &mut Context, args: &UndoArgs) -> Result<(), Error>
         Ok(format!("{} {result}{suffix}\n", found.display_name()))
     })
     .await
-}
-
-/// A warning line in klog's format, as upstream's flag helpers log it.
-fn klog_warning(message: &str) -> String {
-    let now = jiff::Zoned::now();
-    format!(
-        "W{} {:>7} helpers.go:714] {message}\n",
-        now.strftime("%m%d %H:%M:%S%.6f"),
-        std::process::id()
-    )
 }
 
 fn not_found(revision: i64) -> Error {
