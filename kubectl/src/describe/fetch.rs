@@ -83,6 +83,24 @@ fn error_text(err: &DescribeError) -> String {
     }
 }
 
+/// The autoscaling/v2 form of an HPA fetched in another version (`None` when `hpa` already is
+/// v2 or the v2 object cannot be read, as upstream then falls back to autoscaling/v1).
+pub(super) async fn hpa_v2(client: &kube::Client, hpa: &Value) -> Option<Value> {
+    if s(hpa, "/apiVersion") == "autoscaling/v2" {
+        return None;
+    }
+    let path = format!(
+        "{}/{}",
+        ns_path(
+            "/apis/autoscaling/v2",
+            s(hpa, "/metadata/namespace"),
+            "horizontalpodautoscalers"
+        ),
+        encode(s(hpa, "/metadata/name"))
+    );
+    get(client, &path).await.ok()
+}
+
 /// Gathers the related objects the report for `group`/`kind` needs.
 pub(super) async fn related(
     client: &kube::Client,

@@ -5,6 +5,7 @@
 //! [`Related`] (events, pods, replica sets, endpoint slices, ...), then a pure renderer per kind
 //! turns the object and that bundle into text, which the tests drive with captured fixtures.
 
+mod autoscaling;
 mod common;
 mod events;
 mod fetch;
@@ -66,6 +67,19 @@ pub async fn describe(
     obj: &Value,
     show_events: bool,
 ) -> Result<String, DescribeError> {
+    // Upstream describes an HPA as autoscaling/v2 whichever version named it.
+    // List items carry no apiVersion: the renderer tells the versions apart by it.
+    let hpa = if resource.group == "autoscaling" && resource.kind == "HorizontalPodAutoscaler" {
+        let mut hpa = fetch::hpa_v2(client, obj).await.unwrap_or_else(|| obj.clone());
+        if let Some(fields) = hpa.as_object_mut() {
+            let version = Value::String(format!("autoscaling/{}", resource.version));
+            fields.entry("apiVersion").or_insert(version);
+        }
+        Some(hpa)
+    } else {
+        None
+    };
+    let obj = hpa.as_ref().unwrap_or(obj);
     let related = fetch::related(client, &resource.group, &resource.kind, obj, show_events).await?;
     Ok(render(&resource.group, &resource.kind, obj, &related, &Zoned::now()))
 }
@@ -103,6 +117,7 @@ pub(crate) fn render(group: &str, kind: &str, obj: &Value, rel: &Related, now: &
         ("", "ConfigMap") => other::render_config_map(obj, events, now),
         ("", "Secret") => other::render_secret(obj),
         ("", "ServiceAccount") => other::render_service_account(obj, events, now),
+        ("autoscaling", "HorizontalPodAutoscaler") => autoscaling::render_hpa(obj, events, now),
         _ => other::render_generic(obj, events, now),
     }
 }
