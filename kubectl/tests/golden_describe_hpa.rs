@@ -88,6 +88,42 @@ spec:
     resource:
       name: cpu
       target: {type: Utilization, averageUtilization: 50}
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata:
+  name: values
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  minReplicas: 1
+  maxReplicas: 4
+  metrics:
+  - type: External
+    external:
+      metric: {name: "queue \"depth\""}
+      target: {type: Value, value: 500m}
+  - type: Object
+    object:
+      metric: {name: hits}
+      describedObject: {apiVersion: v1, kind: Service, name: web}
+      target: {type: AverageValue, averageValue: 2Gi}
+  - type: ContainerResource
+    containerResource:
+      name: memory
+      container: app
+      target: {type: AverageValue, averageValue: 256Mi}
+  behavior:
+    scaleDown:
+      selectPolicy: Disabled
+---
+apiVersion: autoscaling/v1
+kind: HorizontalPodAutoscaler
+metadata:
+  name: legacy
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  maxReplicas: 5
+  targetCPUUtilizationPercentage: 70
 "#;
 
 /// What a controller would have reported: replicas, one current value per metric, conditions.
@@ -181,6 +217,12 @@ fn describe_hpa_matches_upstream() -> Result<()> {
         "no <unknown> current value in:\n{}",
         bare.stdout
     );
+    // Other metric sources and targets, a behavior the server completes with its defaults,
+    // an HPA created as autoscaling/v1 (shown as v2, as upstream does).
+    let values = clients.same(&["describe", "hpa", "values"])?;
+    anyhow::ensure!(values.stdout.contains("Select Policy: Disabled"), "{}", values.stdout);
+    let legacy = clients.same(&["describe", "hpa", "legacy"])?;
+    anyhow::ensure!(legacy.stdout.contains("<unknown> / 70%"), "{}", legacy.stdout);
     // Several objects at once (no events), the long resource name, the autoscaling/v1 name.
     clients.same(&["describe", "hpa"])?;
     clients.same(&["describe", "horizontalpodautoscalers.v1.autoscaling", "bare"])?;

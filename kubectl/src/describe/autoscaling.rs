@@ -295,6 +295,32 @@ mod tests {
     }
 
     #[test]
+    fn autoscaling_v1_report() {
+        use jiff::tz::TimeZone;
+        let hpa = json!({"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "old", "namespace": "ns", "creationTimestamp": "2026-01-02T03:04:05Z"},
+            "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web"},
+                     "maxReplicas": 5, "targetCPUUtilizationPercentage": 70},
+            "status": {"currentReplicas": 1, "desiredReplicas": 2}});
+        let now = Zoned::new("2026-01-02T03:05:05Z".parse().expect("time"), TimeZone::UTC);
+        assert_eq!(
+            render_hpa(&hpa, Some(&[]), &now),
+            "Name:                     old\n\
+             Namespace:                ns\n\
+             Labels:                   <none>\n\
+             Annotations:              <none>\n\
+             CreationTimestamp:        Fri, 02 Jan 2026 03:04:05 +0000\n\
+             Reference:                Deployment/web\n\
+             Target CPU utilization:   70%\n\
+             Current CPU utilization:  <unknown>%\n\
+             Min replicas:             <unset>\n\
+             Max replicas:             5\n\
+             Deployment pods:          1 current / 2 desired\n\
+             Events:                   <none>\n"
+        );
+    }
+
+    #[test]
     fn behavior_defaults_select_policy() {
         let mut w = PrefixWriter::new();
         let rules = json!({"stabilizationWindowSeconds": 0,
