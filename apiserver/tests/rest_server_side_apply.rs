@@ -359,3 +359,40 @@ async fn writes_record_their_manager_and_managed_fields_can_be_replaced() -> Res
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn kube_rs_server_side_apply_works_unmodified() -> Result<()> {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::{Api, Patch, PatchParams};
+    let env = env();
+    let http = env.admin().await?;
+    let ns = namespace(&http, "ssa-kube").await?;
+    let api: Api<ConfigMap> = Api::namespaced(http.client.clone(), &ns);
+    let params = PatchParams::apply("kube-rs-test");
+    let config = |value: &str| configmap("rs", json!({}), json!({"k": value}));
+    let created = api.patch("rs", &params, &Patch::Apply(config("1"))).await?;
+    ensure!(
+        created.data.as_ref().and_then(|d| d.get("k")).map(String::as_str) == Some("1"),
+        "{created:?}"
+    );
+    let owners = created.metadata.managed_fields.clone().unwrap_or_default();
+    ensure!(
+        owners.len() == 1
+            && owners[0].manager.as_deref() == Some("kube-rs-test")
+            && owners[0].operation.as_deref() == Some("Apply"),
+        "{owners:?}"
+    );
+    // Another manager's conflicting apply is refused, and goes through when forced.
+    let other = PatchParams::apply("other");
+    let refused = api.patch("rs", &other, &Patch::Apply(config("2"))).await;
+    ensure!(
+        matches!(&refused, Err(kube::Error::Api(status)) if status.code == 409),
+        "{refused:?}"
+    );
+    let forced = api.patch("rs", &other.force(), &Patch::Apply(config("2"))).await?;
+    ensure!(
+        forced.data.as_ref().and_then(|d| d.get("k")).map(String::as_str) == Some("2"),
+        "{forced:?}"
+    );
+    Ok(())
+}

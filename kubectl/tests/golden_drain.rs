@@ -94,17 +94,22 @@ fn same_drain(clients: &Clients, twin: &str, args: &[&str]) -> Result<Output> {
 }
 
 /// Upstream joins the warning groups (`ignoring DaemonSet-managed Pods: ..; deleting Pods that
-/// declare no controller: ..`) in Go map order, which changes from run to run: compare them
-/// sorted.
+/// declare no controller: ..`) and the errors of `unable to drain node "x" due to error: [..]`
+/// in Go map order, which changes from run to run: compare them sorted.
 fn warning_groups_sorted(line: &str) -> String {
-    match line.strip_prefix("Warning: ") {
-        Some(groups) => {
-            let mut groups: Vec<&str> = groups.split("; ").collect();
-            groups.sort();
-            format!("Warning: {}", groups.join("; "))
-        }
-        None => line.to_string(),
+    if let Some(groups) = line.strip_prefix("Warning: ") {
+        let mut groups: Vec<&str> = groups.split("; ").collect();
+        groups.sort();
+        return format!("Warning: {}", groups.join("; "));
     }
+    if let Some((head, rest)) = line.split_once("due to error: [")
+        && let Some((errors, tail)) = rest.rsplit_once(']')
+    {
+        let mut errors: Vec<&str> = errors.split(", ").collect();
+        errors.sort();
+        return format!("{head}due to error: [{}]{tail}", errors.join(", "));
+    }
+    line.to_string()
 }
 
 /// The world in the test namespace and in a twin namespace (returned).
