@@ -344,29 +344,11 @@ async fn run(
         let cancel = cancel.clone();
         tokio::task::spawn_blocking(move || wait_or_kill(process, &cancel))
     };
-    let mut pumps = {
-        let stdout = io
-            .stdout
-            .map(|r| pump(r, options.stdout.then_some(STDOUT), out.clone()));
-        let stderr = io
-            .stderr
-            .map(|r| pump(r, options.stderr.then_some(STDERR), out.clone()));
-        tokio::spawn(async move {
-            futures::future::join(
-                async {
-                    if let Some(stdout) = stdout {
-                        stdout.await
-                    }
-                },
-                async {
-                    if let Some(stderr) = stderr {
-                        stderr.await
-                    }
-                },
-            )
-            .await;
-        })
-    };
+    let mut pumps = tokio::spawn(pump(
+        io.stdout.map(|r| (r, options.stdout.then_some(STDOUT))),
+        io.stderr.map(|r| (r, options.stderr.then_some(STDERR))),
+        out.clone(),
+    ));
     let (stdin_tx, stdin_rx) = mpsc::channel::<Bytes>(16);
     let stdin_task = io.stdin.map(|w| tokio::spawn(write_stdin(w, stdin_rx)));
     let mut stdin_tx = Some(stdin_tx);
@@ -433,23 +415,55 @@ fn wait_or_kill(mut process: ExecProcess, cancel: &AtomicBool) -> Result<ExecExi
     }
 }
 
-/// Copies one output stream to the client on `channel` (or drops it when the client did not
-/// ask for it, so the process never blocks on a full pipe).
-async fn pump(mut reader: pipe::Receiver, channel: Option<u8>, out: mpsc::Sender<Message>) {
-    let mut buf = vec![0u8; 32 * 1024];
-    loop {
+/// An output pipe and the channel it goes to (`None`: the client did not ask for it, the
+/// output is read and dropped so the process never blocks on a full pipe).
+type Output = (pipe::Receiver, Option<u8>);
+
+/// Copies the process's stdout and stderr to the client until both end. One task reads
+/// both, stderr first whenever both have data, so output keeps the order in which the
+/// process wrote it across the two streams as far as the pipes let us see it (`tar` warns
+/// on stderr before it writes the archive, and upstream `kubectl cp` stops reading once the
+/// archive is complete: a warning forwarded after it would be lost).
+async fn pump(mut stdout: Option<Output>, mut stderr: Option<Output>, out: mpsc::Sender<Message>) {
+    let mut out_buf = vec![0u8; 32 * 1024];
+    let mut err_buf = vec![0u8; 32 * 1024];
+    while stdout.is_some() || stderr.is_some() {
+        let (read, which) = tokio::select! {
+            biased;
+            read = read_output(&mut stderr, &mut err_buf), if stderr.is_some() => (read, 1),
+            read = read_output(&mut stdout, &mut out_buf), if stdout.is_some() => (read, 0),
+        };
+        let (output, buf) = if which == 1 {
+            (&mut stderr, &mut err_buf)
+        } else {
+            (&mut stdout, &mut out_buf)
+        };
         // A terminal's master reports EIO once the last slave is closed: that is its EOF.
-        let n = match reader.read(&mut buf[1..]).await {
-            Ok(0) | Err(_) => return,
+        let n = match read {
+            Ok(0) | Err(_) => {
+                *output = None;
+                continue;
+            }
             Ok(n) => n,
         };
-        if let Some(channel) = channel {
-            buf[0] = channel;
-            let message = Message::Binary(Bytes::copy_from_slice(&buf[..=n]));
-            if out.send(message).await.is_err() {
+        if let Some((_, Some(channel))) = output {
+            buf[0] = *channel;
+            if out
+                .send(Message::Binary(Bytes::copy_from_slice(&buf[..=n])))
+                .await
+                .is_err()
+            {
                 return;
             }
         }
+    }
+}
+
+/// Reads from an output into `buf[1..]` (`buf[0]` is left for the channel byte).
+async fn read_output(output: &mut Option<Output>, buf: &mut [u8]) -> std::io::Result<usize> {
+    match output {
+        Some((reader, _)) => reader.read(&mut buf[1..]).await,
+        None => std::future::pending().await,
     }
 }
 

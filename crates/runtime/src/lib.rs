@@ -6,8 +6,9 @@
 //! ([`Runtime::start_container`]) join those namespaces by path and get their own mount
 //! (and PID) namespace and a cgroup under the pod's.
 //!
-//! Each container runs under its own **shim**: the kubelet binary re-executed in shim mode
-//! ([`shim_main`]), single-threaded, in its own session and detached from the kubelet. The
+//! Each container runs under its own **shim** ([`shim_main`]): single-threaded, in its own
+//! session, forked by the runtime's launcher (the kubelet binary executed once in launcher
+//! mode, see the `launcher` module) rather than executed per container. The
 //! shim creates the container, copies its stdout/stderr into the CRI log file and to the
 //! clients attached to its main process ([`Runtime::attach`], the `attach` module: stdin and
 //! terminal per the container's `stdin`/`stdinOnce`/`tty`), waits for its
@@ -39,6 +40,7 @@ pub mod attach;
 mod cgroups;
 mod error;
 mod exec;
+mod launcher;
 mod logs;
 mod oci;
 mod pause;

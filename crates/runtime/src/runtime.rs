@@ -8,10 +8,12 @@ use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::cgroups::Layout;
 use crate::error::RuntimeError;
+use crate::launcher::Launcher;
 use crate::logs::LogRotation;
 use crate::oci::{SandboxNamespaces, build_spec};
 use crate::state::{self, ExitRecord, ProcId, SandboxRecord, ShimConfig, ShimStatus, StartedRecord, validate_id};
@@ -36,6 +38,12 @@ pub struct ShimCommand {
 pub struct Runtime {
     root: PathBuf,
     shim: ShimCommand,
+    /// Forks container shims and sandbox holders (started on first use; `None` also after
+    /// it failed, until the next start retries it).
+    launcher: Mutex<Option<Launcher>>,
+    /// False when `KAJI_SHIM_LAUNCHER=off`: every shim is executed (for comparison, or as
+    /// an escape hatch).
+    use_launcher: bool,
     layout: Layout,
     cgroup_parent: String,
     log_rotation: Option<LogRotation>,
@@ -54,6 +62,8 @@ impl Runtime {
         Ok(Runtime {
             root,
             shim,
+            launcher: Mutex::new(None),
+            use_launcher: std::env::var_os("KAJI_SHIM_LAUNCHER").is_none_or(|v| v != "off"),
             layout: Layout::detect()?,
             cgroup_parent: "kubepods".into(),
             log_rotation: None,
@@ -218,8 +228,8 @@ impl Runtime {
         let oci = build_spec(spec, &namespaces, &cgroup_path)?;
         let dir = self.container_dir(&spec.id);
         create_new_dir(&dir, "container", &spec.id)?;
-        let bundle = dir.join("bundle");
-        fs::create_dir(&bundle).map_err(RuntimeError::at(&bundle, "create"))?;
+        // The state directory is the bundle (one directory less to create per start).
+        let bundle = dir.clone();
         oci.save(bundle.join("config.json"))
             .map_err(|e| RuntimeError::Spec(e.to_string()))?;
         state::write_json(&dir.join(state::SPEC_FILE), spec)?;
@@ -364,7 +374,8 @@ impl Runtime {
         fs::remove_dir_all(&dir).map_err(RuntimeError::at(&dir, "remove"))
     }
 
-    /// Runs the shim detached and waits for its one status line.
+    /// Starts a detached shim in `mode` for `dir` and returns the status it reports: forked
+    /// by the launcher, or (if the launcher cannot be used) by executing the shim binary.
     fn spawn_shim(&self, mode: &str, dir: &Path) -> Result<ShimStatus, RuntimeError> {
         let log_path = dir.join(state::SHIM_LOG);
         let log = OpenOptions::new()
@@ -372,6 +383,51 @@ impl Runtime {
             .append(true)
             .open(&log_path)
             .map_err(RuntimeError::at(&log_path, "open"))?;
+        let launched = if self.use_launcher {
+            self.launch(mode, dir, &log)
+                .inspect_err(|e| tracing::warn!(error = %e, "shim launcher unavailable, executing the shim"))
+                .ok()
+        } else {
+            None
+        };
+        let line = match launched {
+            Some(status) => read_line(status, SHIM_TIMEOUT)?,
+            None => self.exec_shim(mode, dir, log)?,
+        };
+        if line.is_empty() {
+            let log = fs::read_to_string(&log_path).unwrap_or_default();
+            return Err(RuntimeError::Shim(format!(
+                "exited without a status; log: {}",
+                log.trim()
+            )));
+        }
+        serde_json::from_str(&line).map_err(|e| RuntimeError::Shim(format!("bad status {line:?}: {e}")))
+    }
+
+    /// Has the launcher fork the shim (restarting the launcher once if it has gone away);
+    /// returns the read end of the shim's status pipe.
+    fn launch(&self, mode: &str, dir: &Path, log: &File) -> Result<File, RuntimeError> {
+        let (status_r, status_w) = crate::shim::pipe().map_err(|e| RuntimeError::io("pipe", e))?;
+        let mut launcher = self.launcher.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut last_error = None;
+        for _ in 0..2 {
+            if launcher.is_none() {
+                *launcher = Some(Launcher::start(&self.shim)?);
+            }
+            let Some(current) = launcher.as_ref() else { break };
+            match current.launch(mode, dir, &status_w, log) {
+                Ok(_pid) => return Ok(File::from(status_r)),
+                Err(e) => {
+                    *launcher = None;
+                    last_error = Some(e);
+                }
+            }
+        }
+        Err(last_error.unwrap_or_else(|| RuntimeError::Shim("no shim launcher".into())))
+    }
+
+    /// Executes the shim binary, which forks the shim and exits; returns its status line.
+    fn exec_shim(&self, mode: &str, dir: &Path, log: File) -> Result<String, RuntimeError> {
         let mut child = Command::new(&self.shim.program)
             .args(&self.shim.args)
             .arg(mode)
@@ -388,15 +444,7 @@ impl Runtime {
             .map(|out| read_line(File::from(std::os::fd::OwnedFd::from(out)), SHIM_TIMEOUT));
         // The invoked process forks the real shim and exits at once.
         let _ = child.wait();
-        let line = line.unwrap_or_else(|| Err(RuntimeError::Shim("no status pipe".into())))?;
-        if line.is_empty() {
-            let log = fs::read_to_string(&log_path).unwrap_or_default();
-            return Err(RuntimeError::Shim(format!(
-                "exited without a status; log: {}",
-                log.trim()
-            )));
-        }
-        serde_json::from_str(&line).map_err(|e| RuntimeError::Shim(format!("bad status {line:?}: {e}")))
+        line.unwrap_or_else(|| Err(RuntimeError::Shim("no status pipe".into())))
     }
 }
 

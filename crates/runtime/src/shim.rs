@@ -29,12 +29,16 @@ use crate::tenant;
 pub(crate) const START_FAILED_EXIT_CODE: i32 = 128;
 
 /// Entry point of the shim binary, given the arguments after the shim sub-command:
-/// `container <state dir>`, `pause <state dir>` or `exec <container state dir>` (the exec helper). Must be called before any
-/// other thread exists (libcontainer clones the calling process). Returns the process exit code.
+/// `container <state dir>`, `pause <state dir>`, `exec <container state dir>` (the exec
+/// helper) or `launcher` (see the `launcher` module). Must be called before any other
+/// thread exists (libcontainer clones the calling process). Returns the process exit code.
 pub fn shim_main(args: Vec<OsString>) -> i32 {
     let mode = args.first().and_then(|a| a.to_str()).unwrap_or_default().to_owned();
+    if mode == "launcher" {
+        return crate::launcher::serve();
+    }
     let Some(dir) = args.get(1).map(PathBuf::from) else {
-        eprintln!("usage: runtime-shim container|pause|exec STATE_DIR");
+        eprintln!("usage: runtime-shim container|pause|exec STATE_DIR | launcher");
         return 2;
     };
     // The exec helper stays the caller's child (the caller waits for it and kills it);
@@ -55,6 +59,15 @@ pub fn shim_main(args: Vec<OsString>) -> i32 {
             libc::setsid();
         }
     }
+    let code = run_detached(&mode, &dir);
+    // SAFETY: ends the process without unwinding into the caller's main, which belongs to
+    // the process that invoked the shim and has already returned in the parent.
+    unsafe { libc::_exit(code) }
+}
+
+/// Runs the shim in `mode` for `dir`, with the status pipe on fd 1 and the shim log on
+/// fd 2, in the process's own session (or as the exec helper). Returns the exit code.
+pub(crate) fn run_detached(mode: &str, dir: &Path) -> i32 {
     // libcontainer reports its details through tracing: send them to the shim log (stderr
     // as we were started, kept on its own descriptor because the exec helper hands fd 2 to
     // the process it runs).
@@ -71,18 +84,15 @@ pub fn shim_main(args: Vec<OsString>) -> i32 {
             .with_writer(std::sync::Mutex::new(log))
             .try_init();
     }
-    let code = match mode.as_str() {
-        "container" => run_container(&dir),
-        "pause" => pause::run(&dir),
-        "exec" => tenant::run(&dir),
+    match mode {
+        "container" => run_container(dir),
+        "pause" => pause::run(dir),
+        "exec" => tenant::run(dir),
         other => {
             eprintln!("unknown shim mode {other:?}");
             2
         }
-    };
-    // SAFETY: ends the process without unwinding into the caller's main, which belongs to
-    // the process that invoked the shim and has already returned in the parent.
-    unsafe { libc::_exit(code) }
+    }
 }
 
 /// Writes the one status line on stdout (the runtime's pipe), then points stdout at

@@ -3,7 +3,8 @@
 //!
 //! Layout under the state root:
 //! - `sandboxes/<id>/sandbox.json`: [`crate::Sandbox`] plus the holder's start time.
-//! - `containers/<id>/spec.json`: the request; `bundle/config.json`: the OCI spec;
+//! - `containers/<id>/spec.json`: the request; `config.json`: the OCI spec (the directory
+//!   is the container's OCI bundle);
 //!   `shim.json`: what the shim needs; `started.json` / `exit.json`: written by the shim;
 //!   `shim.log`: the shim's own diagnostics; `attach.sock`: the shim's socket for attach
 //!   clients while the container runs.

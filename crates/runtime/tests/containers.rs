@@ -336,3 +336,81 @@ fn logs_rotate_at_the_size_limit() {
     let expected: Vec<String> = (first..1000).map(|i| format!("line-{i}")).collect();
     assert_eq!(kept, expected);
 }
+
+/// The parent PID and command line of a process.
+fn parent_of(pid: u32) -> (u32, String) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let ppid = stat
+        .rsplit_once(") ")
+        .expect("stat format")
+        .1
+        .split(' ')
+        .nth(1)
+        .expect("ppid");
+    let ppid: u32 = ppid.parse().expect("ppid number");
+    let cmdline = std::fs::read(format!("/proc/{ppid}/cmdline")).unwrap_or_default();
+    (ppid, String::from_utf8_lossy(&cmdline).replace('\0', " "))
+}
+
+/// The shim's PID from the container's started record.
+fn shim_pid(f: &Fixture, id: &str) -> u32 {
+    let path = f.dir.path().join("state/containers").join(id).join("started.json");
+    let record: serde_json::Value = serde_json::from_slice(&std::fs::read(path).expect("started.json")).expect("json");
+    record["shim"]["pid"].as_u64().expect("shim pid") as u32
+}
+
+#[test]
+fn shims_are_forked_by_a_launcher_that_is_replaced_when_it_dies() {
+    let f = Fixture::new();
+    let sandbox = f.sandbox("pod-launcher", false);
+    let first = f.container(&sandbox, &["sleep", "30"]);
+    f.runtime.start_container(&first).expect("start");
+    let (launcher, cmdline) = parent_of(shim_pid(&f, &first.id));
+    assert!(
+        cmdline.ends_with("launcher "),
+        "shim's parent is {launcher}: {cmdline:?}"
+    );
+    assert_eq!(
+        parent_of(launcher).0,
+        std::process::id(),
+        "the launcher is the runtime's child"
+    );
+
+    // The launcher dies: running containers are unaffected, the next start gets a new one.
+    // SAFETY: kill(2) on a child process of this test.
+    assert_eq!(unsafe { libc::kill(launcher as i32, libc::SIGKILL) }, 0);
+    let second = f.container(&sandbox, &["sh", "-c", "exit 4"]);
+    f.runtime
+        .start_container(&second)
+        .expect("start after the launcher died");
+    assert_eq!(exit_code(&f.wait_exit(&second.id)), 4);
+    assert!(matches!(
+        f.runtime.container_state(&first.id).expect("state"),
+        ContainerState::Running { .. }
+    ));
+    let third = f.container(&sandbox, &["true"]);
+    f.runtime.start_container(&third).expect("start");
+    let (replacement, cmdline) = parent_of(shim_pid(&f, &third.id));
+    assert_ne!(replacement, launcher);
+    assert!(cmdline.ends_with("launcher "), "{cmdline:?}");
+
+    // A dropped runtime takes its launcher with it; the containers stay.
+    let other = Fixture::open(f.dir.path(), &f.cgroup_parent);
+    let fourth = f.container(&sandbox, &["sleep", "30"]);
+    other.start_container(&fourth).expect("start");
+    let (other_launcher, _) = parent_of(shim_pid(&f, &fourth.id));
+    drop(other);
+    assert!(
+        !std::path::Path::new(&format!("/proc/{other_launcher}")).exists(),
+        "the launcher outlived its runtime"
+    );
+    assert!(matches!(
+        f.runtime.container_state(&fourth.id).expect("state"),
+        ContainerState::Running { .. }
+    ));
+    for spec in [&first, &second, &third, &fourth] {
+        let _ = f.runtime.kill(&spec.id, libc::SIGKILL);
+        f.wait_exit(&spec.id);
+        f.runtime.remove_container(&spec.id).expect("remove");
+    }
+}
