@@ -229,10 +229,57 @@ fn main() {
                 false,
             );
         }
+        if wanted("userspace") {
+            // The proxier's own share: diffing the rulesets, dropping the replaced one.
+            let mut diffs = Vec::new();
+            let mut drops = Vec::new();
+            for _ in 0..reps {
+                for (from, to) in [(&ruleset, &changed), (&changed, &ruleset)] {
+                    let start = Instant::now();
+                    let transaction = diff(from, to);
+                    diffs.push(start.elapsed().as_secs_f64() * 1000.0);
+                    drop(transaction);
+                    let copy = from.clone();
+                    let start = Instant::now();
+                    drop(copy);
+                    drops.push(start.elapsed().as_secs_f64() * 1000.0);
+                }
+            }
+            let (d, f) = (median(diffs).1, median(drops).1);
+            println!(
+                "{:<62} diff {d:>7.1}  drop of the old ruleset {f:>7.1}",
+                "userspace, medians"
+            );
+        }
+        if wanted("proxier") {
+            let netns = Netns::create("proxier");
+            let mut proxier =
+                proxy::nft::NftProxier::new(NetlinkBackend::in_netns(&netns.0), std::time::Duration::from_secs(3600));
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(proxier.sync(ruleset.clone())).expect("load");
+            let mut samples = Vec::new();
+            for _ in 0..reps {
+                for to in [&changed, &ruleset] {
+                    let to = to.clone();
+                    let start = Instant::now();
+                    runtime.block_on(proxier.sync(to)).expect("sync");
+                    samples.push(start.elapsed().as_secs_f64() * 1000.0);
+                }
+            }
+            let (min, med, max) = median(samples);
+            println!(
+                "{:<62} median {med:>7.1}  min {min:>7.1}  max {max:>7.1}",
+                "NftProxier::sync of the change (diff, apply, bookkeeping)"
+            );
+        }
         if wanted("unreachable") && shards == 1 {
             // The same chains, but only the changed service is reachable from the map.
             let strip = |r: &Ruleset| {
                 let mut r = r.clone();
+                r.digests.clear();
                 if let Some(map) = r.tables.get_mut(&shard).and_then(|t| t.sets.get_mut(SERVICE_IPS)) {
                     let key = Key::Service(std::net::Ipv4Addr::new(10, 96, 0, 0), Proto::Tcp, 80);
                     map.elements.retain(|k, _| *k == key);

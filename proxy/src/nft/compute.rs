@@ -35,6 +35,7 @@
 //! every shard's `service-ips` lookup (-100).
 
 use std::collections::BTreeMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::Ipv4Addr;
 
 use k8s_openapi::api::core::v1::Service;
@@ -253,16 +254,42 @@ pub fn shard_of(namespace: &str, service: &str, shards: usize) -> usize {
     usize::try_from(u64::from_be_bytes(first) % shards).unwrap_or(0)
 }
 
-/// The ruleset being built: the main table, the shards, and which shard holds each key of the
-/// sharded maps (a key claimed again moves to the new claimant, as in one map).
+/// The ruleset being built: the main table, the shards, which shard holds each key of the
+/// sharded maps (a key claimed again moves to the new claimant, as in one map), and a running
+/// digest of what each table is computed from (see [`Ruleset::digests`]).
 struct Builder {
     main: Table,
     shards: Vec<Table>,
     owners: BTreeMap<(&'static str, Key), usize>,
+    main_digest: DefaultHasher,
+    shard_digests: Vec<DefaultHasher>,
 }
 
 impl Builder {
+    fn new(shards: usize, cluster_cidr: Option<(Ipv4Addr, u8)>) -> Builder {
+        let mut seed = DefaultHasher::new();
+        cluster_cidr.hash(&mut seed);
+        Builder {
+            main: main_table(),
+            shards: vec![shard_base_table(); shards],
+            owners: BTreeMap::new(),
+            main_digest: seed.clone(),
+            shard_digests: vec![seed; shards],
+        }
+    }
+
+    /// Records that `port` is computed into `shard`.
+    fn digest(&mut self, shard: usize, port: &ServicePort) {
+        if let Some(digest) = self.shard_digests.get_mut(shard) {
+            port.hash(digest);
+        }
+    }
+
+    /// Adds an element to the main table. The main table's digest is the sequence of these
+    /// (all it gets from the services), so a change that keeps a service's ClusterIP and
+    /// whether it has endpoints leaves the main table out of the diff.
     fn main_element(&mut self, set: &str, key: Key, verdict: Option<Verdict>) {
+        (set, &key, &verdict).hash(&mut self.main_digest);
         element(&mut self.main, set, key, verdict);
     }
 
@@ -273,6 +300,10 @@ impl Builder {
             && let Some(set) = self.shards.get_mut(previous).and_then(|t| t.sets.get_mut(map))
         {
             set.elements.remove(&key);
+            // The previous shard's content now depends on a later service too.
+            if let Some(digest) = self.shard_digests.get_mut(previous) {
+                (map, &key, shard).hash(digest);
+            }
         }
         if let Some(table) = self.shards.get_mut(shard) {
             element(table, map, key, Some(verdict));
@@ -280,12 +311,14 @@ impl Builder {
     }
 
     fn into_ruleset(self) -> Ruleset {
-        let mut tables = BTreeMap::new();
-        tables.insert(TABLE.to_string(), self.main);
-        for (index, shard) in self.shards.into_iter().enumerate() {
-            tables.insert(shard_table(index), shard);
+        let mut ruleset = Ruleset::default();
+        ruleset.tables.insert(TABLE.to_string(), self.main);
+        ruleset.digests.insert(TABLE.to_string(), self.main_digest.finish());
+        for (index, (shard, digest)) in self.shards.into_iter().zip(self.shard_digests).enumerate() {
+            ruleset.tables.insert(shard_table(index), shard);
+            ruleset.digests.insert(shard_table(index), digest.finish());
         }
-        Ruleset { tables }
+        ruleset
     }
 }
 
@@ -297,14 +330,11 @@ pub fn compute(services: &[Service], slices: &[EndpointSlice], config: &Config) 
 /// [`compute`] over `shards` shard tables (at least one).
 pub fn compute_sharded(services: &[Service], slices: &[EndpointSlice], config: &Config, shards: usize) -> Ruleset {
     let shards = shards.max(1);
-    let mut builder = Builder {
-        main: main_table(),
-        shards: vec![shard_base_table(); shards],
-        owners: BTreeMap::new(),
-    };
     let cluster_cidr = config.cluster_cidr.as_deref().and_then(parse_cidr);
+    let mut builder = Builder::new(shards, cluster_cidr);
     for port in service_ports(services, slices, config) {
         let shard = shard_of(&port.namespace, &port.service, shards);
+        builder.digest(shard, &port);
         service_port(&mut builder, shard, &port, cluster_cidr);
     }
     builder.into_ruleset()

@@ -69,28 +69,52 @@ fn deletion_rank(chain: &str) -> u8 {
     }
 }
 
-/// The transaction that turns `old` into `new`, or `None` when they are equal. Only tables
-/// that differ are touched, and in them only chains whose rules differ are flushed and
-/// refilled, and only changed map elements deleted or added. Returns `None` too when the
-/// change cannot be made incrementally (the set of tables, a base chain or a set's type
-/// changed): the caller then rewrites everything.
-pub fn diff(old: &Ruleset, new: &Ruleset) -> Option<Transaction> {
+/// What it takes to turn one ruleset into another.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    Equal,
+    Incremental(Transaction),
+    /// The set of tables, a base chain or a set's type changed: rewrite everything.
+    Full,
+}
+
+/// The transaction that turns `old` into `new`. Only tables that differ are touched (tables
+/// with the same [`Ruleset::digests`] entry are not even compared), and in them only chains
+/// whose rules differ are flushed and refilled, and only changed map elements deleted or
+/// added.
+pub fn changes(old: &Ruleset, new: &Ruleset) -> Change {
     if !old.tables.keys().eq(new.tables.keys()) {
-        return None;
+        return Change::Full;
     }
     let mut parts = Vec::new();
     for (name, new_table) in &new.tables {
-        let old_table = old.tables.get(name)?;
-        if old_table == new_table {
+        let Some(old_table) = old.tables.get(name) else {
+            return Change::Full;
+        };
+        let digest = |r: &Ruleset| r.digests.get(name).copied();
+        if digest(old).is_some() && digest(old) == digest(new) {
             continue;
         }
         match diff_table(old_table, new_table) {
             Incremental::Ops(ops) => parts.push((name.clone(), ops)),
             Incremental::Equal => {}
-            Incremental::Impossible => return None,
+            Incremental::Impossible => return Change::Full,
         }
     }
-    (!parts.is_empty()).then_some(Transaction { parts })
+    if parts.is_empty() {
+        Change::Equal
+    } else {
+        Change::Incremental(Transaction { parts })
+    }
+}
+
+/// [`changes`] as the transaction, or `None` when there is nothing to do incrementally
+/// (equal rulesets, or a change that needs a full rewrite).
+pub fn diff(old: &Ruleset, new: &Ruleset) -> Option<Transaction> {
+    match changes(old, new) {
+        Change::Incremental(transaction) => Some(transaction),
+        Change::Equal | Change::Full => None,
+    }
 }
 
 /// What [`diff_table`] found.

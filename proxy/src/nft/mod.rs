@@ -120,18 +120,18 @@ impl<B: NftBackend> NftProxier<B> {
     /// Brings the kernel's tables to `desired`. On failure the next sync is a full one.
     pub async fn sync(&mut self, desired: Ruleset) -> Result<SyncKind, NftError> {
         let due = self.last_full.is_none_or(|at| at.elapsed() >= self.full_sync_period);
-        let incremental = match &self.applied {
-            Some(applied) if !due => Some(diff::diff(applied, &desired)),
-            _ => None,
+        let change = match &self.applied {
+            Some(applied) if !due => diff::changes(applied, &desired),
+            _ => diff::Change::Full,
         };
-        let (transaction, kind) = match incremental {
-            Some(None) if self.applied.as_ref() == Some(&desired) => return Ok(SyncKind::Unchanged),
-            Some(Some(transaction)) => {
+        let (transaction, kind) = match change {
+            diff::Change::Equal => return Ok(SyncKind::Unchanged),
+            diff::Change::Incremental(transaction) => {
                 let chains = diff::chains_touched(&transaction);
                 (transaction, SyncKind::Partial { chains })
             }
             // No diff possible (or a full sync is due): rewrite everything.
-            _ => match self.backend.our_tables().await {
+            diff::Change::Full => match self.backend.our_tables().await {
                 Ok(existing) => (diff::full(&desired, &existing), SyncKind::Full),
                 Err(error) => {
                     self.applied = None;
@@ -145,7 +145,7 @@ impl<B: NftBackend> NftProxier<B> {
                 if kind == SyncKind::Full {
                     self.last_full = Some(Instant::now());
                 }
-                self.applied = Some(desired);
+                drop_later(self.applied.replace(desired));
                 Ok(kind)
             }
             Err(error) => {
@@ -153,6 +153,18 @@ impl<B: NftBackend> NftProxier<B> {
                 Err(error)
             }
         }
+    }
+}
+
+/// Frees a replaced ruleset (~90 000 objects at 10 000 services, several milliseconds) on a
+/// blocking thread when there is a runtime, so that a sync returns once the kernel has the
+/// change.
+fn drop_later(ruleset: Option<Ruleset>) {
+    match (ruleset, tokio::runtime::Handle::try_current()) {
+        (Some(ruleset), Ok(runtime)) => {
+            runtime.spawn_blocking(move || drop(ruleset));
+        }
+        (ruleset, _) => drop(ruleset),
     }
 }
 

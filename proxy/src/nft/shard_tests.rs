@@ -254,6 +254,108 @@ fn a_key_claimed_by_two_shards_belongs_to_the_last_claimant() {
 }
 
 #[test]
+fn digests_follow_the_inputs_of_each_table() {
+    let (services, mut slices) = varied();
+    let before = compute(&services, &slices, &config());
+    assert_eq!(before.digests.len(), SHARDS + 1);
+    assert_eq!(compute(&services, &slices, &config()), before, "deterministic");
+    slices[3] = slice("s3", &[READY_A]);
+    let after = compute(&services, &slices, &config());
+    let changed: Vec<&String> = before
+        .digests
+        .iter()
+        .filter(|(table, digest)| after.digests.get(*table) != Some(*digest))
+        .map(|(table, _)| table)
+        .collect();
+    // Other endpoints, still some: the main table (ClusterIPs, no-endpoint maps) is the same.
+    assert_eq!(changed, [&shard_table(shard_of("ns", "s3", SHARDS))]);
+    slices[3] = slice("s3", &[]);
+    let empty = compute(&services, &slices, &config());
+    assert_ne!(empty.digests[TABLE], after.digests[TABLE], "into no-endpoint-services");
+    // A cluster CIDR changes every table's rules, and every digest.
+    let mut other = config();
+    other.cluster_cidr = Some("10.0.0.0/8".into());
+    let elsewhere = compute(&services, &slices, &other);
+    assert!(before.digests.iter().all(|(t, d)| elsewhere.digests.get(t) != Some(d)));
+}
+
+#[test]
+fn a_key_given_back_to_an_unchanged_shard_is_part_of_the_diff() {
+    // x claims the external IP first, y (another shard) takes it over; when y lets it go,
+    // x's shard gets it back although nothing of x changed: its digest must change too.
+    let mut names: Vec<String> = Vec::new();
+    for i in 0.. {
+        let name = format!("x{i}");
+        if names
+            .iter()
+            .all(|n| shard_of("ns", n, SHARDS) != shard_of("ns", &name, SHARDS))
+        {
+            names.push(name);
+        }
+        if names.len() == 2 {
+            break;
+        }
+    }
+    let (x, y) = (&names[0], &names[1]);
+    let with_ip = |name: &str, ip: &str, external: bool| {
+        service(name, ip, |spec| {
+            if external {
+                spec.external_ips = Some(vec!["198.51.100.1".into()]);
+            }
+        })
+    };
+    let slices = vec![slice(x, &[READY_A]), slice(y, &[READY_B])];
+    let both = compute(
+        &[with_ip(x, "10.96.0.1", true), with_ip(y, "10.96.0.2", true)],
+        &slices,
+        &config(),
+    );
+    let only_x = compute(
+        &[with_ip(x, "10.96.0.1", true), with_ip(y, "10.96.0.2", false)],
+        &slices,
+        &config(),
+    );
+    let key = Key::Service("198.51.100.1".parse().expect("ip"), super::table::Proto::Tcp, 80);
+    let holder = |r: &Ruleset| elements(r, SERVICE_IPS).remove(&key).map(|(table, _)| table);
+    let (x_shard, y_shard) = (
+        shard_table(shard_of("ns", x, SHARDS)),
+        shard_table(shard_of("ns", y, SHARDS)),
+    );
+    // Service ports are computed in name order: y comes after x and wins.
+    assert_eq!(holder(&both), Some(y_shard.clone()));
+    assert_eq!(holder(&only_x), Some(x_shard.clone()));
+    assert_ne!(both.digests[&x_shard], only_x.digests[&x_shard]);
+    let script = diff(&both, &only_x).expect("a change").to_nft_script();
+    assert!(
+        script.contains(&format!(
+            "add element ip {x_shard} service-ips {{ 198.51.100.1 . tcp . 80 : goto external-"
+        )) && script.contains(&format!(
+            "delete element ip {y_shard} service-ips {{ 198.51.100.1 . tcp . 80 }}"
+        )),
+        "{script}"
+    );
+}
+
+#[test]
+fn tables_without_digests_are_compared() {
+    let (services, slices) = varied();
+    let computed = compute(&services, &slices, &config());
+    let mut edited = computed.clone();
+    let shard = shard_table(shard_of("ns", "s1", SHARDS));
+    if let Some(table) = edited.tables.get_mut(&shard) {
+        table.chains.remove("mark-for-masquerade");
+    }
+    // The digest still claims the computed content: a diff would trust it.
+    assert!(diff(&computed, &edited).is_none());
+    edited.digests.remove(&shard);
+    let script = diff(&edited, &computed).expect("a change").to_nft_script();
+    assert!(
+        script.starts_with(&format!("add chain ip {shard} mark-for-masquerade\n")),
+        "{script}"
+    );
+}
+
+#[test]
 fn a_change_touches_only_its_service_shard() {
     let (services, mut slices) = varied();
     let before = compute(&services, &slices, &config());
