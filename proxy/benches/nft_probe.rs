@@ -3,16 +3,18 @@
 //! `KPROXY_PROBE_SHARDS` (default `1,16`), each case is a cycle of transactions repeated
 //! `KPROXY_PROBE_REPS` times (default 15) against tables loaded once into a fresh network
 //! namespace; prints the median, the spread and each step's median in milliseconds.
-//! `KPROXY_PROBE_ONLY=change,goto` picks cases. Needs root:
+//! `KPROXY_PROBE_ONLY=change,goto` picks cases (change, fresh-socket, noop, drop, goto,
+//! userspace, proxier, unreachable). Needs root:
 //! `cargo bench -p proxy --bench nft_probe`.
 //!
 //! Cases: the sync's own transaction (one service's endpoints replaced, and back); the same
 //! with a new netlink socket per transaction (closing one waits for the kernel's deferred
 //! destruction of what the transaction deleted); an empty transaction; adding and deleting a
 //! map element whose verdict is `drop` (no jump: no validation) or `goto` an existing service
-//! chain (the kernel re-validates the table's jump graph); and, with one shard, the change
-//! with every other service unreachable from the map (the graph validation has to walk
-//! shrinks to one service).
+//! chain (the kernel re-validates the table's jump graph); the proxier's userspace share
+//! (diffing the rulesets, freeing the replaced one) and a whole `NftProxier::sync`; and, with
+//! one shard, the change with every other service unreachable from the map (the graph
+//! validation has to walk shrinks to one service).
 
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
@@ -239,11 +241,13 @@ fn main() {
                     let transaction = diff(from, to);
                     diffs.push(start.elapsed().as_secs_f64() * 1000.0);
                     drop(transaction);
-                    let copy = from.clone();
-                    let start = Instant::now();
-                    drop(copy);
-                    drops.push(start.elapsed().as_secs_f64() * 1000.0);
                 }
+            }
+            for _ in 0..reps {
+                let copy = ruleset.clone();
+                let start = Instant::now();
+                drop(copy);
+                drops.push(start.elapsed().as_secs_f64() * 1000.0);
             }
             let (d, f) = (median(diffs).1, median(drops).1);
             println!(
