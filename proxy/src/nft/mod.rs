@@ -125,7 +125,10 @@ impl<B: NftBackend> NftProxier<B> {
             _ => diff::Change::Full,
         };
         let (transaction, kind) = match change {
-            diff::Change::Equal => return Ok(SyncKind::Unchanged),
+            diff::Change::Equal => {
+                drop_later(Some(desired));
+                return Ok(SyncKind::Unchanged);
+            }
             diff::Change::Incremental(transaction) => {
                 let chains = diff::chains_touched(&transaction);
                 (transaction, SyncKind::Partial { chains })
