@@ -33,7 +33,7 @@ pub struct Options {
     /// Minimum time between two syncs; changes in between are batched.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub iptables_min_sync_period: Duration,
-    /// How often the whole nat and filter tables (nftables mode: the whole table) are
+    /// How often the whole nat and filter tables (nftables mode: every table of ours) are
     /// rewritten to repair drift.
     #[arg(long, default_value = "1h", value_parser = parse_duration)]
     pub iptables_full_sync_period: Duration,

@@ -6,8 +6,9 @@
 //! [`rules::compute`] derives the desired chains, and the [`proxier::Proxier`] applies only the
 //! chains that changed (`iptables-restore --noflush`), or the whole nat and filter tables on a
 //! full resync (start, failures, every `--iptables-full-sync-period`). In nftables mode
-//! ([`nft`]) the table `ip kube-proxy` is computed as data and changed over netlink, only the
-//! changed chains and map elements per sync, the whole table on a full resync.
+//! ([`nft`]) the tables `ip kube-proxy` and its 16 service shards `ip kube-proxy-N` are
+//! computed as data and changed over netlink, only the changed chains and map elements per
+//! sync, every table on a full resync.
 //!
 //! Beside the proxier runs the node's cluster DNS server ([`cluster_dns`]), unless
 //! `--cluster-dns` is empty.

@@ -24,7 +24,7 @@ pub struct Config {
 }
 
 /// One endpoint of a service port.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Endpoint {
     pub ip: Ipv4Addr,
     pub port: i32,
@@ -42,7 +42,7 @@ impl Endpoint {
 }
 
 /// One port of a Service that gets rules, with its endpoints.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ServicePort {
     /// `namespace/name` or `namespace/name:port-name`, upstream's `ServicePortName`.
     pub name: String,

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::iptables::{Backend, CommandBackend, cleanup};
 use crate::model::Config;
-use crate::nft::netlink::{NetlinkBackend, delete_table_blocking};
+use crate::nft::netlink::{NetlinkBackend, delete_tables_blocking};
 use crate::nft::{NftBackend, NftProxier};
 use crate::proxier::{Proxier, SyncKind};
 use crate::{Options, ProxyError};
@@ -58,9 +58,10 @@ enum Mode {
     Nftables,
 }
 
-/// Removes the nftables table (blocking netlink work off the runtime's threads).
-async fn delete_nft_table() -> Result<(), ProxyError> {
-    tokio::task::spawn_blocking(|| delete_table_blocking(&NetlinkBackend::new()))
+/// Removes the nftables mode's tables, the main one and every shard (blocking netlink work
+/// off the runtime's threads).
+async fn delete_nft_tables() -> Result<(), ProxyError> {
+    tokio::task::spawn_blocking(|| delete_tables_blocking(&NetlinkBackend::new()))
         .await
         .map_err(|e| ProxyError::Nft(crate::nft::NftError::Task(e.to_string())))??;
     Ok(())
@@ -100,17 +101,17 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> Result<(), Pr
     if options.cleanup {
         // As upstream: --cleanup removes what every mode may have left.
         let iptables = cleanup(&backend).await;
-        delete_nft_table().await?;
+        delete_nft_tables().await?;
         iptables?;
-        tracing::info!("removed kube-proxy's iptables rules and nftables table");
+        tracing::info!("removed kube-proxy's iptables rules and nftables tables");
         return Ok(());
     }
     // Leftovers of the other mode would keep intercepting Service traffic: remove them first,
     // as upstream does when it starts in one mode.
     match mode {
         Mode::Iptables => {
-            if let Err(error) = delete_nft_table().await {
-                tracing::warn!(%error, "could not remove the nftables mode's table");
+            if let Err(error) = delete_nft_tables().await {
+                tracing::warn!(%error, "could not remove the nftables mode's tables");
             }
         }
         Mode::Nftables => {

@@ -1,7 +1,8 @@
 //! The nftables mode against the real kernel, only inside network namespaces each test
-//! creates: the netlink encoding reads back exactly as `nft -f` of the same text, and a
-//! ClusterIP and a NodePort answer through the rules, follow endpoint removal, and `--cleanup`
-//! leaves nothing behind.
+//! creates: the netlink encoding reads back exactly as `nft -f` of the same text, ClusterIPs
+//! and NodePorts of services in different shard tables answer through the rules, follow
+//! endpoint removal (reject without endpoints), a full sync deletes stray shard tables, and
+//! `--cleanup` leaves nothing of ours behind.
 
 mod common;
 
@@ -15,10 +16,10 @@ use k8s_openapi::api::core::v1::{ClientIPConfig, Service, ServicePort, ServiceSp
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use proxy::model::Config;
-use proxy::nft::compute::compute;
-use proxy::nft::netlink::{NetlinkBackend, delete_table_blocking};
-use proxy::nft::table::render;
-use proxy::nft::{NftBackend, NftProxier};
+use proxy::nft::NftProxier;
+use proxy::nft::compute::{compute, shard_of};
+use proxy::nft::netlink::{NetlinkBackend, delete_tables_blocking};
+use proxy::nft::table::{SHARDS, render};
 use proxy::proxier::SyncKind;
 
 impl Netns {
@@ -67,13 +68,19 @@ fn config() -> Config {
     }
 }
 
-/// `nft list table ip kube-proxy`, or "" when there is none.
+/// `nft list ruleset` of the namespace (only the tests' tables are in it).
 fn listing(netns: &Netns) -> String {
-    let tables = netns.exec(&["nft", "list", "tables"], None);
-    if !tables.contains("kube-proxy") {
-        return String::new();
-    }
-    netns.exec(&["nft", "list", "table", "ip", "kube-proxy"], None)
+    netns.exec(&["nft", "list", "ruleset"], None)
+}
+
+/// The names of the namespace's tables, `family name` each.
+fn tables(netns: &Netns) -> Vec<String> {
+    netns
+        .exec(&["nft", "list", "tables"], None)
+        .lines()
+        .filter_map(|l| l.strip_prefix("table "))
+        .map(str::to_string)
+        .collect()
 }
 
 /// A cluster that uses every statement the mode writes.
@@ -169,8 +176,26 @@ fn serve(netns: &Netns, addr: &str, name: &'static str) {
     });
 }
 
+/// Three service names of `default` that land in three different shard tables.
+fn names_in_distinct_shards() -> [String; 3] {
+    let mut names: Vec<String> = Vec::new();
+    let mut shards = Vec::new();
+    for i in 0.. {
+        let name = format!("web{i}");
+        let shard = shard_of("default", &name, SHARDS);
+        if !shards.contains(&shard) {
+            shards.push(shard);
+            names.push(name);
+        }
+        if names.len() == 3 {
+            break;
+        }
+    }
+    [names[0].clone(), names[1].clone(), names[2].clone()]
+}
+
 #[tokio::test]
-async fn cluster_ip_and_node_port_answer_follow_endpoint_removal_and_cleanup() {
+async fn services_in_several_shards_answer_follow_endpoint_removal_and_cleanup() {
     let node = Netns::create("kproxy-nft", "traffic");
     // The node's own address and two "pod" addresses, all local to the namespace, on a veth
     // pair whose both ends stay inside it: no route leaves it.
@@ -190,23 +215,38 @@ async fn cluster_ip_and_node_port_answer_follow_endpoint_removal_and_cleanup() {
     node.exec(&["ip", "route", "add", "10.96.0.0/16", "dev", "kproxy0"], None);
     serve(&node, "10.244.0.2:8080", "a");
     serve(&node, "10.244.0.3:8080", "b");
+    // Something of the node's own on the first node port: reached only if no rule takes the
+    // connection (neither DNAT nor the no-endpoint reject).
+    serve(&node, "10.250.0.1:30080", "node");
 
-    let node_port = |name: &str, ip: &str| {
+    // Three NodePort services, each in its own shard; a packet for the later ones passes
+    // through the nat chains of the other shards first (in whatever order the kernel has them).
+    let [first, second, third] = names_in_distinct_shards();
+    let node_port = |name: &str, ip: &str, port: i32| {
         service(name, ip, |spec| {
             spec.type_ = Some("NodePort".into());
-            if let Some(port) = spec.ports.as_mut().and_then(|p| p.first_mut()) {
-                port.node_port = Some(30080);
+            if let Some(p) = spec.ports.as_mut().and_then(|p| p.first_mut()) {
+                p.node_port = Some(port);
             }
         })
     };
-    let services = vec![node_port("web", "10.96.0.10")];
-    let mut slices = vec![slice("web", &["10.244.0.2", "10.244.0.3"], Some("n1"))];
+    let services = vec![
+        node_port(&first, "10.96.0.10", 30080),
+        node_port(&second, "10.96.0.11", 30081),
+        node_port(&third, "10.96.0.12", 30082),
+    ];
+    let mut slices = vec![
+        slice(&first, &["10.244.0.2", "10.244.0.3"], Some("n1")),
+        slice(&second, &["10.244.0.2"], Some("n1")),
+        slice(&third, &["10.244.0.3"], Some("n1")),
+    ];
     let mut proxier = NftProxier::new(node.backend(), Duration::from_secs(3600));
     let synced = proxier.sync(compute(&services, &slices, &config())).await;
     assert!(matches!(synced, Ok(SyncKind::Full)), "{synced:?}");
+    assert_eq!(tables(&node).len(), SHARDS + 1, "{:?}", tables(&node));
 
-    let cluster_ip: SocketAddr = "10.96.0.10:80".parse().expect("address");
-    let node_port_addr: SocketAddr = "10.250.0.1:30080".parse().expect("address");
+    let addr = |text: &str| -> SocketAddr { text.parse().expect("address") };
+    let (cluster_ip, node_port_addr) = (addr("10.96.0.10:80"), addr("10.250.0.1:30080"));
     for to in [cluster_ip, node_port_addr] {
         let answers: Vec<String> = (0..24).map(|_| ask(&node, to)).collect();
         assert!(
@@ -215,9 +255,19 @@ async fn cluster_ip_and_node_port_answer_follow_endpoint_removal_and_cleanup() {
         );
         assert!(answers.iter().all(|a| a == "a" || a == "b"), "{answers:?}");
     }
+    for (to, want) in [
+        ("10.96.0.11:80", "a"),
+        ("10.250.0.1:30081", "a"),
+        ("10.96.0.12:80", "b"),
+        ("10.250.0.1:30082", "b"),
+    ] {
+        for _ in 0..4 {
+            assert_eq!(ask(&node, addr(to)), want, "{to}");
+        }
+    }
 
     // Endpoint removal: one incremental transaction, after which only "a" answers.
-    slices[0] = slice("web", &["10.244.0.2"], Some("n1"));
+    slices[0] = slice(&first, &["10.244.0.2"], Some("n1"));
     let synced = proxier.sync(compute(&services, &slices, &config())).await;
     assert!(matches!(synced, Ok(SyncKind::Partial { .. })), "{synced:?}");
     for to in [cluster_ip, node_port_addr] {
@@ -225,17 +275,63 @@ async fn cluster_ip_and_node_port_answer_follow_endpoint_removal_and_cleanup() {
         assert!(answers.iter().all(|a| a == "a"), "{to}: {answers:?}");
     }
 
-    // No endpoints left: the ClusterIP is rejected (connection refused), not left hanging.
-    slices[0] = slice("web", &[], Some("n1"));
+    // No endpoints left: the ClusterIP and the node port are rejected (connection refused),
+    // not left hanging or handed to the node's own listener; the other shards still answer.
+    slices[0] = slice(&first, &[], Some("n1"));
     assert!(proxier.sync(compute(&services, &slices, &config())).await.is_ok());
-    let refused = ask(&node, cluster_ip);
-    assert!(refused.starts_with("error") && refused.contains("refused"), "{refused}");
-    assert!(!listing(&node).contains("chain endpoint-"), "{}", listing(&node));
+    for to in [cluster_ip, node_port_addr] {
+        let refused = ask(&node, to);
+        assert!(
+            refused.starts_with("error") && refused.contains("refused"),
+            "{to}: {refused}"
+        );
+    }
+    let gone = format!("-default/{first}/");
+    assert!(
+        !listing(&node)
+            .lines()
+            .any(|l| l.contains("chain endpoint-") && l.contains(&gone)),
+        "{}",
+        listing(&node)
+    );
+    assert_eq!(ask(&node, addr("10.96.0.11:80")), "a");
+    assert_eq!(ask(&node, addr("10.250.0.1:30082")), "b");
 
-    // --cleanup's nftables part leaves no table; a second cleanup finds nothing and succeeds.
+    // --cleanup's nftables part leaves none of our tables; a second cleanup finds nothing.
     let backend = node.backend();
-    assert!(backend.apply(vec![]).await.is_ok());
-    delete_table_blocking(&backend).expect("cleanup");
-    assert_eq!(listing(&node), "");
-    delete_table_blocking(&backend).expect("second cleanup");
+    delete_tables_blocking(&backend).expect("cleanup");
+    assert_eq!(tables(&node), Vec::<String>::new());
+    delete_tables_blocking(&backend).expect("second cleanup");
+    // Without the rules the node's own listener gets the node port again.
+    assert_eq!(ask(&node, node_port_addr), "node");
+}
+
+#[tokio::test]
+async fn full_sync_and_cleanup_remove_stray_shards_only() {
+    let node = Netns::create("kproxy-nft", "strays");
+    // A shard of a layout with more shards, and tables that are not ours.
+    node.exec(
+        &["nft", "-f", "-"],
+        Some("add table ip kube-proxy-99\nadd table ip kube-proxy-extra\nadd table inet kube-proxy\nadd table ip other\n"),
+    );
+    let (services, slices) = every_form();
+    let mut proxier = NftProxier::new(node.backend(), Duration::from_secs(3600));
+    let synced = proxier.sync(compute(&services, &slices, &config())).await;
+    assert!(matches!(synced, Ok(SyncKind::Full)), "{synced:?}");
+    let after_sync = tables(&node);
+    assert!(!after_sync.contains(&"ip kube-proxy-99".to_string()), "{after_sync:?}");
+    for kept in [
+        "ip kube-proxy-extra",
+        "inet kube-proxy",
+        "ip other",
+        "ip kube-proxy",
+        "ip kube-proxy-0",
+    ] {
+        assert!(after_sync.contains(&kept.to_string()), "{kept} missing: {after_sync:?}");
+    }
+    node.exec(&["nft", "add", "table", "ip", "kube-proxy-42"], None);
+    delete_tables_blocking(&node.backend()).expect("cleanup");
+    let mut left = tables(&node);
+    left.sort();
+    assert_eq!(left, ["inet kube-proxy", "ip kube-proxy-extra", "ip other"]);
 }

@@ -1,27 +1,56 @@
-//! The desired nftables table as a pure function of the cluster's service ports, laid out as
-//! upstream's nftables proxier lays it out (`pkg/proxy/nftables`): base chains on the filter
+//! The desired nftables tables as a pure function of the cluster's service ports, laid out as
+//! upstream's nftables proxier lays them out (`pkg/proxy/nftables`): base chains on the filter
 //! and nat hooks, a `service-ips` verdict map (`ip . protocol . port → goto service chain`), a
 //! `service-nodeports` map, `no-endpoint-services`/`no-endpoint-nodeports` maps to drop or
 //! reject, a `cluster-ips` set, and per service port `service-`, `local-` and `external-`
 //! chains that pick an `endpoint-` chain, which masquerades hairpin traffic and DNATs.
 //!
-//! One difference: upstream balances with one `numgen random mod N vmap { 0 : goto A, … }`
-//! rule. Each such vmap is an anonymous set, and binding an anonymous set costs the kernel a
-//! walk over the whole transaction (`__nft_set_trans_bind`), so loading 4 000 services took
+//! Two differences. First, upstream balances with one `numgen random mod N vmap { 0 : goto A,
+//! … }` rule. Each such vmap is an anonymous set, and binding an anonymous set costs the kernel
+//! a walk over the whole transaction (`__nft_set_trans_bind`), so loading 4 000 services took
 //! 5.8 s where the same rules without anonymous sets take 1.5 s (measured with `nft -c`, see
 //! BENCHMARKS.md). We write the equivalent chain of `numgen random mod (N-i) == 0 goto E_i`
 //! rules, the way the iptables mode uses `statistic --probability 1/(N-i)`.
+//!
+//! Second, the services are spread over [`SHARDS`] tables. Every commit that adds a jump, a
+//! goto or a NAT rule makes the kernel re-validate the whole jump graph of the table it
+//! touched (`nft_table_validate`, from every base chain, through every verdict map element,
+//! without memo); in one table that is the graph of every service, ~50 ms of kernel time per
+//! one-service change at 10 000 services (BENCHMARKS.md). So the main table `kube-proxy` keeps
+//! what does not depend on one service's chains (the filter hooks, the `no-endpoint-*` maps,
+//! `cluster-ips`, `reject-chain`, postrouting masquerade), and shard `kube-proxy-N` holds, for
+//! the services whose `namespace/name` hashes to N, their chains, their `service-ips` and
+//! `service-nodeports` elements and their affinity sets, with its own `mark-for-masquerade`
+//! and nat base chains. A change validates one shard's graph.
+//!
+//! The nat chains of all shards sit on the same hooks; the kernel runs them in priority order
+//! and stops at the first one that sets up a NAT binding (`nf_nat_inet_fn`), so a packet that
+//! no shard's map knows passes through all of them untouched, as it passed through the one
+//! table. Map keys are disjoint between shards (each key is put in the shard of the chain it
+//! leads to, the last service to claim it wins as in the one map), so the shards' order does
+//! not matter — except between a `service-ips` match and a `service-nodeports` match of the
+//! same packet (an external IP that is a node address, on a port that is also a node port),
+//! where the service IP must win: node ports are therefore looked up in separate base chains
+//! one priority step later (`nat-prerouting-nodeports`/`nat-output-nodeports`, -99), after
+//! every shard's `service-ips` lookup (-100).
 
 use std::collections::BTreeMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::Ipv4Addr;
 
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
-use super::table::{Addr, BaseChain, Chain, Hook, Key, MASQ_BIT, Proto, Rule, Set, SetKind, Stmt, Table, Verdict};
+use sha2::{Digest, Sha256};
+
+use super::table::{
+    Addr, BaseChain, Chain, Hook, Key, MASQ_BIT, Proto, Rule, Ruleset, SHARDS, Set, SetKind, Stmt, TABLE, Table,
+    Verdict, shard_table,
+};
 use crate::model::{Config, Endpoint, ServicePort, service_ports};
 
 pub const SERVICES: &str = "services";
+pub const NODEPORTS: &str = "nodeports";
 pub const MARK_MASQ: &str = "mark-for-masquerade";
 pub const MASQUERADING: &str = "masquerading";
 pub const SERVICE_ENDPOINTS_CHECK: &str = "service-endpoints-check";
@@ -80,8 +109,16 @@ fn regular(rules: Vec<Rule>) -> Chain {
     Chain { base: None, rules }
 }
 
-/// The chains and sets that exist whatever the services.
-fn base_table() -> Table {
+fn empty_set(kind: SetKind) -> Set {
+    Set {
+        kind,
+        elements: BTreeMap::new(),
+    }
+}
+
+/// The main table: the filter hooks (no-endpoint reject/drop, unallocated ClusterIPs) and the
+/// postrouting masquerade, whatever the services.
+fn main_table() -> Table {
     let mut table = Table::default();
     let new_jump = |chain: &str| rule([Stmt::CtStateNew, jump(chain)]);
     let not_localhost = stmt_ip(Addr::Destination, Ipv4Addr::new(127, 0, 0, 0), 8, true);
@@ -113,35 +150,15 @@ fn base_table() -> Table {
             base(false, Hook::Output, -90, vec![new_jump(CLUSTER_IPS_CHECK)]),
         ),
         (
-            "nat-prerouting",
-            base(true, Hook::Prerouting, -100, vec![rule([jump(SERVICES)])]),
-        ),
-        (
-            "nat-output",
-            base(true, Hook::Output, -100, vec![rule([jump(SERVICES)])]),
-        ),
-        (
             "nat-postrouting",
             base(true, Hook::Postrouting, 100, vec![rule([jump(MASQUERADING)])]),
         ),
-        (MARK_MASQ, regular(vec![rule([Stmt::MarkOr(MASQ_BIT)])])),
         (
             MASQUERADING,
             regular(vec![
                 rule([Stmt::MarkClear(MASQ_BIT), Stmt::Verdict(Verdict::Return)]),
                 rule([Stmt::MarkXor(MASQ_BIT)]),
                 rule([Stmt::Masquerade]),
-            ]),
-        ),
-        (
-            SERVICES,
-            regular(vec![
-                rule([Stmt::ServiceVmap(SERVICE_IPS.into())]),
-                rule([
-                    Stmt::FibLocal(Addr::Destination),
-                    not_localhost.clone(),
-                    Stmt::PortVmap(SERVICE_NODEPORTS.into()),
-                ]),
             ]),
         ),
         (
@@ -173,30 +190,154 @@ fn base_table() -> Table {
     }
     for (name, kind) in [
         (CLUSTER_IPS, SetKind::Addresses),
-        (SERVICE_IPS, SetKind::ServiceMap),
-        (SERVICE_NODEPORTS, SetKind::PortMap),
         (NO_ENDPOINT_SERVICES, SetKind::ServiceMap),
         (NO_ENDPOINT_NODEPORTS, SetKind::PortMap),
     ] {
-        table.sets.insert(
-            name.to_string(),
-            Set {
-                kind,
-                elements: BTreeMap::new(),
-            },
-        );
+        table.sets.insert(name.to_string(), empty_set(kind));
     }
     table
 }
 
-/// Computes our table for the whole cluster state. Never fails: malformed objects are skipped.
-pub fn compute(services: &[Service], slices: &[EndpointSlice], config: &Config) -> Table {
-    let mut table = base_table();
-    let cluster_cidr = config.cluster_cidr.as_deref().and_then(parse_cidr);
-    for port in service_ports(services, slices, config) {
-        service_port(&mut table, &port, cluster_cidr);
+/// A shard before its services: the nat base chains that dispatch to its services (service
+/// IPs at dstnat priority -100, node ports one step later), the maps, `mark-for-masquerade`.
+fn shard_base_table() -> Table {
+    let mut table = Table::default();
+    let not_localhost = stmt_ip(Addr::Destination, Ipv4Addr::new(127, 0, 0, 0), 8, true);
+    let chains = [
+        (
+            "nat-prerouting",
+            base(true, Hook::Prerouting, -100, vec![rule([jump(SERVICES)])]),
+        ),
+        (
+            "nat-output",
+            base(true, Hook::Output, -100, vec![rule([jump(SERVICES)])]),
+        ),
+        (
+            "nat-prerouting-nodeports",
+            base(true, Hook::Prerouting, -99, vec![rule([jump(NODEPORTS)])]),
+        ),
+        (
+            "nat-output-nodeports",
+            base(true, Hook::Output, -99, vec![rule([jump(NODEPORTS)])]),
+        ),
+        (MARK_MASQ, regular(vec![rule([Stmt::MarkOr(MASQ_BIT)])])),
+        (SERVICES, regular(vec![rule([Stmt::ServiceVmap(SERVICE_IPS.into())])])),
+        (
+            NODEPORTS,
+            regular(vec![rule([
+                Stmt::FibLocal(Addr::Destination),
+                not_localhost,
+                Stmt::PortVmap(SERVICE_NODEPORTS.into()),
+            ])]),
+        ),
+    ];
+    for (name, chain) in chains {
+        table.chains.insert(name.to_string(), chain);
+    }
+    for (name, kind) in [
+        (SERVICE_IPS, SetKind::ServiceMap),
+        (SERVICE_NODEPORTS, SetKind::PortMap),
+    ] {
+        table.sets.insert(name.to_string(), empty_set(kind));
     }
     table
+}
+
+/// The shard of a service: the first 8 bytes of the SHA-256 of `namespace/name`, modulo
+/// `shards`. Stable across restarts and versions (for one shard count), and the same for
+/// every port of the service, so a change to one service touches one shard.
+pub fn shard_of(namespace: &str, service: &str, shards: usize) -> usize {
+    let digest = Sha256::digest(format!("{namespace}/{service}").as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    let shards = u64::try_from(shards.max(1)).unwrap_or(1);
+    usize::try_from(u64::from_be_bytes(first) % shards).unwrap_or(0)
+}
+
+/// The ruleset being built: the main table, the shards, which shard holds each key of the
+/// sharded maps (a key claimed again moves to the new claimant, as in one map), and a running
+/// digest of what each table is computed from (see [`Ruleset::digests`]).
+struct Builder {
+    main: Table,
+    shards: Vec<Table>,
+    owners: BTreeMap<(&'static str, Key), usize>,
+    main_digest: DefaultHasher,
+    shard_digests: Vec<DefaultHasher>,
+}
+
+impl Builder {
+    fn new(shards: usize, cluster_cidr: Option<(Ipv4Addr, u8)>) -> Builder {
+        let mut seed = DefaultHasher::new();
+        cluster_cidr.hash(&mut seed);
+        Builder {
+            main: main_table(),
+            shards: vec![shard_base_table(); shards],
+            owners: BTreeMap::new(),
+            main_digest: seed.clone(),
+            shard_digests: vec![seed; shards],
+        }
+    }
+
+    /// Records that `port` is computed into `shard`.
+    fn digest(&mut self, shard: usize, port: &ServicePort) {
+        if let Some(digest) = self.shard_digests.get_mut(shard) {
+            port.hash(digest);
+        }
+    }
+
+    /// Adds an element to the main table. The main table's digest is the sequence of these
+    /// (all it gets from the services), so a change that keeps a service's ClusterIP and
+    /// whether it has endpoints leaves the main table out of the diff.
+    fn main_element(&mut self, set: &str, key: Key, verdict: Option<Verdict>) {
+        (set, &key, &verdict).hash(&mut self.main_digest);
+        element(&mut self.main, set, key, verdict);
+    }
+
+    /// Puts `key → verdict` in `map` of `shard`, removing it from the shard that had it.
+    fn dispatch(&mut self, shard: usize, map: &'static str, key: Key, verdict: Verdict) {
+        if let Some(previous) = self.owners.insert((map, key.clone()), shard)
+            && previous != shard
+            && let Some(set) = self.shards.get_mut(previous).and_then(|t| t.sets.get_mut(map))
+        {
+            set.elements.remove(&key);
+            // The previous shard's content now depends on a later service too.
+            if let Some(digest) = self.shard_digests.get_mut(previous) {
+                (map, &key, shard).hash(digest);
+            }
+        }
+        if let Some(table) = self.shards.get_mut(shard) {
+            element(table, map, key, Some(verdict));
+        }
+    }
+
+    fn into_ruleset(self) -> Ruleset {
+        let mut ruleset = Ruleset::default();
+        ruleset.tables.insert(TABLE.to_string(), self.main);
+        ruleset.digests.insert(TABLE.to_string(), self.main_digest.finish());
+        for (index, (shard, digest)) in self.shards.into_iter().zip(self.shard_digests).enumerate() {
+            ruleset.tables.insert(shard_table(index), shard);
+            ruleset.digests.insert(shard_table(index), digest.finish());
+        }
+        ruleset
+    }
+}
+
+/// Computes our tables for the whole cluster state. Never fails: malformed objects are skipped.
+pub fn compute(services: &[Service], slices: &[EndpointSlice], config: &Config) -> Ruleset {
+    compute_sharded(services, slices, config, SHARDS)
+}
+
+/// [`compute`] over `shards` shard tables (at least one).
+pub fn compute_sharded(services: &[Service], slices: &[EndpointSlice], config: &Config, shards: usize) -> Ruleset {
+    let shards = shards.max(1);
+    let cluster_cidr = config.cluster_cidr.as_deref().and_then(parse_cidr);
+    let mut builder = Builder::new(shards, cluster_cidr);
+    for port in service_ports(services, slices, config) {
+        let shard = shard_of(&port.namespace, &port.service, shards);
+        builder.digest(shard, &port);
+        service_port(&mut builder, shard, &port, cluster_cidr);
+    }
+    builder.into_ruleset()
 }
 
 fn element(table: &mut Table, set: &str, key: Key, verdict: Option<Verdict>) {
@@ -211,7 +352,9 @@ fn endpoint_names(base: &str, endpoint: &Endpoint) -> (String, String) {
     (format!("endpoint-{hashed}"), format!("affinity-{hashed}"))
 }
 
-fn service_port(table: &mut Table, sp: &ServicePort, cluster_cidr: Option<(Ipv4Addr, u8)>) {
+/// Adds one service port: its elements in the main table's maps and set, its chains, map
+/// elements and affinity sets in `shard`.
+fn service_port(builder: &mut Builder, shard: usize, sp: &ServicePort, cluster_cidr: Option<(Ipv4Addr, u8)>) {
     let (Some(proto), Ok(port)) = (Proto::parse(&sp.protocol), u16::try_from(sp.port)) else {
         return;
     };
@@ -220,7 +363,7 @@ fn service_port(table: &mut Table, sp: &ServicePort, cluster_cidr: Option<(Ipv4A
     let cluster_chain = format!("service-{hashed_base}");
     let local_chain = format!("local-{hashed_base}");
     let external_chain = format!("external-{hashed_base}");
-    element(table, CLUSTER_IPS, Key::Ip(sp.cluster_ip), None);
+    builder.main_element(CLUSTER_IPS, Key::Ip(sp.cluster_ip), None);
 
     let has_endpoints = !sp.cluster.is_empty();
     let uses_cluster = has_endpoints && (!sp.internal_local || sp.has_external());
@@ -247,43 +390,38 @@ fn service_port(table: &mut Table, sp: &ServicePort, cluster_cidr: Option<(Ipv4A
     // Dispatch: the ClusterIP, external IPs and node port.
     let cluster_key = Key::Service(sp.cluster_ip, proto, port);
     if has_internal {
-        element(
-            table,
-            SERVICE_IPS,
-            cluster_key,
-            Some(Verdict::Goto(internal_chain.clone())),
-        );
+        builder.dispatch(shard, SERVICE_IPS, cluster_key, Verdict::Goto(internal_chain.clone()));
     } else {
-        element(table, NO_ENDPOINT_SERVICES, cluster_key, Some(internal_verdict));
+        builder.main_element(NO_ENDPOINT_SERVICES, cluster_key, Some(internal_verdict));
     }
     for ip in &sp.external_ips {
         let key = Key::Service(*ip, proto, port);
         if has_endpoints {
-            element(
-                table,
-                SERVICE_IPS,
-                key.clone(),
-                Some(Verdict::Goto(external_chain.clone())),
-            );
+            builder.dispatch(shard, SERVICE_IPS, key.clone(), Verdict::Goto(external_chain.clone()));
         }
         if !has_external {
-            element(table, NO_ENDPOINT_SERVICES, key, Some(external_verdict.clone()));
+            builder.main_element(NO_ENDPOINT_SERVICES, key, Some(external_verdict.clone()));
         }
     }
     if let Some(node_port) = sp.node_port.and_then(|p| u16::try_from(p).ok()) {
         let key = Key::Port(proto, node_port);
         if has_endpoints {
-            element(
-                table,
+            builder.dispatch(
+                shard,
                 SERVICE_NODEPORTS,
                 key.clone(),
-                Some(Verdict::Goto(external_chain.clone())),
+                Verdict::Goto(external_chain.clone()),
             );
         }
         if !has_external {
-            element(table, NO_ENDPOINT_NODEPORTS, key, Some(external_verdict));
+            builder.main_element(NO_ENDPOINT_NODEPORTS, key, Some(external_verdict));
         }
     }
+
+    // Everything else lives in the service's shard.
+    let Some(table) = builder.shards.get_mut(shard) else {
+        return;
+    };
 
     // Masquerade ClusterIP traffic from outside the pod network.
     let mut internal_rules = Vec::new();

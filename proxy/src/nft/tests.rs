@@ -9,9 +9,9 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
-use super::compute::compute;
+use super::compute::{compute, compute_sharded, shard_of};
 use super::diff::{diff, full};
-use super::table::{render, to_nft_script};
+use super::table::{SHARDS, TABLE, render, shard_table};
 use super::{FakeNftBackend, NftProxier};
 use crate::proxier::SyncKind;
 use crate::testutil::{READY_A, READY_B, check, config, service, slice};
@@ -20,7 +20,12 @@ use crate::testutil::{READY_A, READY_B, check, config, service, slice};
 fn service_ops(services: &[Service], slices: &[EndpointSlice]) -> String {
     let empty = compute(&[], &[], &config());
     let table = compute(services, slices, &config());
-    diff(&empty, &table).map(|ops| to_nft_script(&ops)).unwrap_or_default()
+    diff(&empty, &table).map(|t| t.to_nft_script()).unwrap_or_default()
+}
+
+/// The shard table of Service `ns/web`.
+fn web_shard() -> String {
+    shard_table(shard_of("ns", "web", SHARDS))
 }
 
 fn node_port(name: &str) -> Service {
@@ -34,7 +39,15 @@ fn node_port(name: &str) -> Service {
 
 #[test]
 fn empty_cluster_has_only_base_chains_and_maps() {
-    check("nft_empty", &render(&compute(&[], &[], &config())));
+    // Two shards keep the snapshot readable; every shard has the same base.
+    check("nft_empty", &render(&compute_sharded(&[], &[], &config(), 2)));
+    let all = compute(&[], &[], &config());
+    assert_eq!(all.tables.len(), SHARDS + 1);
+    let shards: Vec<_> = all.tables.iter().filter(|(name, _)| name.as_str() != TABLE).collect();
+    assert!(
+        shards.iter().all(|(_, table)| *table == shards[0].1),
+        "identical empty shards"
+    );
 }
 
 #[test]
@@ -44,7 +57,11 @@ fn cluster_ip_with_two_endpoints() {
         &[slice("web", &[READY_A, READY_B])],
     );
     assert!(out.contains("numgen random mod 2 == 0 goto endpoint-"), "{out}");
-    assert!(out.contains("add element ip kube-proxy service-ips { 10.96.0.10 . tcp . 80 : goto service-"));
+    let shard = web_shard();
+    assert!(out.contains(&format!(
+        "add element ip {shard} service-ips {{ 10.96.0.10 . tcp . 80 : goto service-"
+    )));
+    assert!(out.contains("add element ip kube-proxy cluster-ips { 10.96.0.10 }"));
     check("nft_cluster_ip_two_endpoints", &out);
 }
 
@@ -137,7 +154,7 @@ fn traffic_policies_local() {
         ..Default::default()
     });
     let out = service_ops(std::slice::from_ref(&lb), &[slice("web", &[READY_A, READY_B])]);
-    assert!(out.contains("add chain ip kube-proxy local-"));
+    assert!(out.contains(&format!("add chain ip {} local-", web_shard())));
     check("nft_etp_local", &out);
 
     let itp = service_ops(
@@ -147,7 +164,10 @@ fn traffic_policies_local() {
         &[slice("web", &[READY_A, READY_B])],
     );
     assert!(
-        itp.contains("chain ip kube-proxy local-") && !itp.contains("chain ip kube-proxy service-"),
+        itp.contains(&format!("chain ip {} local-", web_shard()))
+            && !itp
+                .lines()
+                .any(|l| l.starts_with("add chain") && l.contains(" service-")),
         "{itp}"
     );
     assert!(!itp.contains("10.244.2.7"), "{itp}");
@@ -189,7 +209,7 @@ fn one_endpoint_change_touches_only_its_chains_and_element() {
     let before = compute(&services, &slices, &config());
     slices[7] = slice("s7", &[("10.244.9.9", true, true, false, "node-b")]);
     let after = compute(&services, &slices, &config());
-    let ops = to_nft_script(&diff(&before, &after).unwrap_or_default());
+    let ops = diff(&before, &after).unwrap_or_default().to_nft_script();
     check("nft_one_endpoint_change", &ops);
     assert!(
         !ops.contains("service-ips"),
@@ -200,9 +220,12 @@ fn one_endpoint_change_touches_only_its_chains_and_element() {
     // Removing every endpoint: the service moves from service-ips to no-endpoint-services.
     slices[7] = slice("s7", &[]);
     let empty = compute(&services, &slices, &config());
-    let ops = to_nft_script(&diff(&after, &empty).unwrap_or_default());
+    let ops = diff(&after, &empty).unwrap_or_default().to_nft_script();
     assert!(
-        ops.contains("delete element ip kube-proxy service-ips { 10.96.0.8 . tcp . 80 }"),
+        ops.contains(&format!(
+            "delete element ip {} service-ips {{ 10.96.0.8 . tcp . 80 }}",
+            shard_table(shard_of("ns", "s7", SHARDS))
+        )),
         "{ops}"
     );
     assert!(
@@ -224,7 +247,7 @@ async fn proxier_syncs_full_then_partial_then_nothing() {
     let first = compute(&services, &slices, &config());
     assert_eq!(proxier.sync(first.clone()).await.ok(), Some(SyncKind::Full));
     let calls = fake.take_calls();
-    assert_eq!(calls, vec![to_nft_script(&full(&first))]);
+    assert_eq!(calls, vec![full(&first, &[]).to_nft_script()]);
     assert!(calls[0].starts_with("add table ip kube-proxy\ndelete table ip kube-proxy\nadd table"));
 
     slices[3] = slice("s3", &[("10.244.7.7", true, true, false, "node-a")]);
