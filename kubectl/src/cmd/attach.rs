@@ -111,7 +111,7 @@ pub async fn attach_pod(
             "cannot attach a container in a completed pod; current phase is {phase}"
         )));
     }
-    let container = remote::find_or_default_container(&pod, args.container.as_deref(), args.quiet, &mut |s| ctx.err(s))
+    let container = remote::find_or_default_container(pod, args.container.as_deref(), args.quiet, &mut |s| ctx.err(s))
         .map_err(|e| Error::Message(format!("cannot attach to the container: {e}")))?;
     let spec = ["containers", "initContainers", "ephemeralContainers"]
         .iter()

@@ -87,9 +87,12 @@ pub fn pod(params: &PodParams) -> Result<Value, String> {
     }))
 }
 
+/// The annotations, labels and environment variables of a pod.
+pub type Checked = (Map<String, Value>, Map<String, Value>, Vec<Value>);
+
 /// The annotations, labels and environment, checked in upstream's order (before its other
 /// checks of the flags: `pod` is called after those).
-pub fn check(params: &PodParams) -> Result<(Map<String, Value>, Map<String, Value>, Vec<Value>), String> {
+pub fn check(params: &PodParams) -> Result<Checked, String> {
     let annotations = parse_annotations(&params.annotations)?;
     let labels = if params.labels.is_empty() {
         let mut labels = Map::new();

@@ -506,17 +506,19 @@ async fn stream_log(ctx: &mut Context, pod: &Value) -> Result<(), Error> {
 /// `--rm`: deletes what was created, printing upstream's delete lines (not found is fine).
 async fn remove(ctx: &mut Context, created: &[Created], quiet: bool) -> Result<(), Error> {
     let client = ctx.client().await?;
+    // Upstream's delete options: background propagation, the default grace period.
+    let options = serde_json::json!({"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"});
+    let body = serde_json::to_vec(&options)?;
     for object in created {
-        match request::send(
+        let sent = request::send(
             &client,
             Method::DELETE,
             &object.url,
             "application/json",
-            None,
-            Vec::new(),
-        )
-        .await
-        {
+            Some("application/json"),
+            body.clone(),
+        );
+        match sent.await {
             Ok(_) => {
                 if !quiet {
                     ctx.out(&format!(
