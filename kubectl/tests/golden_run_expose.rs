@@ -109,6 +109,9 @@ fn run_creates_upstreams_pods() -> Result<()> {
         &["run", "srv", "--image=nginx", "--dry-run=server"],
         &["run", "exp", "--image=nginx", "--port=80", "--expose"],
         &["run", "plain", "--image=nginx"],
+        &["run", "saved", "--image=nginx", "--save-config", "-o", "yaml"],
+        &["run", "typed", "--image=nginx", "-o", "json"],
+        &["run", "bare", "--image=nginx", "--dry-run"],
     ];
     for args in cases {
         t.same(args)?;
@@ -262,6 +265,17 @@ fn expose_builds_upstreams_services() -> Result<()> {
         vec!["expose", "pod", "missing", "--port=80"],
         vec!["expose", "pod", "solo", "--name=bad", "--session-affinity=Sticky"],
         vec!["expose", "deploy", "web", "--name=web-o", "-o", "name"],
+        vec![
+            "expose",
+            "pod",
+            "solo",
+            "--name=saved",
+            "--port=84",
+            "--save-config",
+            "-o",
+            "name",
+        ],
+        vec!["expose", "pod", "solo", "--name=bare", "--port=85", "--dry-run"],
         vec!["expose"],
         vec!["expose", "pod"],
         vec!["expose", "pod", "solo", "--dry-run=maybe"],

@@ -71,7 +71,7 @@ pub struct ExposeArgs {
     #[arg(long)]
     pub save_config: bool,
     /// `none`, `client` or `server`.
-    #[arg(long, default_value = "none", num_args = 0..=1, default_missing_value = "client")]
+    #[arg(long, default_value = "none", num_args = 0..=1, default_missing_value = "unchanged")]
     pub dry_run: String,
     /// Output format: json, yaml, name, jsonpath=...
     #[arg(short = 'o', long)]
@@ -334,8 +334,9 @@ fn protocol_of(port: &Value) -> String {
 
 /// Runs `kubectl expose`.
 pub async fn run(ctx: &mut Context, args: &ExposeArgs) -> Result<(), Error> {
-    let dry_run = DryRun::parse(&args.dry_run)?;
+    let dry_run = crate::cmd::run::dry_run_strategy(ctx, &args.dry_run)?;
     let mut printer = Printer::new(args.output.as_deref(), dry_run)?;
+    printer.typed_json = true;
     if args.args.is_empty() && args.filenames.is_empty() {
         return Err(Error::Message(
             "You must provide one or more resources by argument or filename.\nExample resource specifications include:\n   '-f rsrc.yaml'\n   '--filename=rsrc.json'\n   '<resource> <name>'\n   '<resource>'".into(),
@@ -415,12 +416,11 @@ pub async fn run(ctx: &mut Context, args: &ExposeArgs) -> Result<(), Error> {
             if explicit && let Some(metadata) = built["metadata"].as_object_mut() {
                 metadata.insert("namespace".into(), namespace.clone().into());
             }
-            printer.typed_json = true;
             printer.print(ctx, Some(&discovery), &service_resource, &built, "exposed")?;
             continue;
         }
         if args.save_config {
-            built = crate::cmd::apply::with_last_applied(&built);
+            built = crate::cmd::run::with_last_applied(built);
         }
         let url = request::with_query(
             &service_resource.collection_url(Some(&namespace)),
@@ -440,7 +440,8 @@ pub async fn run(ctx: &mut Context, args: &ExposeArgs) -> Result<(), Error> {
             body,
         )
         .await?;
-        printer.typed_json = false;
+        // Upstream prints the answer decoded into its Go type.
+        let created = crate::cmd::run::typed(created);
         printer.print(ctx, Some(&discovery), &service_resource, &created, "exposed")?;
     }
     Ok(())

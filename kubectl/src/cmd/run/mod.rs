@@ -89,11 +89,23 @@ pub struct RunArgs {
     #[arg(long, default_value = "1m0s")]
     pub pod_running_timeout: String,
     /// `none`, `client` or `server`.
-    #[arg(long, default_value = "none", num_args = 0..=1, default_missing_value = "client")]
+    #[arg(long, default_value = "none", num_args = 0..=1, default_missing_value = "unchanged")]
     pub dry_run: String,
     /// Output format: json, yaml, name, jsonpath=...
     #[arg(short = 'o', long)]
     pub output: Option<String>,
+}
+
+/// `--dry-run`, bare `--dry-run` being the deprecated spelling of `client`.
+pub(crate) fn dry_run_strategy(ctx: &mut Context, text: &str) -> Result<DryRun, Error> {
+    if text == "unchanged" {
+        ctx.err(&crate::printer::klog_warning(
+            "helpers.go:714",
+            "--dry-run is deprecated and can be replaced with --dry-run=client.",
+        ));
+        return Ok(DryRun::Client);
+    }
+    DryRun::parse(text)
 }
 
 /// Upstream's restart policy: the flag, or OnFailure with `-i`, Always otherwise.
@@ -183,7 +195,7 @@ pub async fn run(ctx: &mut Context, args: &RunArgs) -> Result<(), Error> {
     if timeout.is_zero() {
         return Err(Error::Message("--pod-running-timeout must be higher than zero".into()));
     }
-    let dry_run = DryRun::parse(&args.dry_run)?;
+    let dry_run = dry_run_strategy(ctx, &args.dry_run)?;
     let mut printer = Printer::new(args.output.as_deref(), dry_run)?;
     printer.typed_json = true;
     // Upstream takes the first argument as NAME even after `--`.
@@ -258,7 +270,7 @@ async fn create(
         return Ok(object);
     }
     if args.save_config {
-        object = crate::cmd::apply::with_last_applied(&object);
+        object = with_last_applied(object);
     }
     let plural = if object["kind"] == "Service" {
         "services"
@@ -297,6 +309,27 @@ pub(crate) fn typed(object: Value) -> Value {
         if let Some(status) = status.as_object_mut() {
             status.entry("loadBalancer").or_insert_with(|| serde_json::json!({}));
         }
+    }
+    object
+}
+
+/// Upstream's `CreateApplyAnnotation` of a typed object: the object without the annotation
+/// (an emptied annotation map is left out), compact, in Go's field order.
+pub(crate) fn with_last_applied(mut object: Value) -> Value {
+    const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+    let Some(metadata) = object["metadata"].as_object_mut() else {
+        return object;
+    };
+    if let Some(annotations) = metadata.get_mut("annotations").and_then(Value::as_object_mut) {
+        annotations.remove(LAST_APPLIED);
+        if annotations.is_empty() {
+            metadata.remove("annotations");
+        }
+    }
+    let text = crate::printer::gojson::to_compact(&object);
+    if let Some(metadata) = object["metadata"].as_object_mut() {
+        let annotations = metadata.entry("annotations").or_insert_with(|| serde_json::json!({}));
+        annotations[LAST_APPLIED] = Value::String(text);
     }
     object
 }
@@ -417,13 +450,16 @@ fn exit_status(pod: &Value) -> Result<(), Error> {
                     "pod {namespace}/{name} failed with unknown exit code"
                 )));
             }
+            let message = format!(
+                "pod {namespace}/{name} terminated ({})\n{}",
+                terminated["reason"].as_str().unwrap_or_default(),
+                terminated["message"].as_str().unwrap_or_default()
+            );
+            // Go's error handler adds the final newline only where the message has none.
+            let message = message.strip_suffix('\n').unwrap_or(&message).to_string();
             Err(Error::Exit {
                 code: i32::try_from(code).unwrap_or(1),
-                message: format!(
-                    "pod {namespace}/{name} terminated ({})\n{}",
-                    terminated["reason"].as_str().unwrap_or_default(),
-                    terminated["message"].as_str().unwrap_or_default()
-                ),
+                message,
             })
         }
         other => Err(Error::Message(format!("pod {namespace}/{name} left in phase {other}"))),
@@ -575,7 +611,13 @@ mod tests {
         assert!(exit_status(&pod("Succeeded", Value::Null)).is_ok());
         let error = exit_status(&pod("Failed", json!({"exitCode": 3, "reason": "Error"}))).unwrap_err();
         assert_eq!(error.exit_code(), 3);
-        assert_eq!(error.render(), "pod ns/p terminated (Error)\n");
+        assert_eq!(error.render(), "pod ns/p terminated (Error)");
+        let error = exit_status(&pod(
+            "Failed",
+            json!({"exitCode": 2, "reason": "Error", "message": "oom"}),
+        ))
+        .unwrap_err();
+        assert_eq!(error.render(), "pod ns/p terminated (Error)\noom");
         assert_eq!(
             exit_status(&pod("Failed", json!({"exitCode": 0})))
                 .unwrap_err()
