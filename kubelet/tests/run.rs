@@ -1,11 +1,31 @@
 //! `kubectl run -i --rm` end to end: the pod is created, kubectl waits for it to run,
-//! attaches with stdin, waits for its end, deletes it and exits with the container's code.
+//! attaches with stdin (and with `-t` a terminal), waits for its end, deletes it and exits
+//! with the container's code.
 //! Every scenario runs with both clients, the real upstream kubectl and ours (`kubectl/`),
 //! which must give the same results.
 
 mod common;
 
-use common::{Node1, Seen, clients, kubectl, seen};
+use common::{Node1, Seen, clients, kubectl, seen, text};
+
+/// `kubectl run -it --rm --restart=Never NAME -- sh` on a pseudo-terminal of 40x120 (after
+/// [`common::PTY_PRELUDE`]): the shell sees the size, `exit 4` ends it, and so the pod.
+/// Prints kubectl's exit code, then its lines about the pod.
+const PTY_SCENARIO: &str = r#"
+kubeconfig, name, kubectl, image, overrides = sys.argv[1:6]
+argv = [kubectl, '--kubeconfig', kubeconfig, 'run', name, '-it', '--rm', '--restart=Never', image, overrides, '--', 'sh']
+pid, fd = spawn(argv, 40, 120)
+expect(b"If you don't see a command prompt, try pressing enter.")
+expect(b'# ', retry=b'\r')
+os.write(fd, b'stty size\r')
+expect(b'40 120')
+os.write(fd, b'exit 4\r')
+code = finish()
+print(code)
+for line in out.decode('utf-8', 'replace').splitlines():
+    if line.startswith('pod '):
+        print(line.strip())
+"#;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kubectl_run_attaches_waits_and_removes_the_pod() {
@@ -44,6 +64,43 @@ async fn kubectl_run_attaches_waits_and_removes_the_pod() {
         }
         compared.push(results);
     }
+    for (n, client) in clients().iter().enumerate() {
+        let name = format!("tty-{n}");
+        let out = tokio::time::timeout(
+            std::time::Duration::from_secs(90),
+            tokio::process::Command::new("python3")
+                .args(["-c", &format!("{}{PTY_SCENARIO}", common::PTY_PRELUDE)])
+                .arg(node.apiserver.kubeconfig())
+                .arg(&name)
+                .arg(client)
+                .arg(&image)
+                .arg(&overrides)
+                .kill_on_drop(true)
+                .output(),
+        )
+        .await
+        .expect("the terminal session timed out")
+        .expect("running python3");
+        assert!(
+            out.status.success(),
+            "{}: {}\n{}",
+            client.display(),
+            text(&out.stderr),
+            node.kubelet.log_tail()
+        );
+        let printed = text(&out.stdout).replace(&name, "NAME");
+        compared[n].push(Seen {
+            args: vec!["-it".into()],
+            code: None,
+            stdout: printed,
+            stderr: String::new(),
+        });
+        node.wait_gone("default", &name).await;
+    }
+    assert_eq!(
+        compared[1][2].stdout, "4\npod \"NAME\" deleted from default namespace\npod default/NAME terminated (Error)\n",
+        "{compared:#?}"
+    );
     assert_eq!(
         compared[1][0].stdout, "hello\ndone\npod \"NAME\" deleted from default namespace\n",
         "{compared:#?}"
