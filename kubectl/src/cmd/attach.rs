@@ -166,8 +166,7 @@ pub async fn attach_pod(
         let socket = remote::upgrade(client, &url, remote::CHANNEL_V5).await?;
         remote::run_session(socket, streams).await?;
     }
-    // Upstream offers to resume only where the container is restarted.
-    if !args.quiet && args.stdin && raw && pod["spec"]["restartPolicy"] == "Always" {
+    if !args.quiet && args.stdin && raw {
         ctx.out(&format!(
             "Session ended, resume using 'kubectl attach {pod_name} -c {container} -n {pod_namespace} -i -t' command\n"
         ));
