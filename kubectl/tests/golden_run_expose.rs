@@ -74,6 +74,24 @@ spec:
       containers: [{name: c, image: nginx, ports: [{containerPort: 9090}]}]
 "#;
 
+/// Several objects in one file: upstream keeps the selector, ports and labels it took from
+/// the first for the others, and reports the objects it cannot expose at the end.
+const SEVERAL: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: p1, labels: {a: b}}
+spec: {containers: [{name: c, image: x, ports: [{containerPort: 1}]}]}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: c1}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: p2, labels: {a: c}}
+spec: {containers: [{name: c, image: x, ports: [{containerPort: 2}, {containerPort: 3}]}]}
+"#;
+
 #[test]
 fn run_creates_upstreams_pods() -> Result<()> {
     let t = Twins::new("golden-run", "")?;
@@ -218,6 +236,9 @@ fn expose_builds_upstreams_services() -> Result<()> {
     let ghost = dir.path().join("ghost.yaml");
     std::fs::write(&ghost, GHOST)?;
     let ghost = ghost.display().to_string();
+    let several = dir.path().join("several.yaml");
+    std::fs::write(&several, SEVERAL)?;
+    let several = several.display().to_string();
     let cases: Vec<Vec<&str>> = vec![
         vec!["expose", "deployment", "web"],
         vec!["expose", "rs", "single", "--name=single-svc", "--labels=a=b"],
@@ -259,6 +280,16 @@ fn expose_builds_upstreams_services() -> Result<()> {
         ],
         vec!["expose", "deploy", "web", "--name=srv", "--dry-run=server"],
         vec!["expose", "-f", &ghost, "--dry-run=client", "-o", "yaml"],
+        vec!["expose", "-f", &several, "--dry-run=client", "-o", "yaml"],
+        vec![
+            "expose",
+            "pod",
+            "portless",
+            "missing",
+            "solo",
+            "--name=many",
+            "--dry-run=client",
+        ],
         vec!["expose", "pod", "portless"],
         vec!["expose", "pod", "unlabelled", "--port=80"],
         vec!["expose", "configmap", "cfg", "--port=80"],

@@ -354,97 +354,137 @@ pub async fn run(ctx: &mut Context, args: &ExposeArgs) -> Result<(), Error> {
         let conn = ctx.connection().await?;
         (conn.namespace.clone(), conn.namespace_explicit)
     };
+    // Upstream keeps what it took from one object (selector, ports, labels, protocols) in
+    // its options, so later objects of the same command reuse it.
+    let mut params = ServiceParams {
+        selector: args.selector.clone(),
+        labels: args.labels.clone(),
+        port: args.port.clone(),
+        protocol: args.protocol.clone(),
+        target_port: args.target_port.clone(),
+        external_ip: args.external_ip.clone(),
+        service_type: args.service_type.clone(),
+        load_balancer_ip: args.load_balancer_ip.clone(),
+        session_affinity: args.session_affinity.clone(),
+        cluster_ip: args.cluster_ip.clone(),
+        ..Default::default()
+    };
+    printer.separate_documents = true;
+    let target = Target {
+        service: &service_resource,
+        namespace: &namespace,
+        explicit,
+        dry_run,
+    };
+    let mut failures = Vec::new();
     for item in selection.items {
-        let info = item?;
-        let kind = info.resource.kind.as_str();
-        let exposable = match info.resource.group.as_str() {
-            "" => matches!(kind, "ReplicationController" | "Service" | "Pod"),
-            "apps" | "extensions" => matches!(kind, "Deployment" | "ReplicaSet"),
-            _ => false,
+        let outcome = match item {
+            Ok(info) => expose_one(ctx, args, &mut params, &info, &target, &mut printer).await,
+            Err(error) => Err(error),
         };
-        if !exposable {
-            return Err(Error::Message(format!(
-                "cannot expose a {}",
-                crate::cmd::objects::group_kind(&info.resource)
-            )));
+        if let Err(error) = outcome {
+            failures.push(error);
         }
-        let object = &info.object;
-        let mut params = ServiceParams {
-            name: args.name.clone(),
-            selector: args.selector.clone(),
-            labels: args.labels.clone(),
-            port: args.port.clone(),
-            protocol: args.protocol.clone(),
-            target_port: args.target_port.clone(),
-            external_ip: args.external_ip.clone(),
-            service_type: args.service_type.clone(),
-            load_balancer_ip: args.load_balancer_ip.clone(),
-            session_affinity: args.session_affinity.clone(),
-            cluster_ip: args.cluster_ip.clone(),
-            ..Default::default()
-        };
-        if params.name.is_empty() {
-            params.name = info.name.chars().take(63).collect();
-        }
-        if params.selector.is_empty() {
-            params.selector = selector_for(kind, object).map_err(|e| {
-                Error::Message(format!(
-                    "couldn't retrieve selectors via --selector flag or introspection: {e}"
-                ))
-            })?;
-        }
-        let (ports, protocols) = ports_for(kind, object);
-        if params.port.is_empty() {
-            match ports.as_slice() {
-                [] if params.cluster_ip != "None" => {
-                    return Err(Error::Message(
-                        "couldn't find port via --port flag or introspection".into(),
-                    ));
-                }
-                [] => {}
-                [one] => params.port = one.clone(),
-                many => params.ports = many.join(","),
-            }
-        }
-        params.protocols = protocols;
-        if params.labels.is_empty() {
-            params.labels = make_labels(&object["metadata"]["labels"]);
-        }
-        let built = service(&params).map_err(Error::Message)?;
-        let mut built = crate::cmd::run::apply_overrides(built, &args.overrides, &args.override_type)?;
-        if dry_run == DryRun::Client {
-            if explicit && let Some(metadata) = built["metadata"].as_object_mut() {
-                metadata.insert("namespace".into(), namespace.clone().into());
-            }
-            printer.print(ctx, Some(&discovery), &service_resource, &built, "exposed")?;
-            continue;
-        }
-        if args.save_config {
-            built = crate::cmd::run::with_last_applied(built);
-        }
-        let url = request::with_query(
-            &service_resource.collection_url(Some(&namespace)),
-            &[
-                ("dryRun", if dry_run == DryRun::Server { "All" } else { "" }),
-                ("fieldManager", &args.field_manager),
-            ],
-        );
-        let client = ctx.client().await?;
-        let body = serde_json::to_vec(&without_empty_status(built))?;
-        let created = request::send(
-            &client,
-            Method::POST,
-            &url,
-            "application/json",
-            Some("application/json"),
-            body,
-        )
-        .await?;
-        // Upstream prints the answer decoded into its Go type.
-        let created = crate::cmd::run::typed(created);
-        printer.print(ctx, Some(&discovery), &service_resource, &created, "exposed")?;
     }
-    Ok(())
+    crate::cmd::objects::finish(failures)
+}
+
+/// Where the Services go.
+struct Target<'a> {
+    service: &'a crate::discovery::Resource,
+    namespace: &'a str,
+    explicit: bool,
+    dry_run: DryRun,
+}
+
+/// Exposes one object (upstream's visitor).
+async fn expose_one(
+    ctx: &mut Context,
+    args: &ExposeArgs,
+    params: &mut ServiceParams,
+    info: &select::Info,
+    target: &Target<'_>,
+    printer: &mut Printer,
+) -> Result<(), Error> {
+    let kind = info.resource.kind.as_str();
+    let exposable = match info.resource.group.as_str() {
+        "" => matches!(kind, "ReplicationController" | "Service" | "Pod"),
+        "apps" | "extensions" => matches!(kind, "Deployment" | "ReplicaSet"),
+        _ => false,
+    };
+    if !exposable {
+        return Err(Error::Message(format!(
+            "cannot expose a {}",
+            crate::cmd::objects::group_kind(&info.resource)
+        )));
+    }
+    let object = &info.object;
+    params.name = if args.name.is_empty() {
+        info.name.chars().take(63).collect()
+    } else {
+        args.name.clone()
+    };
+    if params.selector.is_empty() {
+        params.selector = selector_for(kind, object).map_err(|e| {
+            Error::Message(format!(
+                "couldn't retrieve selectors via --selector flag or introspection: {e}"
+            ))
+        })?;
+    }
+    let (ports, protocols) = ports_for(kind, object);
+    if params.port.is_empty() {
+        match ports.as_slice() {
+            [] if params.cluster_ip != "None" => {
+                return Err(Error::Message(
+                    "couldn't find port via --port flag or introspection".into(),
+                ));
+            }
+            [] => {}
+            [one] => params.port = one.clone(),
+            many => params.ports = many.join(","),
+        }
+    }
+    if !protocols.is_empty() {
+        params.protocols = protocols;
+    }
+    if params.labels.is_empty() {
+        params.labels = make_labels(&object["metadata"]["labels"]);
+    }
+    let built = service(params).map_err(Error::Message)?;
+    let mut built = crate::cmd::run::apply_overrides(built, &args.overrides, &args.override_type)?;
+    let discovery = ctx.discovery().await?;
+    if target.dry_run == DryRun::Client {
+        if target.explicit
+            && let Some(metadata) = built["metadata"].as_object_mut()
+        {
+            metadata.insert("namespace".into(), target.namespace.into());
+        }
+        return printer.print(ctx, Some(&discovery), target.service, &built, "exposed");
+    }
+    if args.save_config {
+        built = crate::cmd::run::with_last_applied(built);
+    }
+    let url = request::with_query(
+        &target.service.collection_url(Some(target.namespace)),
+        &[
+            ("dryRun", if target.dry_run == DryRun::Server { "All" } else { "" }),
+            ("fieldManager", &args.field_manager),
+        ],
+    );
+    let client = ctx.client().await?;
+    let body = serde_json::to_vec(&without_empty_status(built))?;
+    let created = request::send(
+        &client,
+        Method::POST,
+        &url,
+        "application/json",
+        Some("application/json"),
+        body,
+    )
+    .await?;
+    // Upstream prints the answer decoded into its Go type.
+    let created = crate::cmd::run::typed(created);
+    printer.print(ctx, Some(&discovery), target.service, &created, "exposed")
 }
 
 /// The typed Service converted to an unstructured object, as upstream sends it.
