@@ -35,14 +35,22 @@ async fn kubectl_run_attaches_waits_and_removes_the_pod() {
     let mut compared: Vec<Vec<Seen>> = Vec::new();
     for (n, client) in clients().iter().enumerate() {
         let mut results = Vec::new();
-        for (name, script, input) in [
-            (format!("ok-{n}"), "cat; echo done", &b"hello\n"[..]),
-            (format!("fail-{n}"), "cat; exit 3", &b"bye\n"[..]),
+        // `-i` attaches with stdin; `--attach` without it only follows the output (the
+        // script waits so that the session is there before it prints).
+        for (name, mode, script, input) in [
+            (format!("ok-{n}"), "-i", "cat; echo done", Some(&b"hello\n"[..])),
+            (format!("fail-{n}"), "-i", "cat; exit 3", Some(&b"bye\n"[..])),
+            (
+                format!("out-{n}"),
+                "--attach",
+                "sleep 2; echo out; echo err >&2; exit 5",
+                None,
+            ),
         ] {
             let args = [
                 "run",
                 name.as_str(),
-                "-i",
+                mode,
                 "--rm",
                 "--restart=Never",
                 &image,
@@ -52,7 +60,7 @@ async fn kubectl_run_attaches_waits_and_removes_the_pod() {
                 "-c",
                 script,
             ];
-            let out = kubectl(client, &node, &args, Some(input)).await;
+            let out = kubectl(client, &node, &args, input).await;
             let mut result = seen(&args, &out);
             // Each client has its own pod name; the image and node differ per run too.
             for field in [&mut result.stdout, &mut result.stderr] {
@@ -99,8 +107,8 @@ async fn kubectl_run_attaches_waits_and_removes_the_pod() {
     }
     assert_eq!(compared[0], compared[1], "upstream (left) and ours (right) differ");
     assert!(
-        compared[1][2].stdout.starts_with("4\n")
-            && compared[1][2]
+        compared[1][3].stdout.starts_with("4\n")
+            && compared[1][3]
                 .stdout
                 .ends_with("pod \"NAME\" deleted from default namespace\npod default/NAME terminated (Error)\n"),
         "{compared:#?}"
@@ -110,4 +118,9 @@ async fn kubectl_run_attaches_waits_and_removes_the_pod() {
         "{compared:#?}"
     );
     assert_eq!(compared[1][1].code, Some(3), "{compared:#?}");
+    assert_eq!(
+        (compared[1][2].code, compared[1][2].stdout.as_str()),
+        (Some(5), "out\npod \"NAME\" deleted from default namespace\n"),
+        "{compared:#?}"
+    );
 }
