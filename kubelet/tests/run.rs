@@ -37,14 +37,35 @@ async fn kubectl_run_attaches_waits_and_removes_the_pod() {
         let mut results = Vec::new();
         // `-i` attaches with stdin; `--attach` without it only follows the output (the
         // script waits so that the session is there before it prints).
-        for (name, mode, script, input) in [
-            (format!("ok-{n}"), "-i", "cat; echo done", Some(&b"hello\n"[..])),
-            (format!("fail-{n}"), "-i", "cat; exit 3", Some(&b"bye\n"[..])),
+        // Without `--restart` the pod restarts (Always): kubectl ends with the session.
+        for (name, mode, restart, script, input) in [
+            (
+                format!("ok-{n}"),
+                "-i",
+                "--restart=Never",
+                "cat; echo done",
+                Some(&b"hello\n"[..]),
+            ),
+            (
+                format!("fail-{n}"),
+                "-i",
+                "--restart=Never",
+                "cat; exit 3",
+                Some(&b"bye\n"[..]),
+            ),
             (
                 format!("out-{n}"),
                 "--attach",
+                "--restart=Never",
                 "sleep 2; echo out; echo err >&2; exit 5",
                 None,
+            ),
+            (
+                format!("always-{n}"),
+                "-i",
+                "--pod-running-timeout=20s",
+                "cat; exit 3",
+                Some(&b"again\n"[..]),
             ),
         ] {
             let args = [
@@ -52,7 +73,7 @@ async fn kubectl_run_attaches_waits_and_removes_the_pod() {
                 name.as_str(),
                 mode,
                 "--rm",
-                "--restart=Never",
+                restart,
                 &image,
                 &overrides,
                 "--",
@@ -107,8 +128,8 @@ async fn kubectl_run_attaches_waits_and_removes_the_pod() {
     }
     assert_eq!(compared[0], compared[1], "upstream (left) and ours (right) differ");
     assert!(
-        compared[1][3].stdout.starts_with("4\n")
-            && compared[1][3]
+        compared[1][4].stdout.starts_with("4\n")
+            && compared[1][4]
                 .stdout
                 .ends_with("pod \"NAME\" deleted from default namespace\npod default/NAME terminated (Error)\n"),
         "{compared:#?}"
@@ -118,6 +139,7 @@ async fn kubectl_run_attaches_waits_and_removes_the_pod() {
         "{compared:#?}"
     );
     assert_eq!(compared[1][1].code, Some(3), "{compared:#?}");
+    assert_eq!(compared[1][3].code, Some(0), "{compared:#?}");
     assert_eq!(
         (compared[1][2].code, compared[1][2].stdout.as_str()),
         (Some(5), "out\npod \"NAME\" deleted from default namespace\n"),

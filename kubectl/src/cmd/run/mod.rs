@@ -59,7 +59,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub rm: bool,
     /// The restart policy for this Pod: Always, OnFailure or Never.
-    #[arg(long, default_value = "")]
+    #[arg(long, default_value = "Always")]
     pub restart: String,
     /// Use the extra arguments as the container's command rather than its args.
     #[arg(long)]
@@ -94,6 +94,31 @@ pub struct RunArgs {
     /// Output format: json, yaml, name, jsonpath=...
     #[arg(short = 'o', long)]
     pub output: Option<String>,
+    /// Flags upstream's `run` accepts and does not use (its delete flags, kept for `--rm`,
+    /// and the attach ones).
+    #[command(flatten)]
+    pub unused: UnusedFlags,
+}
+
+/// Flags accepted as upstream accepts them, without effect.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct UnusedFlags {
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "background")]
+    pub cascade: Option<String>,
+    #[arg(long, hide = true)]
+    pub force: bool,
+    #[arg(long, hide = true, allow_negative_numbers = true)]
+    pub grace_period: Option<i64>,
+    #[arg(short = 'k', long, hide = true)]
+    pub kustomize: Option<String>,
+    #[arg(short = 'R', long, hide = true)]
+    pub recursive: bool,
+    #[arg(long, hide = true)]
+    pub timeout: Option<String>,
+    #[arg(long, hide = true, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub wait: Option<bool>,
+    #[arg(long, hide = true)]
+    pub detach_keys: Option<String>,
 }
 
 /// `--dry-run`, bare `--dry-run` being the deprecated spelling of `client`.
@@ -108,7 +133,8 @@ pub(crate) fn dry_run_strategy(ctx: &mut Context, text: &str) -> Result<DryRun, 
     DryRun::parse(text)
 }
 
-/// Upstream's restart policy: the flag, or OnFailure with `-i`, Always otherwise.
+/// Upstream's restart policy: the flag (Always unless given), or when set empty OnFailure
+/// with `-i`, Always otherwise.
 fn restart_policy(restart: &str, interactive: bool) -> Result<&'static str, Error> {
     match restart {
         "" if interactive => Ok("OnFailure"),
