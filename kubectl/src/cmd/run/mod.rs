@@ -274,7 +274,8 @@ pub async fn run(ctx: &mut Context, args: &RunArgs) -> Result<(), Error> {
     }
     let result = attach_and_wait(ctx, args, &pod, &namespace, policy, timeout).await;
     if args.rm {
-        remove(ctx, &created, args.quiet).await?;
+        // Upstream defers the removal and drops its error.
+        let _ = remove(ctx, &created, args.quiet).await;
     }
     result
 }
