@@ -37,6 +37,10 @@ pub enum Command {
     Apply(cmd::apply::ApplyArgs),
     /// Create a resource from a file or from stdin.
     Create(cmd::create::CreateCommand),
+    /// Take a replication controller, service, deployment or pod and expose it as a new Kubernetes service.
+    Expose(cmd::expose::ExposeArgs),
+    /// Run a particular image on the cluster.
+    Run(cmd::run::RunArgs),
     /// Delete resources by file names, stdin, resources and names, or by resources and label selector.
     Delete(cmd::delete::DeleteArgs),
     /// Print the logs for a container in a pod.
@@ -147,6 +151,8 @@ pub async fn run(ctx: &mut Context, command: &Command) -> Result<(), Error> {
         Command::Describe(args) => cmd::describe::run(ctx, args).await,
         Command::Apply(args) => cmd::apply::run(ctx, args).await,
         Command::Create(args) => cmd::create::run(ctx, args).await,
+        Command::Expose(args) => cmd::expose::run(ctx, args).await,
+        Command::Run(args) => cmd::run::run(ctx, args).await,
         Command::Delete(args) => cmd::delete::run(ctx, args).await,
         Command::Logs(args) => cmd::logs::run(ctx, args).await,
         Command::Exec(args) => cmd::exec::run(ctx, args).await,

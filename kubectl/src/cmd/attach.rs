@@ -2,6 +2,7 @@
 //! `v5.channel.k8s.io` protocol (the session `exec` runs, `remote.rs`), with stdin (`-i`) and
 //! the container's terminal (`-t`: raw mode, sizes and resizes) as upstream's `attach`.
 
+use serde_json::Value;
 use tokio::io::AsyncWrite;
 
 use crate::cmd::remote::{self, Streams, TerminalSize};
@@ -76,13 +77,41 @@ pub async fn run(ctx: &mut Context, args: &AttachArgs) -> Result<(), Error> {
     let namespace = ctx.namespace().await?;
     let client = ctx.client().await?;
     let pod = logs::resolve_pod(ctx, &target, &namespace).await?;
+    let session = Session {
+        container: args.container.clone(),
+        stdin: args.stdin,
+        tty: args.tty,
+        quiet: args.quiet,
+    };
+    attach_pod(ctx, &client, &pod, &namespace, &session).await
+}
+
+/// What an attach session asks for: the container (None: the default one), stdin, a
+/// terminal, and whether upstream's notices are left out.
+#[derive(Debug, Clone, Default)]
+pub struct Session {
+    pub container: Option<String>,
+    pub stdin: bool,
+    pub tty: bool,
+    pub quiet: bool,
+}
+
+/// Attaches to a container of `pod` (as fetched) until the session ends (upstream's
+/// `AttachOptions.Run` with the pod known, as `kubectl run` calls it too).
+pub async fn attach_pod(
+    ctx: &mut Context,
+    client: &kube::Client,
+    pod: &Value,
+    namespace: &str,
+    args: &Session,
+) -> Result<(), Error> {
     let phase = pod["status"]["phase"].as_str().unwrap_or_default();
     if phase == "Succeeded" || phase == "Failed" {
         return Err(Error::Message(format!(
             "cannot attach a container in a completed pod; current phase is {phase}"
         )));
     }
-    let container = remote::find_or_default_container(&pod, args.container.as_deref(), args.quiet, &mut |s| ctx.err(s))
+    let container = remote::find_or_default_container(pod, args.container.as_deref(), args.quiet, &mut |s| ctx.err(s))
         .map_err(|e| Error::Message(format!("cannot attach to the container: {e}")))?;
     let spec = ["containers", "initContainers", "ephemeralContainers"]
         .iter()
@@ -118,8 +147,8 @@ pub async fn run(ctx: &mut Context, args: &AttachArgs) -> Result<(), Error> {
         stderr: (!raw).then(|| Box::new(tokio::io::stderr()) as Box<dyn AsyncWrite + Unpin + Send>),
         resize,
     };
-    let pod_name = pod["metadata"]["name"].as_str().unwrap_or(&target).to_string();
-    let pod_namespace = pod["metadata"]["namespace"].as_str().unwrap_or(&namespace).to_string();
+    let pod_name = pod["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    let pod_namespace = pod["metadata"]["namespace"].as_str().unwrap_or(namespace).to_string();
     if !args.quiet {
         ctx.err(
             "All commands and output from this session will be recorded in container logs, including credentials and sensitive information passed through the command prompt.\n",
@@ -134,7 +163,7 @@ pub async fn run(ctx: &mut Context, args: &AttachArgs) -> Result<(), Error> {
         } else {
             None
         };
-        let socket = remote::upgrade(&client, &url, remote::CHANNEL_V5).await?;
+        let socket = remote::upgrade(client, &url, remote::CHANNEL_V5).await?;
         remote::run_session(socket, streams).await?;
     }
     if !args.quiet && args.stdin && raw {

@@ -194,7 +194,7 @@ fn to_json(text: &str) -> Result<String, String> {
 }
 
 /// `--local` and `--dry-run=client`: the patch applied here.
-fn patch_locally(object: &Value, body: &str, patch_type: &str) -> Result<Value, Error> {
+pub(crate) fn patch_locally(object: &Value, body: &str, patch_type: &str) -> Result<Value, Error> {
     let patch: Value = serde_json::from_str(body).map_err(|e| Error::Message(e.to_string()))?;
     let mut doc = object.clone();
     match patch_type.to_lowercase().as_str() {

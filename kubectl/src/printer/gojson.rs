@@ -87,6 +87,9 @@ const ORDER: &[&str] = &[
     "affinity",
     "schedulerName",
     "tolerations",
+    "priority",
+    "enableServiceLinks",
+    "preemptionPolicy",
     "selector",
     "matchLabels",
     "matchExpressions",
@@ -124,6 +127,16 @@ const ORDER: &[&str] = &[
     "spec",
     "status",
     "loadBalancer",
+    // Tolerations and selector requirements; environment variables' values.
+    "key",
+    "operator",
+    "value",
+    "values",
+    "effect",
+    "tolerationSeconds",
+    // PodStatus.
+    "phase",
+    "qosClass",
 ];
 
 /// An owner reference's own order (its `apiVersion` comes before `kind`).
@@ -204,6 +217,32 @@ fn write(value: &Value, indent: &str, key: Option<&str>, out: &mut String) {
     }
 }
 
+/// The object as Go's typed JSON encoder writes it without indentation (what
+/// `runtime.Encode` gives), with its trailing newline.
+pub fn to_compact(value: &Value) -> String {
+    let indented = to_json(value);
+    let mut out = String::with_capacity(indented.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in indented.chars() {
+        if in_string {
+            out.push(c);
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_string = false,
+                _ => {}
+            }
+        } else if c == '"' {
+            in_string = true;
+            out.push(c);
+        } else if !c.is_whitespace() {
+            out.push(c);
+        }
+    }
+    out.push('\n');
+    out
+}
+
 /// Go's encoder escapes `<`, `>`, `&` and the line and paragraph separators in strings.
 fn escape(text: &str) -> String {
     text.replace('<', "\\u003c")
@@ -228,6 +267,10 @@ mod tests {
         );
         let owner = json!({"ownerReferences": [{"kind": "CronJob", "apiVersion": "batch/v1", "name": "c"}]});
         assert!(to_json(&owner).contains("\"apiVersion\": \"batch/v1\",\n            \"kind\": \"CronJob\""));
+        assert_eq!(
+            to_compact(&json!({"metadata": {"name": "a b\\\" \n"}, "kind": "X"})),
+            "{\"kind\":\"X\",\"metadata\":{\"name\":\"a b\\\\\\\" \\n\"}}\n"
+        );
         assert_eq!(
             to_json(&json!({"a": [], "b": {}})),
             "{\n    \"a\": [],\n    \"b\": {}\n}\n"
