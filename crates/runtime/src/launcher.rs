@@ -15,7 +15,7 @@
 //! being its children, just as exec'd shims are re-parented away from the kubelet.
 
 use std::fs::File;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -24,6 +24,7 @@ use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 use serde::{Deserialize, Serialize};
 
 use crate::error::RuntimeError;
+use crate::process_exec::poll_readable;
 use crate::runtime::ShimCommand;
 use crate::tenant::{recv_message, send_message};
 
@@ -84,7 +85,7 @@ impl Launcher {
         let socket = self.socket.as_raw_fd();
         send_message(socket, &request, &[status.as_raw_fd(), log.as_raw_fd()])
             .map_err(|e| RuntimeError::io("sending to the shim launcher", e))?;
-        if !readable(socket, REPLY_TIMEOUT)? {
+        if !poll_readable(socket, REPLY_TIMEOUT)? {
             return Err(RuntimeError::Timeout("waiting for the shim launcher".into()));
         }
         match recv_message::<LaunchReply>(socket) {
@@ -114,32 +115,6 @@ impl Drop for Launcher {
                 }
                 Ok(None) => std::thread::sleep(Duration::from_millis(1)),
             }
-        }
-    }
-}
-
-fn readable(fd: RawFd, timeout: Duration) -> Result<bool, RuntimeError> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let mut pollfd = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let left = deadline.saturating_duration_since(Instant::now());
-        // SAFETY: one valid pollfd.
-        let n = unsafe { libc::poll(&mut pollfd, 1, left.as_millis().min(i32::MAX as u128) as i32) };
-        if n > 0 {
-            return Ok(true);
-        }
-        if n < 0 {
-            let err = std::io::Error::last_os_error();
-            if err.raw_os_error() != Some(libc::EINTR) {
-                return Err(RuntimeError::io("poll shim launcher", err));
-            }
-        }
-        if Instant::now() >= deadline {
-            return Ok(false);
         }
     }
 }

@@ -397,7 +397,8 @@ fn poll(pollfds: &mut [libc::pollfd], timeout: Duration) -> Result<usize, Runtim
     Ok(n as usize)
 }
 
-fn poll_readable(fd: RawFd, timeout: Duration) -> Result<bool, RuntimeError> {
+/// Waits until `fd` is readable; false when `timeout` passed first.
+pub(crate) fn poll_readable(fd: RawFd, timeout: Duration) -> Result<bool, RuntimeError> {
     let deadline = Instant::now() + timeout;
     loop {
         let mut pollfd = [libc::pollfd {
