@@ -59,13 +59,16 @@ impl std::fmt::Debug for Launcher {
 }
 
 impl Launcher {
-    /// Starts `shim... launcher`.
-    pub(crate) fn start(shim: &ShimCommand) -> Result<Launcher, RuntimeError> {
+    /// Starts `shim... launcher STATE_ROOT`. The state root is only there to be seen: the
+    /// shims and holders it forks keep its command line, and whoever reclaims a node finds
+    /// its processes by the root directory in their command lines (`reclaim`).
+    pub(crate) fn start(shim: &ShimCommand, state_root: &Path) -> Result<Launcher, RuntimeError> {
         let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
             .map_err(|e| RuntimeError::io("socketpair", e.into()))?;
         let child = Command::new(&shim.program)
             .args(&shim.args)
             .arg("launcher")
+            .arg(state_root)
             .current_dir("/")
             .stdin(Stdio::from(theirs))
             .stdout(Stdio::null())

@@ -412,7 +412,7 @@ impl Runtime {
         let mut last_error = None;
         for _ in 0..2 {
             if launcher.is_none() {
-                *launcher = Some(Launcher::start(&self.shim)?);
+                *launcher = Some(Launcher::start(&self.shim, &self.root)?);
             }
             let Some(current) = launcher.as_ref() else { break };
             match current.launch(mode, dir, &status_w, log) {
