@@ -52,6 +52,7 @@ mod state;
 mod stats;
 mod tenant;
 mod types;
+mod volatile;
 
 pub use attach::Attachment;
 pub use error::RuntimeError;
@@ -64,3 +65,4 @@ pub use stats::CgroupStats;
 pub use types::{
     Capabilities, ContainerSpec, ContainerState, Mount, MountKind, Resources, Sandbox, SandboxSpec, SandboxState, User,
 };
+pub use volatile::{DiskReason, StateMedium};

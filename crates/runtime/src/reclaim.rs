@@ -42,14 +42,16 @@ pub fn processes_of(root_dir: &Path, cgroup_root: &str) -> Vec<i32> {
     pids
 }
 
-fn unmount_under(dir: &Path) {
-    let prefix = dir.display().to_string();
+/// Unmounts (lazily, deepest first) every mount point at or under `dir`.
+pub fn unmount_under(dir: &Path) {
+    let dir = dir.display().to_string();
+    let prefix = format!("{}/", dir.trim_end_matches('/'));
     for _ in 0..3 {
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         let mut targets: Vec<String> = mountinfo
             .lines()
             .filter_map(|l| l.split(' ').nth(4))
-            .filter(|t| t.starts_with(&prefix))
+            .filter(|t| *t == dir || t.starts_with(&prefix))
             .map(str::to_string)
             .collect();
         if targets.is_empty() {

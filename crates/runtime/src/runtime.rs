@@ -19,6 +19,7 @@ use crate::oci::{SandboxNamespaces, build_spec};
 use crate::state::{self, ExitRecord, ProcId, SandboxRecord, ShimConfig, ShimStatus, StartedRecord, validate_id};
 use crate::stats::CgroupStats;
 use crate::types::{ContainerSpec, ContainerState, Sandbox, SandboxSpec, SandboxState};
+use crate::volatile::{self, StateMedium};
 
 /// How long a shim may take to report a start.
 const SHIM_TIMEOUT: Duration = Duration::from_secs(60);
@@ -37,6 +38,7 @@ pub struct ShimCommand {
 #[derive(Debug)]
 pub struct Runtime {
     root: PathBuf,
+    medium: StateMedium,
     shim: ShimCommand,
     /// Forks container shims and sandbox holders (started on first use; `None` also after
     /// it failed, until the next start retries it).
@@ -50,8 +52,11 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// Opens (creating if needed) the state root. Pod cgroups go under `/kubepods`.
+    /// Opens (creating if needed) the state root, on a tmpfs of its own when it can be
+    /// (see [`StateMedium`]). Pod cgroups go under `/kubepods`.
     pub fn new(state_root: &Path, shim: ShimCommand) -> Result<Runtime, RuntimeError> {
+        fs::create_dir_all(state_root).map_err(RuntimeError::at(state_root, "create"))?;
+        let medium = volatile::prepare(state_root);
         for sub in ["sandboxes", "containers", "lc"] {
             let dir = state_root.join(sub);
             fs::create_dir_all(&dir).map_err(RuntimeError::at(&dir, "create"))?;
@@ -61,6 +66,7 @@ impl Runtime {
             .map_err(RuntimeError::at(state_root, "resolve"))?;
         Ok(Runtime {
             root,
+            medium,
             shim,
             launcher: Mutex::new(None),
             use_launcher: std::env::var_os("KAJI_SHIM_LAUNCHER").is_none_or(|v| v != "off"),
@@ -85,6 +91,11 @@ impl Runtime {
         }
         self.cgroup_parent = parent.trim_matches('/').to_owned();
         Ok(self)
+    }
+
+    /// Where the records under the state root are kept.
+    pub fn state_medium(&self) -> StateMedium {
+        self.medium
     }
 
     fn sandbox_dir(&self, id: &str) -> PathBuf {

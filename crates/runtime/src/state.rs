@@ -1,5 +1,5 @@
-//! On-disk records of sandboxes and containers, and process liveness checks that are
-//! safe against PID reuse.
+//! Records of sandboxes and containers under the state root (a tmpfs, see `volatile`), and
+//! process liveness checks that are safe against PID reuse.
 //!
 //! Layout under the state root:
 //! - `sandboxes/<id>/sandbox.json`: [`crate::Sandbox`] plus the holder's start time.

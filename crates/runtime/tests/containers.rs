@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Fixture, cgroup_dirs, wait_exit};
-use runtime::{ContainerState, RuntimeError, SandboxState};
+use runtime::{ContainerState, Runtime, RuntimeError, SandboxState};
 
 fn exit_code(state: &ContainerState) -> i32 {
     match state {
@@ -156,8 +156,11 @@ fn containers_outlive_the_runtime_instance() {
         };
         pid
     };
-    // A new instance (a restarted kubelet) adopts the running container.
+    // A new instance (a restarted kubelet) adopts the running container, from records
+    // kept on the state root's own tmpfs, which outlived the first instance.
     let second = Fixture::open(f.dir.path(), &f.cgroup_parent);
+    assert_eq!(second.state_medium(), runtime::StateMedium::Memory);
+    assert_eq!(state_fs_type(&f.dir.path().join("state")), libc::TMPFS_MAGIC);
     match second.container_state(&spec.id).expect("state") {
         ContainerState::Running { pid: seen, .. } => assert_eq!(seen, pid),
         other => panic!("expected running, got {other:?}"),
@@ -165,6 +168,39 @@ fn containers_outlive_the_runtime_instance() {
     assert!(second.list().iter().any(|(id, _)| id == &spec.id));
     assert_eq!(exit_code(&wait_exit(&second, &spec.id)), 3);
     assert_eq!(f.stdout(&spec), vec!["done"]);
+}
+
+/// The file system type (`statfs` magic) of `dir`.
+fn state_fs_type(dir: &std::path::Path) -> libc::c_long {
+    let path = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).expect("path without NUL");
+    // SAFETY: an all-zero statfs is a valid out-parameter.
+    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: path is NUL-terminated and fs is writable.
+    assert_eq!(
+        unsafe { libc::statfs(path.as_ptr(), &mut fs) },
+        0,
+        "statfs {}",
+        dir.display()
+    );
+    fs.f_type
+}
+
+#[test]
+fn state_written_to_disk_earlier_is_not_hidden_by_a_tmpfs() {
+    let dir = tempfile::Builder::new()
+        .prefix("kaji-rt")
+        .tempdir_in("/tmp")
+        .expect("tempdir");
+    let state = dir.path().join("state");
+    // A sandbox record left by a runtime that kept its state on disk.
+    std::fs::create_dir_all(state.join("sandboxes/sb-old")).expect("mkdir");
+    let runtime = Runtime::new(&state, common::shim()).expect("runtime");
+    assert_eq!(
+        runtime.state_medium(),
+        runtime::StateMedium::Disk(runtime::DiskReason::HoldsState)
+    );
+    assert_ne!(state_fs_type(&state), libc::TMPFS_MAGIC);
+    assert!(state.join("sandboxes/sb-old").exists());
 }
 
 #[test]
@@ -228,10 +264,16 @@ fn remove_leaves_nothing_behind() {
             .collect();
         assert!(children.is_empty(), "cgroups left: {children:?}");
     }
+    // Only the state root's own tmpfs stays mounted (it outlives containers and runtimes).
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
     let root = f.dir.path().to_string_lossy().into_owned();
-    assert!(!mountinfo.contains(&root), "mounts left under {root}");
     let state = f.dir.path().join("state");
+    let left: Vec<&str> = mountinfo
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|target| target.starts_with(&root) && std::path::Path::new(target) != state)
+        .collect();
+    assert!(left.is_empty(), "mounts left under {root}: {left:?}");
     for sub in ["sandboxes", "containers", "lc"] {
         assert_eq!(
             std::fs::read_dir(state.join(sub)).expect("state dir").count(),

@@ -198,6 +198,8 @@ impl Drop for Fixture {
         for dir in cgroup_dirs(&self.cgroup_parent) {
             let _ = std::fs::remove_dir(dir);
         }
+        // The state root's tmpfs outlives the runtime instance (as it outlives a kubelet).
+        runtime::reclaim::unmount_under(&self.dir.path().join("state"));
     }
 }
 
