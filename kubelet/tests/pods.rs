@@ -450,6 +450,71 @@ async fn probes_gate_readiness_and_restart_unhealthy_containers() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn grpc_readiness_probes_follow_the_health_service() {
+    use tonic_health::ServingStatus;
+    // A real gRPC health server (the test's own, on loopback) probed by a hostNetwork pod's
+    // readiness probe: the kubelet's probe shares the node's network, which is ours here.
+    let (reporter, service) = tonic_health::server::health_reporter();
+    reporter.set_service_status("app", ServingStatus::NotServing).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let node = Node1::start(&[]).await;
+    node.create_pod(
+        "default",
+        json!({
+            "metadata": {"name": "grpc-probed"},
+            "spec": {
+                "hostNetwork": true,
+                "containers": [{
+                    "name": "app",
+                    "image": node.image,
+                    "command": ["sleep", "3600"],
+                    "readinessProbe": {"grpc": {"port": port, "service": "app"}, "periodSeconds": 1},
+                }],
+            },
+        }),
+    )
+    .await;
+    node.wait_pod("default", "grpc-probed", "running, not ready", |p| {
+        let c = container_state(p, "app");
+        c.state.and_then(|s| s.running).is_some() && !c.ready
+    })
+    .await;
+    let events: kube::Api<k8s_openapi::api::core::v1::Event> = kube::Api::namespaced(node.client.clone(), "default");
+    node.wait(
+        "an Unhealthy event naming the gRPC status",
+        std::time::Duration::from_secs(30),
+        || async {
+            events.list(&Default::default()).await.is_ok_and(|list| {
+                list.items.iter().any(|e| {
+                    e.reason.as_deref() == Some("Unhealthy")
+                        && e.involved_object.name.as_deref() == Some("grpc-probed")
+                        && e.message.as_deref()
+                            == Some(r#"Readiness probe failed: service unhealthy (responded with "NOT_SERVING")"#)
+                })
+            })
+        },
+    )
+    .await;
+    reporter.set_service_status("app", ServingStatus::Serving).await;
+    node.wait_pod("default", "grpc-probed", "ready once SERVING", |p| {
+        container_state(p, "app").ready
+    })
+    .await;
+    reporter.set_service_status("app", ServingStatus::NotServing).await;
+    node.wait_pod("default", "grpc-probed", "not ready again", |p| {
+        !container_state(p, "app").ready
+    })
+    .await;
+    server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn lifecycle_hooks_run_after_start_and_before_stop() {
     use kube::api::DeleteParams;
     let node = Node1::start(&[]).await;

@@ -1,10 +1,11 @@
-//! What every kaji component shares: logging set-up, signal handling, flag parsing helpers
-//! and leader election.
+//! What every kaji component shares: logging set-up, signal handling, flag parsing helpers,
+//! leader election and TLS helpers.
 
 use tokio_util::sync::CancellationToken;
 
 pub mod duration;
 pub mod leader_election;
+pub mod tls;
 
 pub use duration::parse_duration;
 

@@ -1,5 +1,6 @@
-//! Liveness, readiness and startup probes (upstream's prober): `httpGet` and `tcpSocket` run
-//! from inside the pod's network namespace (a fresh thread joins it, so the kubelet's own
+//! Liveness, readiness and startup probes (upstream's prober): `httpGet`, `tcpSocket` and
+//! `grpc` (the standard `grpc.health.v1.Health/Check`, through tonic) run from inside the
+//! pod's network namespace (a fresh thread joins it, so the kubelet's own
 //! threads never change namespace), `exec` runs in the container through the runtime.
 //! Thresholds, periods, initial delays and timeouts as upstream defaults them. Lifecycle hooks
 //! (postStart, preStop) run through the same handlers.
@@ -235,8 +236,15 @@ pub(crate) async fn run_probe(
         .await
         .map_err(|e| e.to_string())?;
     }
-    if probe.grpc.is_some() {
-        return Err("grpc probes are not supported by this kubelet".to_string());
+    if let Some(grpc) = &probe.grpc {
+        let port = u16::try_from(grpc.port).map_err(|_| format!("invalid port {}", grpc.port))?;
+        let service = grpc.service.clone().unwrap_or_default();
+        let tls = match grpc.mode.as_deref() {
+            None | Some("Plaintext") => false,
+            Some("TLS") => true,
+            Some(other) => return Err(format!("unsupported gRPC probe mode {other:?}")),
+        };
+        return in_netns(netns, move || grpc_check("127.0.0.1", port, service, tls, timeout)).await;
     }
     Err("the probe has no handler".to_string())
 }
@@ -289,6 +297,112 @@ async fn in_netns(
         let _ = tx.send(result);
     });
     rx.await.map_err(|_| "the probe thread died".to_string())?
+}
+
+/// One `grpc.health.v1.Health/Check` call over HTTP/2, plaintext or (`mode: TLS`) TLS without
+/// certificate verification, as upstream's gRPC prober makes it (same failure messages). Runs
+/// on the calling thread (which may have joined the pod's network namespace: the socket is
+/// created here), with a runtime of its own.
+fn grpc_check(host: &str, port: u16, service: String, tls: bool, timeout: Duration) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("grpc probe: {e}"))?;
+    runtime.block_on(grpc_health(host, port, service, tls, timeout))
+}
+
+/// Dials `host:port` and completes a TLS handshake offering `h2`, accepting any certificate.
+async fn tls_dial(
+    host: String,
+    port: u16,
+) -> std::io::Result<hyper_util::rt::TokioIo<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>> {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(std::io::Error::other)?
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(component_base::tls::AnyServerCertificate::new(
+            provider,
+        )))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let name = rustls_pki_types::ServerName::try_from(host.clone()).map_err(std::io::Error::other)?;
+    let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+    let stream = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(name, tcp)
+        .await?;
+    Ok(hyper_util::rt::TokioIo::new(stream))
+}
+
+async fn grpc_health(host: &str, port: u16, service: String, tls: bool, timeout: Duration) -> Result<(), String> {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+
+    let addr = format!("{host}:{port}");
+    let deadline = tokio::time::Instant::now() + timeout;
+    let timeout_text = format!("{}s", timeout.as_secs_f64());
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|e| format!("error: failed to connect service at {addr:?}: {e}"))?
+        .user_agent("kube-probe/1.37")
+        .map_err(|e| format!("error: failed to connect service at {addr:?}: {e}"))?;
+    let connect = async {
+        if tls {
+            let host = host.to_owned();
+            let dial = tower::service_fn(move |_: tonic::transport::Uri| tls_dial(host.clone(), port));
+            endpoint.connect_with_connector(dial).await
+        } else {
+            endpoint.connect().await
+        }
+    };
+    let channel = match tokio::time::timeout_at(deadline, connect).await {
+        Err(_) => {
+            return Err(format!(
+                "timeout: failed to connect service {addr:?} within {timeout_text}: context deadline exceeded"
+            ));
+        }
+        Ok(Err(e)) => {
+            return Err(format!(
+                "error: failed to connect service at {addr:?}: {}",
+                error_chain(&e)
+            ));
+        }
+        Ok(Ok(channel)) => channel,
+    };
+    let mut client = HealthClient::new(channel);
+    let response = match tokio::time::timeout_at(deadline, client.check(HealthCheckRequest { service })).await {
+        Err(_) => return Err(format!("timeout: health rpc did not complete within {timeout_text}")),
+        Ok(Err(status)) => {
+            return Err(match status.code() {
+                tonic::Code::Unimplemented => format!(
+                    "error: this server does not implement the grpc health protocol (grpc.health.v1.Health): {}",
+                    status.message()
+                ),
+                tonic::Code::DeadlineExceeded => format!("timeout: health rpc did not complete within {timeout_text}"),
+                code => format!(
+                    "error: health rpc probe failed: rpc error: code = {code:?} desc = {}",
+                    status.message()
+                ),
+            });
+        }
+        Ok(Ok(response)) => response.into_inner(),
+    };
+    match response.status() {
+        ServingStatus::Serving => Ok(()),
+        other => Err(format!("service unhealthy (responded with {:?})", other.as_str_name())),
+    }
+}
+
+/// An error and its sources, `: `-joined (tonic's transport errors hide the cause otherwise).
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 fn connect(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, String> {
@@ -469,5 +583,124 @@ mod tests {
         let target: std::sync::Arc<dyn ProbeTarget> = std::sync::Arc::new(Host);
         let result = run_probe(&probe, "id", Duration::from_secs(1), target).await;
         assert!(result.unwrap_err().contains("connect"), "closed port");
+    }
+
+    fn grpc_probe(port: u16, service: Option<&str>) -> Probe {
+        Probe {
+            grpc: Some(k8s_openapi::api::core::v1::GRPCAction {
+                mode: None,
+                port: i32::from(port),
+                service: service.map(str::to_owned),
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn grpc_probe_follows_the_health_service() {
+        use tonic_health::ServingStatus;
+        let (reporter, service) = tonic_health::server::health_reporter();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        let target: std::sync::Arc<dyn ProbeTarget> = std::sync::Arc::new(Host);
+        let second = Duration::from_secs(1);
+        // The overall server ("") is SERVING from the start.
+        run_probe(&grpc_probe(port, None), "id", second, target.clone())
+            .await
+            .expect("serving");
+        reporter.set_service_status("backend", ServingStatus::NotServing).await;
+        let result = run_probe(&grpc_probe(port, Some("backend")), "id", second, target.clone()).await;
+        assert_eq!(
+            result.unwrap_err(),
+            r#"service unhealthy (responded with "NOT_SERVING")"#
+        );
+        reporter.set_service_status("backend", ServingStatus::Serving).await;
+        run_probe(&grpc_probe(port, Some("backend")), "id", second, target.clone())
+            .await
+            .expect("serving again");
+        let unknown = run_probe(&grpc_probe(port, Some("nope")), "id", second, target).await;
+        assert!(
+            unknown
+                .unwrap_err()
+                .starts_with("error: health rpc probe failed: rpc error: code = NotFound"),
+            "an unknown service"
+        );
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn grpc_probe_in_tls_mode_accepts_a_self_signed_server() {
+        use rustls_pki_types::pem::PemObject;
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["grpc.test".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let mut config =
+            rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(
+                    vec![cert.der().clone()],
+                    rustls_pki_types::PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).unwrap(),
+                )
+                .unwrap();
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+        let (_reporter, service) = tonic_health::server::health_reporter();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, service) = (acceptor.clone(), service.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else { return };
+                    let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .http2_only()
+                        .serve_connection(
+                            hyper_util::rt::TokioIo::new(tls),
+                            hyper_util::service::TowerToHyperService::new(service),
+                        )
+                        .await;
+                });
+            }
+        });
+        let target: std::sync::Arc<dyn ProbeTarget> = std::sync::Arc::new(Host);
+        let mut probe = grpc_probe(port, None);
+        probe.grpc.as_mut().unwrap().mode = Some("TLS".into());
+        run_probe(&probe, "id", Duration::from_secs(2), target.clone())
+            .await
+            .expect("serving over TLS");
+        // Plaintext against a TLS server fails.
+        let result = run_probe(&grpc_probe(port, None), "id", Duration::from_secs(2), target.clone()).await;
+        assert!(result.is_err(), "plaintext to a TLS server");
+        probe.grpc.as_mut().unwrap().mode = Some("QUIC".into());
+        let result = run_probe(&probe, "id", Duration::from_secs(2), target).await;
+        assert_eq!(result.unwrap_err(), r#"unsupported gRPC probe mode "QUIC""#);
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn grpc_probe_of_a_server_without_grpc_fails() {
+        let target: std::sync::Arc<dyn ProbeTarget> = std::sync::Arc::new(Host);
+        let http = serve(200);
+        let result = run_probe(&grpc_probe(http, None), "id", Duration::from_secs(1), target.clone()).await;
+        assert!(result.is_err(), "an HTTP/1 server is no gRPC health service");
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let result = run_probe(&grpc_probe(closed, None), "id", Duration::from_secs(1), target).await;
+        let message = result.unwrap_err();
+        assert!(
+            message.starts_with(&format!("error: failed to connect service at \"127.0.0.1:{closed}\"")),
+            "{message}"
+        );
     }
 }

@@ -526,7 +526,7 @@ fn validate_probe(probe: Option<&Probe>, path: &str, success_must_be_one: bool) 
         p.exec.is_some(),
         p.http_get.as_ref(),
         p.tcp_socket.as_ref().map(|t| &t.port),
-        p.grpc.as_ref().map(|g| g.port),
+        p.grpc.as_ref(),
         path,
         false,
     );
@@ -595,7 +595,7 @@ fn validate_handler(
     exec: bool,
     http: Option<&k8s_openapi::api::core::v1::HTTPGetAction>,
     tcp_port: Option<&k8s_openapi::apimachinery::pkg::util::intstr::IntOrString>,
-    grpc_port: Option<i32>,
+    grpc: Option<&k8s_openapi::api::core::v1::GRPCAction>,
     path: &str,
     sleep: bool,
 ) -> Vec<FieldError> {
@@ -605,7 +605,7 @@ fn validate_handler(
         (exec, "exec"),
         (http.is_some(), "httpGet"),
         (tcp_port.is_some(), "tcpSocket"),
-        (grpc_port.is_some(), "grpc"),
+        (grpc.is_some(), "grpc"),
         (sleep, "sleep"),
     ] {
         if present {
@@ -643,9 +643,17 @@ fn validate_handler(
     if let Some(port) = tcp_port {
         errs.extend(port_num_or_name(port, &child(&child(path, "tcpSocket"), "port")));
     }
-    if let Some(port) = grpc_port {
-        for m in is_valid_port_num(i64::from(port)) {
-            errs.push(FieldError::invalid(child(&child(path, "grpc"), "port"), port, m));
+    if let Some(grpc) = grpc {
+        let gp = child(path, "grpc");
+        for m in is_valid_port_num(i64::from(grpc.port)) {
+            errs.push(FieldError::invalid(child(&gp, "port"), grpc.port, m));
+        }
+        if let Some(mode) = grpc.mode.as_deref().filter(|m| !["TLS", "Plaintext"].contains(m)) {
+            errs.push(FieldError::not_supported(
+                child(&gp, "mode"),
+                mode,
+                &["Plaintext", "TLS"],
+            ));
         }
     }
     errs

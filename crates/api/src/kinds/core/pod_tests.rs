@@ -180,6 +180,13 @@ fn invalid_pods() {
             &["spec.containers[0].livenessProbe.successThreshold: Invalid value: 2: must be 1"],
         ),
         (
+            c(json!({"readinessProbe": {"grpc": {"port": 0, "mode": "mTLS"}}})),
+            &[
+                "spec.containers[0].readinessProbe.grpc.port: Invalid value: 0: must be between 1 and 65535, inclusive",
+                "spec.containers[0].readinessProbe.grpc.mode: Unsupported value: \"mTLS\": supported values: \"Plaintext\", \"TLS\"",
+            ],
+        ),
+        (
             c(json!({"readinessProbe": {"periodSeconds": 5}})),
             &["spec.containers[0].readinessProbe: Required value: must specify a handler type"],
         ),
