@@ -282,8 +282,7 @@ fn forwardable(name: &http::HeaderName) -> bool {
 }
 
 /// Serves `pods/{name}/exec` and `pods/{name}/attach` (`endpoint` is `exec` or `attach`): an
-/// upgrade request (WebSocket `v5.channel.k8s.io`, or the SPDY fallback, which the kubelet
-/// refuses) is forwarded to the kubelet's `/exec/...` or `/attach/...` with the same method,
+/// upgrade request (WebSocket `v5.channel.k8s.io`, or the SPDY/3.1 fallback) is forwarded to the kubelet's `/exec/...` or `/attach/...` with the same method,
 /// query (`command`, `stdin`, `stdout`, `stderr`, `tty`, `container`) and upgrade headers (see
 /// [`proxy_upgrade`]).
 #[allow(clippy::too_many_arguments)]

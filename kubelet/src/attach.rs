@@ -1,6 +1,6 @@
 //! `kubectl attach` on the node: `/attach/{namespace}/{pod}/{container}?input=…&output=…
-//! &error=…&tty=…` upgraded to a WebSocket exactly like `/exec` (`streaming.rs`: the same
-//! channels, status message and session), connected to the container's main process
+//! &error=…&tty=…` upgraded to a WebSocket (or SPDY) exactly like `/exec` (`streaming.rs`: the
+//! same channels, status message and session), connected to the container's main process
 //! through its shim's attach socket (`runtime::attach`).
 //!
 //! As upstream: the output is what the process writes from now on; input reaches the
@@ -11,13 +11,12 @@
 
 use std::sync::Arc;
 
-use axum::extract::ws::{Message, WebSocket};
+use axum::extract::ws::Message;
 use axum::extract::{Path as UrlPath, RawQuery, Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use bytes::Bytes;
 use futures::StreamExt;
-use futures::stream::SplitStream;
 use runtime::attach::{
     FRAME_ATTACH_STDIN, FRAME_HEADER, FRAME_RESIZE, FRAME_STDERR, FRAME_STDIN, FRAME_STDIN_CLOSE, FRAME_STDOUT,
     MAX_FRAME, decode_header, encode_frame,
@@ -29,7 +28,7 @@ use tokio::sync::mpsc;
 
 use crate::server::NodeView;
 use crate::streaming::{
-    CLOSE, ExecOptions, ExecTarget, RESIZE, STDERR, STDIN, STDOUT, StreamError, TerminalSize, internal_error, session,
+    CLOSE, ExecOptions, ExecTarget, Incoming, RESIZE, STDERR, STDIN, STDOUT, StreamError, TerminalSize, internal_error,
     success, text,
 };
 
@@ -55,21 +54,21 @@ pub async fn attach(
             );
         }
     };
-    let (upgrade, v5) = match crate::streaming::upgrade(request, "attach").await {
-        Ok(upgraded) => upgraded,
+    let upgrade = match crate::streaming::upgrade(request, "attach").await {
+        Ok(upgrade) => upgrade,
         Err(response) => return response,
     };
-    upgrade.on_upgrade(move |socket| {
-        session(socket, move |incoming, out| {
-            Box::pin(run(incoming, out, v5, target, options))
-        })
-    })
+    let session_options = options.clone();
+    upgrade.serve(
+        &options,
+        Box::new(move |incoming, out, v5| Box::pin(run(incoming, out, v5, target, session_options))),
+    )
 }
 
 /// Connects to the process and carries the streams until its output ends (`Some(status)`)
 /// or the client goes away (`None`; the process carries on).
 async fn run(
-    incoming: &mut SplitStream<WebSocket>,
+    incoming: &mut Incoming,
     out: &mpsc::Sender<Message>,
     v5: bool,
     target: ExecTarget,

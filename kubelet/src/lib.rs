@@ -15,6 +15,7 @@ pub mod resource_metrics;
 pub mod run;
 pub mod server;
 pub mod static_pods;
+mod stream_spdy;
 pub mod streaming;
 
 pub use flags::Options;

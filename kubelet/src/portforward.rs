@@ -30,7 +30,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::server::NodeView;
-use crate::streaming::StreamError;
+use crate::streaming::{StreamError, header_has};
 
 /// The WebSocket subprotocol of the SPDY tunnel.
 pub const PROTOCOL_TUNNEL: &str = "SPDY/3.1+portforward.k8s.io";
@@ -94,15 +94,6 @@ fn text(code: StatusCode, message: String) -> Response {
         .into_response()
 }
 
-fn header_has(headers: &http::HeaderMap, name: impl http::header::AsHeaderName, token: &str) -> bool {
-    headers
-        .get_all(name)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|v| v.trim().eq_ignore_ascii_case(token))
-}
-
 /// `GET` (or `POST`) `/portForward/{namespace}/{pod}` with a WebSocket or SPDY upgrade.
 pub async fn port_forward(
     State(view): State<Arc<dyn NodeView>>,
@@ -147,13 +138,7 @@ pub async fn port_forward(
                 Err(error) => tracing::debug!(%error, "port-forward upgrade failed"),
             }
         });
-        return Response::builder()
-            .status(StatusCode::SWITCHING_PROTOCOLS)
-            .header(http::header::CONNECTION, "Upgrade")
-            .header(http::header::UPGRADE, "SPDY/3.1")
-            .header("X-Stream-Protocol-Version", PROTOCOL_SPDY)
-            .body(axum::body::Body::empty())
-            .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "building the response".to_string()));
+        return crate::stream_spdy::switching_protocols(PROTOCOL_SPDY);
     }
     text(
         StatusCode::BAD_REQUEST,

@@ -1,6 +1,8 @@
 //! `kubectl exec` on the node: `/exec/{namespace}/{pod}/{container}?command=…&stdin=…&stdout=…
 //! &stderr=…&tty=…` upgraded to a WebSocket that speaks `v5.channel.k8s.io` (preferred) or
-//! `v4.channel.k8s.io`, as upstream's kubelet does behind the apiserver's `pods/exec` proxy.
+//! `v4.channel.k8s.io`, as upstream's kubelet does behind the apiserver's `pods/exec` proxy,
+//! or to SPDY/3.1 (kubectl's fallback; `stream_spdy.rs` turns its streams into the same
+//! messages).
 //!
 //! Every binary message starts with a channel byte: 0 stdin (client → server), 1 stdout,
 //! 2 stderr, 3 the final `metav1.Status` (server → client), 4 terminal resize
@@ -22,7 +24,6 @@ use axum::extract::{FromRequestParts, Path as UrlPath, RawQuery, Request, State}
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use futures::future::BoxFuture;
-use futures::stream::SplitStream;
 use futures::{SinkExt, StreamExt};
 use runtime::{ExecExit, ExecProcess, ExecRequest, RuntimeError};
 use serde_json::{Value, json};
@@ -39,7 +40,7 @@ pub const PROTOCOL_V4: &str = "v4.channel.k8s.io";
 pub(crate) const STDIN: u8 = 0;
 pub(crate) const STDOUT: u8 = 1;
 pub(crate) const STDERR: u8 = 2;
-const ERROR: u8 = 3;
+pub(crate) const ERROR: u8 = 3;
 pub(crate) const RESIZE: u8 = 4;
 pub(crate) const CLOSE: u8 = 255;
 
@@ -169,30 +170,98 @@ pub async fn exec(
         Err(error @ StreamError::PodNotFound) => return text(StatusCode::NOT_FOUND, error.to_string()),
         Err(error) => return text(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
     };
-    let (upgrade, v5) = match upgrade(request, "exec").await {
-        Ok(upgraded) => upgraded,
+    let upgrade = match upgrade(request, "exec").await {
+        Ok(upgrade) => upgrade,
         Err(response) => return response,
     };
-    upgrade.on_upgrade(move |socket| {
-        session(socket, move |incoming, out| {
-            Box::pin(run(incoming, out, v5, target, options))
-        })
-    })
+    let session_options = options.clone();
+    upgrade.serve(
+        &options,
+        Box::new(move |incoming, out, v5| Box::pin(run(incoming, out, v5, target, session_options))),
+    )
 }
 
-/// Accepts the WebSocket upgrade of a `what` (exec, attach) request: the upgrade and
-/// whether `v5.channel.k8s.io` was chosen, or the answer refusing it.
-pub(crate) async fn upgrade(request: Request, what: &str) -> Result<(WebSocketUpgrade, bool), Response> {
+/// The client's side of an exec or attach session as WebSocket messages (the SPDY
+/// fallback's streams are translated into the same messages).
+pub(crate) type Incoming = dyn futures::Stream<Item = Result<Message, axum::Error>> + Send + Unpin;
+
+/// What carries an exec or attach session on either transport: reads the client's messages,
+/// sends output through the channel, and returns the final status (`None`: the client went
+/// away). The flag says whether the client can half-close channels (the v5 close signal).
+pub(crate) type Runner =
+    Box<dyn for<'a> FnOnce(&'a mut Incoming, &'a mpsc::Sender<Message>, bool) -> BoxFuture<'a, Option<Value>> + Send>;
+
+/// The upgrade an exec or attach request asked for.
+pub(crate) enum Upgrade {
+    /// `v5.channel.k8s.io` (`v5: true`) or `v4.channel.k8s.io`.
+    WebSocket { upgrade: WebSocketUpgrade, v5: bool },
+    /// SPDY/3.1 with the chosen `X-Stream-Protocol-Version`.
+    Spdy {
+        on_upgrade: hyper::upgrade::OnUpgrade,
+        protocol: &'static str,
+    },
+}
+
+impl Upgrade {
+    /// Answers the upgrade and runs the session on the upgraded connection.
+    pub(crate) fn serve(self, options: &ExecOptions, run: Runner) -> Response {
+        match self {
+            Upgrade::WebSocket { upgrade, v5 } => {
+                upgrade.on_upgrade(move |socket| session(socket, move |incoming, out| run(incoming, out, v5)))
+            }
+            Upgrade::Spdy { on_upgrade, protocol } => crate::stream_spdy::serve(on_upgrade, protocol, options, run),
+        }
+    }
+}
+
+/// Whether any `name` header lists `token` (comma-separated, case-insensitive).
+pub(crate) fn header_has(headers: &http::HeaderMap, name: impl http::header::AsHeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|v| v.trim().eq_ignore_ascii_case(token))
+}
+
+/// Accepts the upgrade of a `what` (exec, attach) request: WebSocket with
+/// `v5.channel.k8s.io` or `v4.channel.k8s.io`, or SPDY/3.1 with either as
+/// `X-Stream-Protocol-Version` (the client's first choice that we speak); or the answer
+/// refusing it.
+pub(crate) async fn upgrade(request: Request, what: &str) -> Result<Upgrade, Response> {
     let (mut parts, _body) = request.into_parts();
-    let websocket = parts
-        .headers
-        .get(http::header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    if !websocket {
+    if header_has(&parts.headers, http::header::UPGRADE, "SPDY/3.1") {
+        let offered: Vec<String> = parts
+            .headers
+            .get_all("x-stream-protocol-version")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|v| v.trim().to_string())
+            .collect();
+        let Some(protocol) = offered
+            .iter()
+            .find_map(|p| [PROTOCOL_V5, PROTOCOL_V4].into_iter().find(|ours| ours == p))
+        else {
+            return Err(text(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "unable to upgrade: unable to negotiate protocol: client supports {offered:?}, server supports [{PROTOCOL_V5} {PROTOCOL_V4}]"
+                ),
+            ));
+        };
+        let Some(on_upgrade) = parts.extensions.remove::<hyper::upgrade::OnUpgrade>() else {
+            return Err(text(
+                StatusCode::BAD_REQUEST,
+                "the connection cannot be upgraded".to_string(),
+            ));
+        };
+        return Ok(Upgrade::Spdy { on_upgrade, protocol });
+    }
+    if !header_has(&parts.headers, http::header::UPGRADE, "websocket") {
         return Err(text(
             StatusCode::BAD_REQUEST,
-            format!("{what} needs a WebSocket upgrade with {PROTOCOL_V5} or {PROTOCOL_V4}; SPDY is not supported"),
+            format!("{what} needs an upgrade to WebSocket ({PROTOCOL_V5} or {PROTOCOL_V4}) or SPDY/3.1"),
         ));
     }
     // Upstream accepts the upgrade on POST as well as GET.
@@ -211,7 +280,7 @@ pub(crate) async fn upgrade(request: Request, what: &str) -> Result<(WebSocketUp
             ));
         }
     };
-    Ok((upgrade, v5))
+    Ok(Upgrade::WebSocket { upgrade, v5 })
 }
 
 /// One exec or attach session on an upgraded connection: `run` carries the streams (reading
@@ -219,7 +288,7 @@ pub(crate) async fn upgrade(request: Request, what: &str) -> Result<(WebSocketUp
 /// or `None` when the client went away; the status message and a close frame end it.
 pub(crate) async fn session<F>(socket: WebSocket, run: F)
 where
-    F: for<'a> FnOnce(&'a mut SplitStream<WebSocket>, &'a mpsc::Sender<Message>) -> BoxFuture<'a, Option<Value>>,
+    F: for<'a> FnOnce(&'a mut Incoming, &'a mpsc::Sender<Message>) -> BoxFuture<'a, Option<Value>>,
 {
     let (mut sink, mut incoming) = socket.split();
     let (out, mut outgoing) = mpsc::channel::<Message>(16);
@@ -308,7 +377,7 @@ fn receiver(file: std::fs::File) -> std::io::Result<pipe::Receiver> {
 /// Starts the process and carries its streams until it exits (`Some(status)`) or the client
 /// goes away (`None`, the process is killed).
 async fn run(
-    incoming: &mut SplitStream<WebSocket>,
+    incoming: &mut Incoming,
     out: &mpsc::Sender<Message>,
     v5: bool,
     target: ExecTarget,

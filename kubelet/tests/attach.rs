@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Node1, Seen, clients, container_state, kubectl, phase, seen, text};
+use common::{Node1, Seen, clients, container_state, kubectl, kubectl_with_env, phase, seen, text};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::Command;
@@ -256,4 +256,37 @@ async fn scenarios(node: &Node1, client: &Path, n: usize) -> Vec<Seen> {
         text(&out.stderr)
     );
     compared
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kubectl_attach_over_the_spdy_fallback() {
+    let node = Node1::start(&[]).await;
+    node.create_pod(
+        "default",
+        json!({
+            "metadata": {"name": "cat"},
+            "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 1, "containers": [
+                {"name": "main", "image": node.image, "command": ["sh", "-c", "cat; echo stdin closed"],
+                 "stdin": true, "stdinOnce": true},
+            ]},
+        }),
+    )
+    .await;
+    node.wait_pod("default", "cat", "running", |p| {
+        container_state(p, "main").state.is_some_and(|s| s.running.is_some())
+    })
+    .await;
+    // Upstream kubectl speaks SPDY/3.1 (its fallback) with WebSockets turned off: the input
+    // reaches `cat`, the end of it (the stdin stream's FIN) closes its stdin.
+    let client = testkit::upstream_kubectl().expect("upstream kubectl");
+    let out = kubectl_with_env(
+        &client,
+        &node,
+        &[("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false")],
+        &["attach", "-i", "cat"],
+        Some(b"hello\nworld\n"),
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "hello\nworld\nstdin closed\n");
 }

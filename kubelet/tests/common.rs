@@ -194,9 +194,21 @@ pub async fn kubectl(
     args: &[&str],
     stdin: Option<&[u8]>,
 ) -> std::process::Output {
+    kubectl_with_env(client, node, &[], args, stdin).await
+}
+
+/// [`kubectl`] with extra environment variables.
+pub async fn kubectl_with_env(
+    client: &std::path::Path,
+    node: &Node1,
+    env: &[(&str, &str)],
+    args: &[&str],
+    stdin: Option<&[u8]>,
+) -> std::process::Output {
     use tokio::io::AsyncWriteExt;
     let mut command = tokio::process::Command::new(client);
     command
+        .envs(env.iter().copied())
         .arg("--kubeconfig")
         .arg(node.apiserver.kubeconfig())
         .args(args)

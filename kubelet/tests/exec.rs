@@ -1,14 +1,14 @@
 //! `kubectl exec` and `kubectl cp` end to end: kubectl → the apiserver's `pods/exec` proxy →
 //! the kubelet's WebSocket (`v5.channel.k8s.io`) → a process in the container. Every scenario
 //! runs with both clients, the real upstream kubectl and ours (`kubectl/`), which must give
-//! the same results.
+//! the same results. Upstream kubectl's SPDY fallback is driven too.
 
 mod common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Node1, Seen, clients, container_state, kubectl, phase, seen, text};
+use common::{Node1, Seen, clients, container_state, kubectl, kubectl_with_env, phase, seen, text};
 use serde_json::json;
 use tokio::process::Command;
 
@@ -341,4 +341,103 @@ async fn scenarios(node: &Node1, client: &Path, n: usize) -> Vec<Seen> {
     );
     assert_eq!(text(&out.stdout).trim(), "3", "{}", text(&out.stderr));
     compared
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kubectl_exec_over_the_spdy_fallback() {
+    let node = Node1::start(&[]).await;
+    node.create_pod(
+        "default",
+        json!({
+            "metadata": {"name": "shell"},
+            "spec": {
+                "terminationGracePeriodSeconds": 1,
+                "containers": [{"name": "main", "image": node.image, "command": ["sleep", "3600"]}],
+            },
+        }),
+    )
+    .await;
+    node.wait_pod("default", "shell", "running", |p| phase(p) == "Running")
+        .await;
+    // Upstream kubectl speaks SPDY/3.1 (its fallback) with WebSockets turned off.
+    let client = testkit::upstream_kubectl().expect("upstream kubectl");
+    let spdy = [("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false")];
+    let run = |args: &'static [&'static str], stdin: Option<&'static [u8]>| {
+        let (client, node) = (&client, &node);
+        async move { kubectl_with_env(client, node, &spdy, args, stdin).await }
+    };
+
+    let out = run(&["exec", "shell", "--", "sh", "-c", "echo out; echo err >&2"], None).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        (text(&out.stdout).as_str(), text(&out.stderr).as_str()),
+        ("out\n", "err\n")
+    );
+
+    let out = run(&["exec", "shell", "--", "sh", "-c", "exit 7"], None).await;
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("command terminated with exit code 7"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // stdin: its end is the stream's FIN.
+    let out = run(&["exec", "-i", "shell", "--", "cat"], Some(b"hi\n")).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "hi\n");
+    let big: &'static [u8] = Box::leak(
+        (0..300_000u32)
+            .map(|i| b'a' + (i % 26) as u8)
+            .collect::<Vec<u8>>()
+            .into_boxed_slice(),
+    );
+    let out = run(&["exec", "-i", "shell", "--", "wc", "-c"], Some(big)).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "300000");
+
+    // A terminal, resized through the `resize` stream.
+    let out = tokio::time::timeout(
+        Duration::from_secs(90),
+        Command::new("python3")
+            .env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false")
+            .args(["-c", &format!("{}{PTY_SCENARIO}", common::PTY_PRELUDE)])
+            .arg(node.apiserver.kubeconfig())
+            .arg("shell")
+            .arg(&client)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the terminal session timed out")
+    .expect("running python3");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stderr),
+        node.kubelet.log_tail()
+    );
+    assert_eq!(text(&out.stdout).trim(), "3", "{}", text(&out.stderr));
+
+    // The process is killed when the client goes away.
+    let mut running = Command::new(&client)
+        .env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false")
+        .arg("--kubeconfig")
+        .arg(node.apiserver.kubeconfig())
+        .args(["exec", "shell", "--", "sleep", "4322"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("running kubectl");
+    node.wait("the exec'd sleep to start", Duration::from_secs(30), || async {
+        processes("sleep 4322") == 1
+    })
+    .await;
+    running.kill().await.expect("killing kubectl");
+    node.wait("the exec'd sleep to be killed", Duration::from_secs(30), || async {
+        processes("sleep 4322") == 0
+    })
+    .await;
 }
