@@ -61,6 +61,7 @@ pub async fn attach(
     let session_options = options.clone();
     upgrade.serve(
         &options,
+        view.streaming_idle_timeout(),
         Box::new(move |incoming, out, v5| Box::pin(run(incoming, out, v5, target, session_options))),
     )
 }

@@ -116,6 +116,11 @@ pub struct Options {
     /// The node's bridge for pod veths.
     #[arg(long, default_value = "kaji0")]
     pub network_bridge: String,
+
+    /// Maximum time a streaming connection (exec, attach, port-forward) can be idle (no data
+    /// either way; pings keep it open but do not count) before it is closed; 0 means never.
+    #[arg(long, default_value = "4h", value_parser = parse_duration)]
+    pub streaming_connection_idle_timeout: std::time::Duration,
 }
 
 fn parse_mirror(s: &str) -> Result<(String, String), String> {

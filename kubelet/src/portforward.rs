@@ -105,6 +105,7 @@ pub async fn port_forward(
         Err(error @ StreamError::PodNotFound) => return text(StatusCode::NOT_FOUND, error.to_string()),
         Err(error) => return text(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
     };
+    let idle_timeout = view.streaming_idle_timeout();
     let (mut parts, _body) = request.into_parts();
     if header_has(&parts.headers, http::header::UPGRADE, "websocket") {
         parts.method = http::Method::GET;
@@ -119,7 +120,7 @@ pub async fn port_forward(
             );
         }
         tracing::info!(pod = %network.pod, protocol = PROTOCOL_TUNNEL, "port-forward session");
-        return upgrade.on_upgrade(move |socket| tunnel(socket, network));
+        return upgrade.on_upgrade(move |socket| tunnel(socket, network, idle_timeout));
     }
     if header_has(&parts.headers, http::header::UPGRADE, "SPDY/3.1") {
         if !header_has(&parts.headers, "x-stream-protocol-version", PROTOCOL_SPDY) {
@@ -134,7 +135,7 @@ pub async fn port_forward(
         tracing::info!(pod = %network.pod, protocol = "SPDY/3.1", "port-forward session");
         tokio::spawn(async move {
             match on_upgrade.await {
-                Ok(upgraded) => serve(TokioIo::new(upgraded), network).await,
+                Ok(upgraded) => serve(TokioIo::new(upgraded), network, idle_timeout).await,
                 Err(error) => tracing::debug!(%error, "port-forward upgrade failed"),
             }
         });
@@ -148,9 +149,9 @@ pub async fn port_forward(
 
 /// Carries the SPDY byte stream in binary WebSocket messages (pings are answered by the
 /// WebSocket layer while messages are read) and serves the session on it.
-async fn tunnel(socket: WebSocket, network: PodNetwork) {
+async fn tunnel(socket: WebSocket, network: PodNetwork, idle_timeout: Option<Duration>) {
     let (ours, theirs) = tokio::io::duplex(256 * 1024);
-    let session = tokio::spawn(serve(theirs, network));
+    let session = tokio::spawn(serve(theirs, network, idle_timeout));
     let (mut sink, mut messages) = socket.split();
     let (mut from_session, mut to_session) = tokio::io::split(ours);
     let outbound = async move {
@@ -203,8 +204,9 @@ struct Pending {
     error: Option<StreamWriter>,
 }
 
-/// Serves one SPDY session: pairs the streams by `requestID` and forwards each pair.
-async fn serve<IO>(io: IO, network: PodNetwork)
+/// Serves one SPDY session: pairs the streams by `requestID` and forwards each pair. The
+/// session is closed after `idle_timeout` without a new connection or data either way.
+async fn serve<IO>(io: IO, network: PodNetwork, idle_timeout: Option<Duration>)
 where
     IO: AsyncRead + AsyncWrite + Send + 'static,
 {
@@ -215,6 +217,9 @@ where
             return;
         }
     };
+    if let Some(timeout) = idle_timeout {
+        session.close_when_idle(timeout);
+    }
     let mut pending: HashMap<String, Pending> = HashMap::new();
     let mut forwards = tokio::task::JoinSet::new();
     while let Some(stream) = session.accept().await {

@@ -164,6 +164,7 @@ pub async fn run(options: Options, cancel: CancellationToken) -> Result<()> {
         milli("memory") / 1000,
     );
     ctx.pod_manifest_path = options.pod_manifest_path.clone();
+    ctx.streaming_idle_timeout = Some(options.streaming_connection_idle_timeout).filter(|timeout| !timeout.is_zero());
     ctx.sources = crate::pods::sources::SourceCache::start(client.clone(), &cancel);
     ctx.network = Arc::new(crate::network::PodNetworking::new(
         options.pod_network == "bridge",

@@ -64,7 +64,14 @@ pub trait NodeView: Send + Sync + 'static {
     fn image_store(&self) -> Arc<images::ImageStore>;
     /// The resource metrics exposition (`/metrics/resource`).
     fn resource_metrics(&self) -> String;
+    /// How long a streaming connection may be idle before it is closed (`None`: never).
+    fn streaming_idle_timeout(&self) -> Option<std::time::Duration> {
+        Some(STREAMING_IDLE_TIMEOUT)
+    }
 }
+
+/// The default of `--streaming-connection-idle-timeout`, as upstream's.
+pub const STREAMING_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(4 * 3600);
 
 /// The self-signed serving certificate under `<root-dir>/pki`, created on first start.
 pub fn serving_certificate(root_dir: &Path, node_name: &str, ips: &[IpAddr]) -> Result<(String, String)> {

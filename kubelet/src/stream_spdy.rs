@@ -10,7 +10,8 @@
 //! FIN the v5 `[255, 0]` close signal, each newline-terminated JSON size on `resize` a
 //! channel-4 message, and the end of the connection the client going away. Output goes to
 //! the `stdout`/`stderr` streams, the final `Status` to the `error` stream; then every stream
-//! is closed and the client ends the connection.
+//! is closed and the client ends the connection. A session without DATA either way for
+//! `--streaming-connection-idle-timeout` is closed (the client's pings do not count).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -49,12 +50,13 @@ pub(crate) fn serve(
     on_upgrade: hyper::upgrade::OnUpgrade,
     protocol: &'static str,
     options: &ExecOptions,
+    idle_timeout: Option<Duration>,
     run: Runner,
 ) -> Response {
     let expected = expected_streams(options);
     tokio::spawn(async move {
         match on_upgrade.await {
-            Ok(upgraded) => session(TokioIo::new(upgraded), expected, run).await,
+            Ok(upgraded) => session(TokioIo::new(upgraded), expected, idle_timeout, run).await,
             Err(error) => tracing::debug!(%error, "SPDY upgrade failed"),
         }
     });
@@ -78,7 +80,7 @@ fn expected_streams(options: &ExecOptions) -> Vec<&'static str> {
     kinds
 }
 
-async fn session<IO>(io: IO, expected: Vec<&'static str>, run: Runner)
+async fn session<IO>(io: IO, expected: Vec<&'static str>, idle_timeout: Option<Duration>, run: Runner)
 where
     IO: AsyncRead + AsyncWrite + Send + 'static,
 {
@@ -89,6 +91,9 @@ where
             return;
         }
     };
+    if let Some(timeout) = idle_timeout {
+        spdy.close_when_idle(timeout);
+    }
     let mut streams = match tokio::time::timeout(STREAM_CREATION_TIMEOUT, accept_streams(&mut spdy, &expected)).await {
         Ok(Some(streams)) => streams,
         Ok(None) => return,

@@ -177,6 +177,7 @@ pub async fn exec(
     let session_options = options.clone();
     upgrade.serve(
         &options,
+        view.streaming_idle_timeout(),
         Box::new(move |incoming, out, v5| Box::pin(run(incoming, out, v5, target, session_options))),
     )
 }
@@ -203,13 +204,15 @@ pub(crate) enum Upgrade {
 }
 
 impl Upgrade {
-    /// Answers the upgrade and runs the session on the upgraded connection.
-    pub(crate) fn serve(self, options: &ExecOptions, run: Runner) -> Response {
+    /// Answers the upgrade and runs the session on the upgraded connection, closing it once
+    /// no data flowed either way for `idle_timeout`.
+    pub(crate) fn serve(self, options: &ExecOptions, idle_timeout: Option<Duration>, run: Runner) -> Response {
         match self {
-            Upgrade::WebSocket { upgrade, v5 } => {
-                upgrade.on_upgrade(move |socket| session(socket, move |incoming, out| run(incoming, out, v5)))
+            Upgrade::WebSocket { upgrade, v5 } => upgrade
+                .on_upgrade(move |socket| session(socket, idle_timeout, move |incoming, out| run(incoming, out, v5))),
+            Upgrade::Spdy { on_upgrade, protocol } => {
+                crate::stream_spdy::serve(on_upgrade, protocol, options, idle_timeout, run)
             }
-            Upgrade::Spdy { on_upgrade, protocol } => crate::stream_spdy::serve(on_upgrade, protocol, options, run),
         }
     }
 }
@@ -285,20 +288,43 @@ pub(crate) async fn upgrade(request: Request, what: &str) -> Result<Upgrade, Res
 
 /// One exec or attach session on an upgraded connection: `run` carries the streams (reading
 /// the client's messages, sending output through the channel) and returns the final status,
-/// or `None` when the client went away; the status message and a close frame end it.
-pub(crate) async fn session<F>(socket: WebSocket, run: F)
+/// or `None` when the client went away; the status message and a close frame end it. After
+/// `idle_timeout` without a data message either way (pings do not count), the client's
+/// messages end as if it had gone away, and the connection is dropped.
+pub(crate) async fn session<F>(socket: WebSocket, idle_timeout: Option<Duration>, run: F)
 where
     F: for<'a> FnOnce(&'a mut Incoming, &'a mpsc::Sender<Message>) -> BoxFuture<'a, Option<Value>>,
 {
-    let (mut sink, mut incoming) = socket.split();
+    let (mut sink, incoming) = socket.split();
+    let activity = spdy::IdleClock::new();
     let (out, mut outgoing) = mpsc::channel::<Message>(16);
-    let writer = tokio::spawn(async move {
-        while let Some(message) = outgoing.recv().await {
-            if sink.send(message).await.is_err() {
-                return;
+    let writer = tokio::spawn({
+        let activity = activity.clone();
+        async move {
+            while let Some(message) = outgoing.recv().await {
+                if matches!(message, Message::Binary(_)) {
+                    activity.touch();
+                }
+                if sink.send(message).await.is_err() {
+                    return;
+                }
             }
         }
     });
+    let idle: BoxFuture<'static, ()> = match idle_timeout {
+        Some(timeout) => {
+            let activity = activity.clone();
+            Box::pin(async move { activity.expired(timeout).await })
+        }
+        None => Box::pin(futures::future::pending()),
+    };
+    let mut incoming = incoming
+        .inspect(move |message| {
+            if matches!(message, Ok(Message::Binary(_))) {
+                activity.touch();
+            }
+        })
+        .take_until(idle);
     let status = run(&mut incoming, &out).await;
     let ended = match status {
         Some(status) => {

@@ -303,3 +303,21 @@ def finish():
     _, status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(status)
 "#;
+
+/// Host processes whose command line is exactly `command` (argv joined by spaces).
+pub fn processes(command: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| std::fs::read(entry.path().join("cmdline")).ok())
+        .filter(|cmdline| {
+            let argv: Vec<String> = cmdline
+                .split(|b| *b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            argv.join(" ") == command
+        })
+        .count()
+}

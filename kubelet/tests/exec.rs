@@ -8,27 +8,9 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Node1, Seen, clients, container_state, kubectl, kubectl_with_env, phase, seen, text};
+use common::{Node1, Seen, clients, container_state, kubectl, kubectl_with_env, phase, processes, seen, text};
 use serde_json::json;
 use tokio::process::Command;
-
-/// Host processes whose command line is exactly `command` (argv joined by spaces).
-fn processes(command: &str) -> usize {
-    std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|entry| std::fs::read(entry.path().join("cmdline")).ok())
-        .filter(|cmdline| {
-            let argv: Vec<String> = cmdline
-                .split(|b| *b == 0)
-                .filter(|a| !a.is_empty())
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect();
-            argv.join(" ") == command
-        })
-        .count()
-}
 
 /// Drives `kubectl exec -it` on a pseudo-terminal of 50x132 (after [`common::PTY_PRELUDE`]):
 /// `stty size` in the container shell shows it, then the terminal is resized to 60x100 and

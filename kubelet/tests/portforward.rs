@@ -1,7 +1,9 @@
 //! `kubectl port-forward` end to end: kubectl → the apiserver's `pods/portforward` proxy →
 //! the kubelet's SPDY/3.1 session (tunnelled over WebSocket) → `127.0.0.1:<port>` inside the
 //! pod's network namespace. The tunnelled scenarios run with both the real upstream kubectl
-//! and ours (`kubectl/`); the plain SPDY fallback only with upstream's (ours has none).
+//! and ours (`kubectl/`); the plain SPDY fallback only with upstream's (ours has none). With
+//! a short `--streaming-connection-idle-timeout`: 50 parallel requests and 100 MiB through one
+//! session, sessions kept while data flows and closed once idle (exec too).
 
 mod common;
 
@@ -9,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{Node1, phase};
+use common::{Node1, phase, processes};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -308,4 +310,110 @@ async fn tunnelled(node: &Node1, client: &Path) {
         "connections to 8080 left in the pod\n{}",
         node.kubelet.log_tail()
     );
+}
+
+/// Serves `/www` like [`SERVE`], plus 100 MiB of random bytes and their checksum.
+const SERVE_HUGE: &str = "mkdir -p /www && echo hello-from-pod > /www/index.html \
+    && head -c 104857600 /dev/urandom > /www/huge.bin \
+    && sha256sum /www/huge.bin > /www/huge.sum \
+    && exec httpd -f -p 8080 -h /www";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn busy_sessions_carry_load_and_idle_ones_are_closed() {
+    const IDLE: Duration = Duration::from_secs(3);
+    let node = Node1::start(&["--streaming-connection-idle-timeout", "3s"]).await;
+    node.create_pod(
+        "default",
+        json!({
+            "metadata": {"name": "huge"},
+            "spec": {
+                "terminationGracePeriodSeconds": 1,
+                "containers": [{
+                    "name": "httpd", "image": node.image, "command": ["sh", "-c", SERVE_HUGE],
+                    "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1},
+                }],
+            },
+        }),
+    )
+    .await;
+    node.wait_pod("default", "huge", "running and ready", |p| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    })
+    .await;
+    let mut forward = Forward::start(&upstream(), &node, &["pod/huge", ":8080"]).await;
+
+    // 50 requests at once through one session.
+    let requests = (0..50).map(|_| get(forward.port, "/index.html"));
+    for (status, body) in futures::future::join_all(requests).await {
+        assert!(status.contains("200"), "{status}");
+        assert_eq!(body, b"hello-from-pod\n");
+    }
+    // 100 MiB intact.
+    let (_, sum) = get(forward.port, "/huge.sum").await;
+    let (status, huge) = get(forward.port, "/huge.bin").await;
+    assert!(status.contains("200"), "{status}");
+    assert_eq!(huge.len(), 104_857_600);
+    let expected = String::from_utf8_lossy(&sum)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(sha256(&huge).await, expected, "the 100 MiB body changed on the way");
+    drop(huge);
+
+    // A request every second keeps the session past the idle timeout...
+    let mut last = tokio::time::Instant::now();
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let (_, body) = get(forward.port, "/index.html").await;
+        assert_eq!(body, b"hello-from-pod\n");
+        last = tokio::time::Instant::now();
+    }
+    // ...and without data (kubectl's pings do not count) the kubelet closes it: kubectl
+    // loses its connection and exits.
+    let exit = tokio::time::timeout(Duration::from_secs(30), forward.child.wait())
+        .await
+        .expect("kubectl port-forward still running long after the idle timeout")
+        .expect("waiting for kubectl");
+    let idle = last.elapsed();
+    assert!(!exit.success(), "kubectl port-forward exits with an error");
+    assert!(idle >= IDLE - Duration::from_millis(500), "closed after {idle:?} idle");
+    let stderr = forward.stop().await;
+    eprintln!("kubectl port-forward said: {stderr}");
+
+    // An exec session with stdin open but nothing flowing is closed too, and its process
+    // killed.
+    let mut exec = Command::new(upstream())
+        .arg("--kubeconfig")
+        .arg(node.apiserver.kubeconfig())
+        .args(["exec", "-i", "huge", "--", "sleep", "4324"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("running kubectl exec");
+    let _stdin = exec.stdin.take();
+    node.wait("the exec'd sleep to start", Duration::from_secs(30), || async {
+        processes("sleep 4324") == 1
+    })
+    .await;
+    let started = tokio::time::Instant::now();
+    let exit = tokio::time::timeout(Duration::from_secs(30), exec.wait())
+        .await
+        .expect("kubectl exec still running long after the idle timeout")
+        .expect("waiting for kubectl exec");
+    assert!(!exit.success(), "kubectl exec ends with an error");
+    assert!(
+        started.elapsed() >= IDLE - Duration::from_secs(1),
+        "closed after {:?}",
+        started.elapsed()
+    );
+    node.wait("the exec'd sleep to be killed", Duration::from_secs(30), || async {
+        processes("sleep 4324") == 0
+    })
+    .await;
 }

@@ -8,9 +8,11 @@
 
 pub mod dictionary;
 pub mod frame;
+pub mod idle;
 pub mod session;
 
 pub use frame::{Decoder, Encoder, FLAG_FIN, Frame, Headers, header};
+pub use idle::IdleClock;
 pub use session::{Role, Session, Stream, StreamReader, StreamWriter};
 
 /// What can go wrong on a SPDY connection.

@@ -10,7 +10,8 @@
 //!   ignored (no flow control is enforced, like moby/spdystream).
 //! * GOAWAY stops [`Session::accept`]; the end of the byte stream resets every open stream.
 //! * The connection is shut down once the session, its streams' writers and the reader task
-//!   are all gone.
+//!   are all gone, or at once after [`Session::close_when_idle`]'s timeout (no stream opened
+//!   and no DATA either way for that long; PINGs do not count).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -21,6 +22,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::Error;
 use crate::frame::{Decoder, Encoder, FLAG_FIN, Frame, Headers, rst};
+use crate::idle::IdleClock;
 
 /// The largest DATA payload this side sends.
 const CHUNK: usize = 32 * 1024;
@@ -55,6 +57,11 @@ struct Shared {
     out: mpsc::Sender<Frame>,
     streams: Mutex<HashMap<u32, Entry>>,
     next_id: Mutex<u32>,
+    /// Touched by every stream opened and every DATA frame, either way.
+    activity: IdleClock,
+    /// Set to end the session: the writer flushes what is queued, both tasks stop and the
+    /// connection is dropped.
+    shutdown: watch::Sender<bool>,
 }
 
 impl Shared {
@@ -106,14 +113,18 @@ impl Session {
         let (out_tx, out_rx) = mpsc::channel(OUT_QUEUE);
         let (incoming_tx, incoming_rx) = mpsc::channel(16);
         let (closed_tx, closed_rx) = watch::channel(false);
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let activity = IdleClock::new();
         let shared = Arc::new(Shared {
             role,
             out: out_tx,
             streams: Mutex::new(HashMap::new()),
             next_id: Mutex::new(if role == Role::Client { 1 } else { 2 }),
+            activity: activity.clone(),
+            shutdown: shutdown_tx,
         });
-        tokio::spawn(write_loop(write, out_rx, encoder));
-        tokio::spawn(read_loop(read, shared.clone(), incoming_tx, closed_tx));
+        tokio::spawn(write_loop(write, out_rx, encoder, activity, shutdown_rx.clone()));
+        tokio::spawn(read_loop(read, shared.clone(), incoming_tx, closed_tx, shutdown_rx));
         Ok(Session {
             shared,
             incoming: incoming_rx,
@@ -170,6 +181,29 @@ impl Session {
             })
             .await
             .map_err(|_| Error::Closed)
+    }
+
+    /// Ends the session once no stream was opened and no DATA flowed either way for `timeout`
+    /// (PINGs keep the connection alive for the peer but are not activity): a GOAWAY, then
+    /// the connection is closed and every stream ends.
+    pub fn close_when_idle(&self, timeout: std::time::Duration) {
+        let shared = self.shared.clone();
+        let mut closed = self.closed.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = shared.activity.expired(timeout) => {}
+                _ = closed.wait_for(|c| *c) => return,
+            }
+            tracing::debug!(?timeout, "spdy: idle, closing the session");
+            let _ = shared
+                .out
+                .send(Frame::GoAway {
+                    last_good_id: 0,
+                    status: 0,
+                })
+                .await;
+            shared.shutdown.send_replace(true);
+        });
     }
 
     /// Resolves once the peer's byte stream has ended (or failed).
@@ -298,12 +332,27 @@ impl StreamWriter {
     }
 }
 
-async fn write_loop<W: AsyncWrite>(write: W, mut frames: mpsc::Receiver<Frame>, mut encoder: Encoder) {
+async fn write_loop<W: AsyncWrite>(
+    write: W,
+    mut frames: mpsc::Receiver<Frame>,
+    mut encoder: Encoder,
+    activity: IdleClock,
+    mut shutdown: watch::Receiver<bool>,
+) {
     tokio::pin!(write);
     let mut buf = BytesMut::with_capacity(CHUNK + 64);
-    while let Some(frame) = frames.recv().await {
+    loop {
+        let frame = tokio::select! {
+            frame = frames.recv() => frame,
+            // Flush what is queued (the GOAWAY), then stop.
+            _ = shutdown.wait_for(|s| *s) => frames.try_recv().ok(),
+        };
+        let Some(frame) = frame else { break };
         let mut pending = Some(frame);
         while let Some(frame) = pending.take() {
+            if matches!(frame, Frame::Data { .. }) {
+                activity.touch();
+            }
             if let Err(error) = encoder.encode(&frame, &mut buf) {
                 tracing::debug!(%error, "spdy: dropping a frame that cannot be encoded");
             }
@@ -324,6 +373,7 @@ async fn read_loop<R: AsyncRead>(
     shared: Arc<Shared>,
     incoming: mpsc::Sender<Stream>,
     closed: watch::Sender<bool>,
+    mut shutdown: watch::Receiver<bool>,
 ) {
     tokio::pin!(read);
     let mut incoming = Some(incoming);
@@ -347,11 +397,17 @@ async fn read_loop<R: AsyncRead>(
                     break 'session;
                 }
             };
+            if matches!(frame, Frame::SynStream { .. } | Frame::Data { .. }) {
+                shared.activity.touch();
+            }
             handle(&shared, frame, &mut incoming, &mut last_peer_id).await;
         }
-        match read.read_buf(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
+        tokio::select! {
+            read = read.read_buf(&mut buf) => match read {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            },
+            _ = shutdown.wait_for(|s| *s) => break,
         }
     }
     // The connection is gone: every stream ends.
@@ -441,6 +497,8 @@ async fn handle(
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::frame::header;
 
@@ -501,6 +559,48 @@ mod tests {
             task.await.unwrap();
         }
         assert!(client.shared.streams().is_empty(), "finished streams are forgotten");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_session_is_closed_but_data_keeps_it_open() {
+        let (a, b) = tokio::io::duplex(4096);
+        echo_server_idle(b, Duration::from_secs(10));
+        let client = Session::new(a, Role::Client).unwrap();
+        let stream = client.open(pairs(&[("requestid", "1")]), false).await.unwrap();
+        let (mut reader, writer) = stream.split();
+        for _ in 0..3 {
+            // Data every 6 s: never 10 s without activity.
+            writer.send(Bytes::from_static(b"x")).await.unwrap();
+            assert_eq!(reader.recv().await.as_deref(), Some(&b"X"[..]));
+            tokio::time::sleep(Duration::from_secs(6)).await;
+            // Pings are answered but are no activity.
+            client.ping(1).await.unwrap();
+        }
+        let start = tokio::time::Instant::now();
+        client.closed().await;
+        let waited = start.elapsed();
+        assert!(
+            waited >= Duration::from_secs(3) && waited <= Duration::from_secs(5),
+            "{waited:?}"
+        );
+        assert!(reader.recv().await.is_none(), "the stream ended with the connection");
+    }
+
+    /// [`echo_server`] whose session closes after `timeout` without activity.
+    fn echo_server_idle(io: tokio::io::DuplexStream, timeout: Duration) {
+        let mut server = Session::new(io, Role::Server).unwrap();
+        server.close_when_idle(timeout);
+        tokio::spawn(async move {
+            while let Some(stream) = server.accept().await {
+                tokio::spawn(async move {
+                    let (mut reader, writer) = stream.split();
+                    let _ = writer.reply(Headers::new()).await;
+                    while let Some(data) = reader.recv().await {
+                        let _ = writer.send(Bytes::from(data.to_ascii_uppercase())).await;
+                    }
+                });
+            }
+        });
     }
 
     #[tokio::test]

@@ -26,6 +26,8 @@ pub struct Context {
     pub network: Arc<crate::network::PodNetworking>,
     /// Services, ConfigMaps and Secrets for pod starts.
     pub sources: super::sources::SourceCache,
+    /// `--streaming-connection-idle-timeout` (`None`: never).
+    pub streaming_idle_timeout: Option<std::time::Duration>,
     recorder: Recorder,
 }
 
@@ -63,6 +65,7 @@ impl Context {
             pod_manifest_path: None,
             network,
             sources: super::sources::SourceCache::uncached(client.clone()),
+            streaming_idle_timeout: Some(crate::server::STREAMING_IDLE_TIMEOUT),
             recorder,
         }
     }

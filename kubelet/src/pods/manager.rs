@@ -202,6 +202,10 @@ impl NodeView for PodManager {
         self.ctx.images.clone()
     }
 
+    fn streaming_idle_timeout(&self) -> Option<std::time::Duration> {
+        self.ctx.streaming_idle_timeout
+    }
+
     fn resource_metrics(&self) -> String {
         crate::resource_metrics::render(&crate::resource_metrics::collect(&self.ctx.runtime, &self.pods()))
     }
