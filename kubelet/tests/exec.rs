@@ -423,3 +423,83 @@ async fn kubectl_exec_over_the_spdy_fallback() {
     })
     .await;
 }
+
+/// What the kubelet answers to `GET /pods` over TLS with `client_cert` (DER chain and key),
+/// or the error that ended the exchange.
+async fn kubelet_answer(
+    port: u16,
+    client_cert: Option<(
+        Vec<rustls_pki_types::CertificateDer<'static>>,
+        rustls_pki_types::PrivateKeyDer<'static>,
+    )>,
+) -> Result<String, std::io::Error> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(std::io::Error::other)?
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(component_base::tls::AnyServerCertificate::new(
+            provider,
+        )));
+    let config = match client_cert {
+        Some((chain, key)) => builder
+            .with_client_auth_cert(chain, key)
+            .map_err(std::io::Error::other)?,
+        None => builder.with_no_client_auth(),
+    };
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").map_err(std::io::Error::other)?;
+    let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(name, tcp)
+        .await?;
+    tls.write_all(b"GET /pods HTTP/1.1\r\nHost: kubelet\r\nConnection: close\r\n\r\n")
+        .await?;
+    let mut answer = Vec::new();
+    tls.read_to_end(&mut answer).await?;
+    Ok(String::from_utf8_lossy(&answer).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_kubelet_serves_nobody_without_a_trusted_client_certificate() {
+    use rustls_pki_types::pem::PemObject;
+    let node = Node1::start(&[]).await;
+    let port = node.kubelet.port;
+    // The admin's certificate (system:masters, signed by the cluster CA) is served.
+    let kubeconfig = std::fs::read_to_string(node.apiserver.kubeconfig()).expect("kubeconfig");
+    let field = |name: &str| {
+        let line = kubeconfig
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(&format!("{name}: ")).map(str::to_owned))
+            .unwrap_or_else(|| panic!("{name} in the kubeconfig"));
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, line.trim()).expect("base64")
+    };
+    let admin = (
+        rustls_pki_types::CertificateDer::pem_slice_iter(&field("client-certificate-data"))
+            .collect::<Result<Vec<_>, _>>()
+            .expect("certificate PEM"),
+        rustls_pki_types::PrivateKeyDer::from_pem_slice(&field("client-key-data")).expect("key PEM"),
+    );
+    let served = kubelet_answer(port, Some(admin)).await.expect("the admin is served");
+    assert!(served.starts_with("HTTP/1.1 200"), "{served}");
+    // No client certificate: the handshake (or the first read, with TLS 1.3) fails.
+    let anonymous = kubelet_answer(port, None).await;
+    assert!(anonymous.is_err(), "served anonymously: {anonymous:?}");
+    // A certificate from a CA the kubelet does not trust fails the same way.
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut params = rcgen::CertificateParams::new(vec![]).expect("params");
+    params.distinguished_name.push(rcgen::DnType::CommonName, "intruder");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "system:masters");
+    let cert = params.self_signed(&key).expect("self-signed");
+    let untrusted = kubelet_answer(
+        port,
+        Some((
+            vec![cert.der().clone()],
+            rustls_pki_types::PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).expect("key PEM"),
+        )),
+    )
+    .await;
+    assert!(untrusted.is_err(), "served an untrusted certificate: {untrusted:?}");
+}
