@@ -1,8 +1,8 @@
 //! The daemonset controller's pure decision: given a DaemonSet, the nodes, the pods of its
 //! namespace and the current revision hash, which pods to adopt, release, create (one per
 //! node) and delete, which old pods a rolling update replaces, and the new status
-//! (upstream's `manage`, `podsShouldBeOnNode`, `rollingUpdate` without surge, and
-//! `updateDaemonSetStatus`).
+//! (upstream's `manage`, `podsShouldBeOnNode`, `rollingUpdate` with and without maxSurge,
+//! and `updateDaemonSetStatus`).
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashSet};
@@ -134,6 +134,33 @@ pub fn max_unavailable(ds: &DaemonSet, desired: i32) -> i32 {
     scaled_value(&value, desired, true).max(1)
 }
 
+/// Upstream's `SurgeCount`: maxSurge (default 0, percentages round up) against the desired
+/// number of pods.
+pub fn max_surge(ds: &DaemonSet, desired: i32) -> i32 {
+    if !is_rolling(ds) {
+        return 0;
+    }
+    ds.spec
+        .update_strategy
+        .as_ref()
+        .and_then(|strategy| strategy.rolling_update.as_ref())
+        .and_then(|rolling| rolling.max_surge.as_ref())
+        .map_or(0, |value| scaled_value(value, desired, true))
+}
+
+/// Upstream's `AllowsSurge`: a rolling update that may start a new pod beside an old one.
+fn allows_surge(ds: &DaemonSet) -> bool {
+    max_surge(ds, 1) != 0
+}
+
+fn has_hash(pod: &Pod, hash: &str) -> bool {
+    pod.metadata
+        .labels
+        .as_ref()
+        .and_then(|labels| labels.get(REVISION_HASH))
+        .is_some_and(|value| value == hash)
+}
+
 fn is_rolling(ds: &DaemonSet) -> bool {
     ds.spec
         .update_strategy
@@ -190,8 +217,10 @@ pub fn decide(ds: &DaemonSet, inputs: &Inputs<'_>) -> Plan {
     }
     let generation = template_generation(ds);
 
+    let surge = allows_surge(ds);
+    let min_ready = ds.spec.min_ready_seconds.unwrap_or(0);
     if inputs.expectations_met {
-        manage(&fits, &by_node, inputs, &mut plan);
+        manage(&fits, &by_node, inputs, surge.then_some(min_ready), &mut plan);
         // Unscheduled pods for nodes that no longer exist are never scheduled: delete them
         // (scheduled ones are the pod garbage collector's).
         let known: HashSet<&str> = fits.iter().map(|(name, _)| *name).collect();
@@ -214,7 +243,11 @@ pub fn decide(ds: &DaemonSet, inputs: &Inputs<'_>) -> Plan {
         plan.create_on.truncate(BURST_REPLICAS);
         plan.delete.truncate(BURST_REPLICAS);
         if plan.create_on.is_empty() && plan.delete.is_empty() && is_rolling(ds) {
-            plan.delete = rolling_update(ds, &fits, &by_node, inputs.hash, generation, inputs.now);
+            if surge {
+                (plan.delete, plan.create_on) = surge_update(ds, &fits, &by_node, inputs.hash, generation, inputs.now);
+            } else {
+                plan.delete = rolling_update(ds, &fits, &by_node, inputs.hash, generation, inputs.now);
+            }
         }
     }
 
@@ -261,8 +294,15 @@ fn claim(ds: &DaemonSet, pods: &[Arc<Pod>], plan: &mut Plan) -> Vec<Arc<Pod>> {
     owned
 }
 
-/// Upstream's `podsShouldBeOnNode` for every node.
-fn manage(fits: &[(&str, Fit)], by_node: &BTreeMap<String, Vec<Arc<Pod>>>, inputs: &Inputs<'_>, plan: &mut Plan) {
+/// Upstream's `podsShouldBeOnNode` for every node; `surge` is the DaemonSet's minReadySeconds
+/// when its rolling update may surge.
+fn manage(
+    fits: &[(&str, Fit)],
+    by_node: &BTreeMap<String, Vec<Arc<Pod>>>,
+    inputs: &Inputs<'_>,
+    surge: Option<i32>,
+    plan: &mut Plan,
+) {
     for (node, fit) in fits {
         let pods = by_node.get(*node);
         match (pods, fit) {
@@ -293,9 +333,12 @@ fn manage(fits: &[(&str, Fit)], by_node: &BTreeMap<String, Vec<Arc<Pod>>>, input
                         _ => running.push(pod.clone()),
                     }
                 }
-                // Without surge, one pod per node: keep the oldest running one.
                 running.sort_by(oldest_running_first);
-                plan.delete.extend(running.into_iter().skip(1));
+                match surge {
+                    // Without surge, one pod per node: keep the oldest running one.
+                    None => plan.delete.extend(running.into_iter().skip(1)),
+                    Some(min_ready) => keep_surge_pair(running, inputs, min_ready, plan),
+                }
             }
             (Some(pods), _) => {
                 plan.delete
@@ -304,6 +347,78 @@ fn manage(fits: &[(&str, Fit)], by_node: &BTreeMap<String, Vec<Arc<Pod>>>, input
             (None, _) => {}
         }
     }
+}
+
+/// With surge, a node keeps its oldest new pod and its oldest old pod (`running` is sorted
+/// oldest first) while the new one is not available yet and the old one is ready; once the
+/// new pod is available (or the old one not ready) the old one goes. Any other pod goes.
+fn keep_surge_pair(running: Vec<Arc<Pod>>, inputs: &Inputs<'_>, min_ready: i32, plan: &mut Plan) {
+    let (mut oldest_new, mut oldest_old): (Option<Arc<Pod>>, Option<Arc<Pod>>) = (None, None);
+    for pod in running {
+        let slot = if has_hash(&pod, inputs.hash) {
+            &mut oldest_new
+        } else {
+            &mut oldest_old
+        };
+        if slot.is_none() {
+            *slot = Some(pod);
+        } else {
+            plan.delete.push(pod);
+        }
+    }
+    if let (Some(new), Some(old)) = (oldest_new, oldest_old)
+        && (!util::is_pod_ready(&old) || util::is_pod_available(&new, min_ready, inputs.now))
+    {
+        plan.delete.push(old);
+    }
+}
+
+/// Upstream's `rollingUpdate` with maxSurge: (old pods to delete, nodes to start a new pod
+/// on beside the old one). A node whose old pod is not available gets its new pod at once;
+/// otherwise at most maxSurge nodes run an old and a not-yet-available new pod together. An
+/// old pod goes once the new pod on its node is available.
+fn surge_update(
+    ds: &DaemonSet,
+    fits: &[(&str, Fit)],
+    by_node: &BTreeMap<String, Vec<Arc<Pod>>>,
+    hash: &str,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> (Vec<Arc<Pod>>, Vec<String>) {
+    let desired = fits.iter().filter(|(_, fit)| fit.should_run).count() as i32;
+    let max_surge = max_surge(ds, desired);
+    let min_ready = ds.spec.min_ready_seconds.unwrap_or(0);
+    let should_run = |node: &str| fits.iter().any(|(name, fit)| *name == node && fit.should_run);
+    let (mut surging, mut delete, mut allowed, mut candidates) = (0, Vec::new(), Vec::new(), Vec::new());
+    for (node, pods) in by_node {
+        let live: Vec<&Arc<Pod>> = pods.iter().filter(|pod| !util::is_deleting(&pod.metadata)).collect();
+        let (new, old): (Vec<_>, Vec<_>) = live.into_iter().partition(|pod| is_pod_updated(pod, hash, generation));
+        match (new.as_slice(), old.as_slice()) {
+            // Up to date or empty: the manage step looks after it.
+            (_, []) if new.len() <= 1 => {}
+            ([], [old]) => {
+                if !util::is_pod_available(old, min_ready, now) {
+                    if should_run(node) {
+                        allowed.push(node.clone());
+                    }
+                } else if surging < max_surge {
+                    candidates.push(node.clone());
+                }
+            }
+            ([new], [old]) => {
+                if util::is_pod_available(new, min_ready, now) {
+                    delete.push((*old).clone());
+                } else {
+                    surging += 1;
+                }
+            }
+            // Excess pods: the manage step cleans up; the node counts as surging.
+            _ => surging += 1,
+        }
+    }
+    let room = (max_surge - surging).max(0) as usize;
+    allowed.extend(candidates.into_iter().take(room));
+    (delete, allowed)
 }
 
 /// Upstream's `rollingUpdate` with maxSurge 0: the old pods to delete now, keeping at most

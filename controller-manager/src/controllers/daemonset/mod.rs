@@ -1,7 +1,8 @@
 //! The daemonset controller: one pod of each DaemonSet on every node it fits (node selector,
 //! required node affinity, taints against tolerations), pinned by node affinity so the
 //! scheduler binds it; pods on nodes that stopped fitting are deleted, failed ones replaced
-//! (with a per-node back-off), templates rolled out with RollingUpdate (maxUnavailable) or
+//! (with a per-node back-off), templates rolled out with RollingUpdate (maxUnavailable, or
+//! maxSurge: the new pod starts beside the old one, which goes once the new one is available) or
 //! OnDelete, and the template history kept as ControllerRevisions.
 //!
 //! The shared context has no DaemonSet or ControllerRevision informer yet, so this controller

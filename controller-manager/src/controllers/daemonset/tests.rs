@@ -352,6 +352,111 @@ fn rolling_update_table() {
     }
 }
 
+/// A rolling DaemonSet with `maxSurge` and maxUnavailable 0.
+fn surge_ds(max_surge: serde_json::Value) -> DaemonSet {
+    let mut ds = ds(Some(json!(0)), false);
+    let rolling = ds
+        .spec
+        .update_strategy
+        .as_mut()
+        .and_then(|strategy| strategy.rolling_update.as_mut())
+        .expect("rolling update");
+    rolling.max_surge = Some(serde_json::from_value(max_surge).expect("maxSurge"));
+    ds
+}
+
+#[test]
+fn surge_update_table() {
+    let nodes: Vec<Arc<Node>> = (1..=4).map(|i| node(&format!("n{i}"), "worker", None)).collect();
+    let all_old = || {
+        (1..=4)
+            .map(|i| available(daemon(&format!("p{i}"), &format!("n{i}"), OLD, 100)))
+            .collect::<Vec<_>>()
+    };
+    let with = |changes: Vec<(usize, Pod)>| {
+        let mut pods = all_old();
+        for (at, pod) in changes {
+            if at < pods.len() {
+                pods[at] = pod;
+            } else {
+                pods.push(pod);
+            }
+        }
+        pods
+    };
+    // (name, maxSurge, pods, want created on, want deleted)
+    type Case = (
+        &'static str,
+        serde_json::Value,
+        Vec<Pod>,
+        Vec<&'static str>,
+        Vec<&'static str>,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "maxSurge 1: a new pod beside one old pod",
+            json!(1),
+            all_old(),
+            vec!["n1"],
+            vec![],
+        ),
+        ("maxSurge 2", json!(2), all_old(), vec!["n1", "n2"], vec![]),
+        (
+            "maxSurge 30% of 4 rounds up to 2",
+            json!("30%"),
+            all_old(),
+            vec!["n1", "n2"],
+            vec![],
+        ),
+        (
+            "a new pod that is not available yet uses the budget; both pods stay",
+            json!(1),
+            with(vec![(4, daemon("p1-new", "n1", NEW, 1))]),
+            vec![],
+            vec![],
+        ),
+        (
+            "an available new pod: its old pod goes",
+            json!(1),
+            with(vec![(4, available(daemon("p1-new", "n1", NEW, 1)))]),
+            vec![],
+            vec!["p1"],
+        ),
+        (
+            "an old pod that is not ready goes at once beside an unavailable new one",
+            json!(1),
+            with(vec![
+                (0, daemon("p1", "n1", OLD, 100)),
+                (4, daemon("p1-new", "n1", NEW, 1)),
+            ]),
+            vec![],
+            vec!["p1"],
+        ),
+        (
+            "an unavailable old pod gets its new pod regardless of the budget",
+            json!(1),
+            with(vec![(2, daemon("p3", "n3", OLD, 100))]),
+            vec!["n3", "n1"],
+            vec![],
+        ),
+        (
+            "two new pods on a node: the younger goes",
+            json!(1),
+            with(vec![
+                (0, available(daemon("p1-new", "n1", NEW, 50))),
+                (4, daemon("p1-newer", "n1", NEW, 1)),
+            ]),
+            vec![],
+            vec!["p1-newer"],
+        ),
+    ];
+    for (name, max_surge, pods, want_created, want_deleted) in cases {
+        let plan = run(&surge_ds(max_surge), &nodes, pods, &[]);
+        assert_eq!(plan.create_on, want_created, "{name}: created on");
+        assert_eq!(names(&plan.delete), want_deleted, "{name}: deleted");
+    }
+}
+
 #[test]
 fn status_counts_like_upstream() {
     let nodes = vec![
