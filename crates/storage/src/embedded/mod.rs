@@ -23,6 +23,7 @@
 //! row up to the compaction revision the row it superseded is deleted, and so are tombstones
 //! below it. A read at a revision `>= compacted` never needs a deleted row.
 
+mod codec;
 mod reads;
 mod watch;
 mod writer;

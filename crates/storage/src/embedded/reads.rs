@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::{Event, KeyValue, ListRequest, ListResponse, Result, Revision, StorageError};
@@ -159,7 +158,9 @@ pub(super) fn latest(conn: &Connection, key: &str) -> rusqlite::Result<Option<Ke
     Ok(match row {
         Some((id, false, create_revision, value)) => Some(KeyValue {
             key: key.to_owned(),
-            value: Bytes::from(value),
+            value: super::codec::decode(value).map_err(|error| {
+                rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Blob, Box::new(error))
+            })?,
             create_revision,
             mod_revision: id,
         }),
@@ -243,7 +244,7 @@ pub(super) fn list(conn: &mut Connection, request: &ListRequest, current: Revisi
             .map_err(sql_error)?;
         kvs.push(KeyValue {
             key: name(key)?,
-            value: Bytes::from(value),
+            value: super::codec::decode(value)?,
             create_revision,
             mod_revision: id,
         });
@@ -343,7 +344,7 @@ pub(super) fn replay_page(
                 // gone (logically, even before the physical deletion), as on etcd.
                 (Some(prev_create), Some(prev_value)) if id != compacted => Some(KeyValue {
                     key: key.clone(),
-                    value: Bytes::from(prev_value),
+                    value: super::codec::decode(prev_value)?,
                     create_revision: prev_create,
                     mod_revision: prev_revision,
                 }),
@@ -366,7 +367,7 @@ pub(super) fn replay_page(
             (false, prev) => Event::Put {
                 kv: KeyValue {
                     key,
-                    value: Bytes::from(value),
+                    value: super::codec::decode(value)?,
                     create_revision,
                     mod_revision: id,
                 },

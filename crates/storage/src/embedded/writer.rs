@@ -449,6 +449,8 @@ fn insert(
     value: &[u8],
 ) -> rusqlite::Result<()> {
     let created = !deleted && prev_revision == 0;
+    let value =
+        super::codec::encode(value).map_err(|error| rusqlite::Error::ToSqlConversionFailure(Box::new(error)))?;
     tx.prepare_cached(
         "INSERT INTO kv (id, name, created, deleted, create_revision, prev_revision, value) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -460,7 +462,7 @@ fn insert(
         deleted,
         create_revision,
         prev_revision,
-        value
+        value.as_ref()
     ])
     .map(drop)
 }
