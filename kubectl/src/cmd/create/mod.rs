@@ -1,6 +1,6 @@
 //! `kubectl create`: from files (`-f`, in `cmd::apply`) or through one of upstream's
-//! generators (`namespace`, `deployment`, `job`, `configmap`, `secret generic`, `service
-//! clusterip|nodeport|loadbalancer|externalname`), which build the object client-side
+//! generators (`namespace`, `deployment`, `job`, `cronjob`, `serviceaccount`, `configmap`,
+//! `secret generic`, `service clusterip|nodeport|loadbalancer|externalname`), which build the object client-side
 //! exactly as upstream does, then create it (or only print it with `--dry-run=client`).
 
 pub mod data;
@@ -36,6 +36,12 @@ pub enum Generator {
     Deployment(workload::DeploymentArgs),
     /// Create a job with the specified name.
     Job(workload::JobArgs),
+    /// Create a cronjob with the specified name.
+    #[command(visible_alias = "cj")]
+    Cronjob(workload::CronJobArgs),
+    /// Create a service account with the specified name.
+    #[command(visible_alias = "sa")]
+    Serviceaccount(workload::NamespaceArgs),
     /// Create a config map from a local file, directory or literal value.
     #[command(visible_alias = "cm")]
     Configmap(data::ConfigMapArgs),
@@ -73,6 +79,8 @@ pub async fn run(ctx: &mut Context, command: &CreateCommand) -> Result<(), Error
         Some(Generator::Namespace(args)) => workload::namespace(ctx, args).await,
         Some(Generator::Deployment(args)) => workload::deployment(ctx, args).await,
         Some(Generator::Job(args)) => workload::job(ctx, args).await,
+        Some(Generator::Cronjob(args)) => workload::cronjob(ctx, args).await,
+        Some(Generator::Serviceaccount(args)) => workload::serviceaccount(ctx, args).await,
         Some(Generator::Configmap(args)) => data::configmap(ctx, args).await,
         Some(Generator::Secret(args)) => data::secret(ctx, args).await,
         Some(Generator::Service(args)) => workload::service(ctx, args).await,

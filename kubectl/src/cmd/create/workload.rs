@@ -1,6 +1,6 @@
-//! The generators of namespaces, deployments, jobs and services, building the objects
-//! field for field as upstream's `create_namespace.go`, `create_deployment.go`,
-//! `create_job.go` and `create_service.go` do.
+//! The generators of namespaces, deployments, jobs, cronjobs and services, building the
+//! objects field for field as upstream's `create_namespace.go`, `create_deployment.go`,
+//! `create_job.go`, `create_cronjob.go` and `create_service.go` do.
 
 use rand::Rng;
 use serde_json::{Map, Value, json};
@@ -10,7 +10,7 @@ use crate::cmd::Context;
 use crate::error::Error;
 use crate::request;
 
-/// `create namespace NAME`.
+/// `create namespace NAME` (and `create serviceaccount NAME`: the same flags).
 #[derive(clap::Args, Debug, Clone)]
 pub struct NamespaceArgs {
     pub names: Vec<String>,
@@ -48,6 +48,26 @@ pub struct JobArgs {
     /// The name of the resource to create a Job from (only cronjob is supported).
     #[arg(long)]
     pub from: Option<String>,
+    /// The command to run in the container (after `--`).
+    #[arg(last = true)]
+    pub command: Vec<String>,
+    #[command(flatten)]
+    pub common: CommonFlags,
+}
+
+/// `create cronjob NAME --image=image --schedule=CRON [--restart=OnFailure|Never] [-- command]`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct CronJobArgs {
+    pub names: Vec<String>,
+    /// Image name to run.
+    #[arg(long)]
+    pub image: Option<String>,
+    /// A schedule in the Cron format the job should be run with.
+    #[arg(long)]
+    pub schedule: Option<String>,
+    /// job's restart policy. supported values: OnFailure, Never
+    #[arg(long)]
+    pub restart: Option<String>,
     /// The command to run in the container (after `--`).
     #[arg(last = true)]
     pub command: Vec<String>,
@@ -242,6 +262,58 @@ pub async fn job(ctx: &mut Context, args: &JobArgs) -> Result<(), Error> {
     };
     let object = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": spec, "status": {}});
     finish(ctx, prepared, &args.common, object, Some("failed to create job: ")).await
+}
+
+/// Runs `create cronjob`.
+pub async fn cronjob(ctx: &mut Context, args: &CronJobArgs) -> Result<(), Error> {
+    let missing: Vec<&str> = [("image", args.image.is_none()), ("schedule", args.schedule.is_none())]
+        .into_iter()
+        .filter_map(|(flag, missing)| missing.then_some(flag))
+        .collect();
+    if !missing.is_empty() {
+        let quoted: Vec<String> = missing.iter().map(|flag| format!("{flag:?}")).collect();
+        return Err(Error::Usage(format!("required flag(s) {} not set", quoted.join(", "))));
+    }
+    let name = one_name(&args.names, "cronjob")?;
+    let prepared = prepare(ctx, &args.common).await?;
+    let mut container = json!({"image": args.image, "name": name, "resources": {}});
+    if !args.command.is_empty() {
+        container["command"] = json!(args.command);
+    }
+    let restart = args
+        .restart
+        .clone()
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| "OnFailure".into());
+    let object = json!({
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": prepared.metadata(&name, true),
+        "spec": {
+            "jobTemplate": {
+                "metadata": {"name": name},
+                "spec": {"template": {"metadata": {}, "spec": {"containers": [container], "restartPolicy": restart}}},
+            },
+            "schedule": args.schedule,
+        },
+        "status": {},
+    });
+    finish(ctx, prepared, &args.common, object, Some("failed to create cronjob: ")).await
+}
+
+/// Runs `create serviceaccount`.
+pub async fn serviceaccount(ctx: &mut Context, args: &NamespaceArgs) -> Result<(), Error> {
+    let name = one_name(&args.names, "serviceaccount")?;
+    let prepared = prepare(ctx, &args.common).await?;
+    let object = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": prepared.metadata(&name, true)});
+    finish(
+        ctx,
+        prepared,
+        &args.common,
+        object,
+        Some("failed to create serviceaccount: "),
+    )
+    .await
 }
 
 /// The CronJob `--from` names (`cronjob/NAME`); anything else is upstream's error.
