@@ -99,8 +99,35 @@ pub enum Command {
     Version(cmd::info::VersionArgs),
 }
 
+/// `create rolebinding|clusterrolebinding` have their own `--user` (a subject), which shadows
+/// the global `--user` (the kubeconfig user) as a cobra local flag does upstream; clap cannot
+/// define both, so those commands' `--user` is renamed to the hidden `--binding-user`.
+fn shadow_binding_user(mut args: Vec<String>) -> Vec<String> {
+    let before_dash: Vec<&str> = args
+        .iter()
+        .skip(1)
+        .take_while(|a| *a != "--")
+        .map(String::as_str)
+        .collect();
+    let binding = before_dash
+        .windows(2)
+        .any(|pair| matches!(pair, ["create", "rolebinding" | "clusterrolebinding"]));
+    if !binding {
+        return args;
+    }
+    for arg in args.iter_mut().skip(1).take_while(|a| *a != "--") {
+        if arg == "--user" {
+            *arg = "--binding-user".into();
+        } else if let Some(value) = arg.strip_prefix("--user=") {
+            *arg = format!("--binding-user={value}");
+        }
+    }
+    args
+}
+
 /// Parses `args` (including the program name) and runs the command; returns the exit code.
 pub fn main_with_args(args: Vec<String>) -> i32 {
+    let args = shadow_binding_user(args);
     let matches = match Cli::command().try_get_matches_from(&args) {
         Ok(matches) => matches,
         Err(error) => {

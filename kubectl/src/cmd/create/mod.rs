@@ -1,9 +1,11 @@
 //! `kubectl create`: from files (`-f`, in `cmd::apply`) or through one of upstream's
-//! generators (`namespace`, `deployment`, `job`, `cronjob`, `serviceaccount`, `configmap`,
-//! `secret generic`, `service clusterip|nodeport|loadbalancer|externalname`), which build the object client-side
+//! generators (`namespace`, `deployment`, `job`, `cronjob`, `serviceaccount`, `rolebinding`,
+//! `clusterrolebinding`, `configmap`, `secret generic`, `service
+//! clusterip|nodeport|loadbalancer|externalname`), which build the object client-side
 //! exactly as upstream does, then create it (or only print it with `--dry-run=client`).
 
 pub mod data;
+pub mod rbac;
 pub mod workload;
 
 use http::Method;
@@ -42,6 +44,10 @@ pub enum Generator {
     /// Create a service account with the specified name.
     #[command(visible_alias = "sa")]
     Serviceaccount(workload::NamespaceArgs),
+    /// Create a role binding for a particular role or cluster role.
+    Rolebinding(rbac::RoleBindingArgs),
+    /// Create a cluster role binding for a particular cluster role.
+    Clusterrolebinding(rbac::RoleBindingArgs),
     /// Create a config map from a local file, directory or literal value.
     #[command(visible_alias = "cm")]
     Configmap(data::ConfigMapArgs),
@@ -81,6 +87,8 @@ pub async fn run(ctx: &mut Context, command: &CreateCommand) -> Result<(), Error
         Some(Generator::Job(args)) => workload::job(ctx, args).await,
         Some(Generator::Cronjob(args)) => workload::cronjob(ctx, args).await,
         Some(Generator::Serviceaccount(args)) => workload::serviceaccount(ctx, args).await,
+        Some(Generator::Rolebinding(args)) => rbac::rolebinding(ctx, args).await,
+        Some(Generator::Clusterrolebinding(args)) => rbac::clusterrolebinding(ctx, args).await,
         Some(Generator::Configmap(args)) => data::configmap(ctx, args).await,
         Some(Generator::Secret(args)) => data::secret(ctx, args).await,
         Some(Generator::Service(args)) => workload::service(ctx, args).await,
