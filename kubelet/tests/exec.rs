@@ -278,24 +278,12 @@ async fn scenarios(node: &Node1, client: &Path, n: usize) -> Vec<Seen> {
     );
     // The process is killed when the client goes away.
     let kubeconfig = node.apiserver.kubeconfig();
-    let mut running = Command::new(client)
-        .arg("--kubeconfig")
-        .arg(&kubeconfig)
-        .args(["exec", "shell", "-c", "main", "--", "sleep", "4321"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("running kubectl");
-    node.wait("the exec'd sleep to start", Duration::from_secs(30), || async {
-        processes("sleep 4321") == 1
-    })
-    .await;
-    running.kill().await.expect("killing kubectl");
-    node.wait("the exec'd sleep to be killed", Duration::from_secs(30), || async {
-        processes("sleep 4321") == 0
-    })
+    killed_with_its_client(
+        node,
+        client,
+        &[],
+        &["exec", "shell", "-c", "main", "--", "sleep", "4321"],
+    )
     .await;
 
     // An interactive shell on a terminal, resized while it runs.
@@ -402,24 +390,38 @@ async fn kubectl_exec_over_the_spdy_fallback() {
     assert_eq!(text(&out.stdout).trim(), "3", "{}", text(&out.stderr));
 
     // The process is killed when the client goes away.
-    let mut running = Command::new(&client)
-        .env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false")
+    killed_with_its_client(&node, &client, &spdy, &["exec", "shell", "--", "sleep", "4322"]).await;
+}
+
+/// Runs `client` with `env` and `args` (ending in `-- sleep N`, a command line no other test
+/// runs), waits for the process in the container, kills kubectl and waits for the process to
+/// be killed too.
+async fn killed_with_its_client(node: &Node1, client: &Path, env: &[(&str, &str)], args: &[&str]) {
+    let command = args
+        .iter()
+        .skip_while(|arg| **arg != "--")
+        .skip(1)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut running = Command::new(client)
+        .envs(env.iter().copied())
         .arg("--kubeconfig")
         .arg(node.apiserver.kubeconfig())
-        .args(["exec", "shell", "--", "sleep", "4322"])
+        .args(args)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .expect("running kubectl");
-    node.wait("the exec'd sleep to start", Duration::from_secs(30), || async {
-        processes("sleep 4322") == 1
+    node.wait("the exec'd process to start", Duration::from_secs(30), || async {
+        processes(&command) == 1
     })
     .await;
     running.kill().await.expect("killing kubectl");
-    node.wait("the exec'd sleep to be killed", Duration::from_secs(30), || async {
-        processes("sleep 4322") == 0
+    node.wait("the exec'd process to be killed", Duration::from_secs(30), || async {
+        processes(&command) == 0
     })
     .await;
 }
