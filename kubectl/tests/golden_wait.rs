@@ -157,11 +157,12 @@ fn wait_follows_conditions_creations_and_deletions_like_upstream() -> Result<()>
 
     let waiting = spawn_both(&clients, &["wait", "cm/later", "cm/b", "--for=delete", "--timeout=30s"])?;
     // Both clients must have fetched the objects before they go (upstream starts slowly on a
-    // loaded machine and then reports only what it saw being deleted).
+    // loaded machine and then reports only what it saw being deleted), and upstream waits for
+    // one object after the other: `b` goes only once both are watching it.
     std::thread::sleep(Duration::from_secs(6));
-    clients
-        .upstream(&["-n", &ns, "delete", "configmap", "later", "b"])?
-        .ok()?;
+    clients.upstream(&["-n", &ns, "delete", "configmap", "later"])?.ok()?;
+    std::thread::sleep(Duration::from_secs(3));
+    clients.upstream(&["-n", &ns, "delete", "configmap", "b"])?.ok()?;
     let deleted = same_outputs(waiting)?;
     assert_eq!(
         deleted.stdout,
