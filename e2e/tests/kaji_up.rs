@@ -7,155 +7,11 @@
 //!
 //! Needs every workspace binary built first (`cargo test --workspace` does that) and root.
 
-use std::process::Output;
 use std::time::{Duration, Instant};
 
+use e2e::{Host, text};
 use testkit::netlab::NetLab;
 use testkit::registry::{ImageOptions, Registry, push_busybox_image};
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-struct Host {
-    /// The cluster `kaji down` removes when the test ends early.
-    name: String,
-    up: bool,
-    kubeconfig: std::path::PathBuf,
-    home: tempfile::TempDir,
-    lab: NetLab,
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        if self.up {
-            let _ = self.kaji(&["down", "--name", &self.name.clone()]);
-        }
-    }
-}
-
-impl Host {
-    fn kaji(&self, args: &[&str]) -> Output {
-        self.lab
-            .lab
-            .command(testkit::workspace_binary("kaji").expect("kaji"))
-            .args(args)
-            .env("KAJI_HOME", self.home.path())
-            .output()
-            .expect("running kaji")
-    }
-
-    fn kubectl(&self, args: &[&str]) -> Output {
-        self.lab
-            .lab
-            .command("kubectl")
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .args(args)
-            .output()
-            .expect("running kubectl")
-    }
-
-    /// Fetches `url` from the host (5 s at most).
-    fn fetch(&self, url: &str) -> Output {
-        self.lab
-            .lab
-            .command("busybox")
-            .args(["timeout", "5", "busybox", "wget", "-qO-", url])
-            .output()
-            .expect("wget")
-    }
-
-    /// Waits up to 30 s for `url` to answer with a web pod's name.
-    fn wait_for_answer(&self, url: &str, logs: &dyn Fn() -> String) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let fetched = self.fetch(url);
-            if fetched.status.success() && String::from_utf8_lossy(&fetched.stdout).starts_with("web-") {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{url} did not answer: {}\n{}",
-                text(&fetched),
-                logs()
-            );
-            std::thread::sleep(Duration::from_millis(300));
-        }
-    }
-
-    /// Runs `kaji` and asserts it succeeded; returns its stdout.
-    fn kaji_ok(&self, args: &[&str]) -> String {
-        let output = self.kaji(args);
-        assert!(output.status.success(), "kaji {args:?}: {}", text(&output));
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    }
-
-    /// Waits up to `timeout` for node `node`'s STATUS column to be `status`.
-    fn wait_node_status(&self, node: &str, status: &str, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let out = self.kubectl(&["get", "node", node, "--no-headers"]);
-            let line = String::from_utf8_lossy(&out.stdout).into_owned();
-            if line.split_whitespace().nth(1) == Some(status) {
-                return;
-            }
-            assert!(Instant::now() < deadline, "node {node} is not {status}: {line}");
-            std::thread::sleep(Duration::from_millis(500));
-        }
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let output = self.kubectl(args);
-        assert!(output.status.success(), "kubectl {args:?}: {}", text(&output));
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    }
-
-    /// What `kaji down` must restore: the lab's links, the named namespaces, mounts and cgroups
-    /// that mention the cluster.
-    fn footprint(&self, name: &str) -> Vec<String> {
-        let mut out = Vec::new();
-        let links = self
-            .lab
-            .lab
-            .command("ip")
-            .args(["-o", "link", "show"])
-            .output()
-            .expect("ip link");
-        out.extend(
-            String::from_utf8_lossy(&links.stdout)
-                .lines()
-                .filter_map(|l| l.split(':').nth(1).map(|n| format!("link {}", n.trim()))),
-        );
-        for entry in std::fs::read_dir("/run/netns").into_iter().flatten().flatten() {
-            let netns = entry.file_name().to_string_lossy().into_owned();
-            if netns.contains(name) {
-                out.push(format!("netns {netns}"));
-            }
-        }
-        let home = self.home.path().display().to_string();
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        out.extend(
-            mounts
-                .lines()
-                .filter(|l| l.contains(&home))
-                .map(|l| format!("mount {l}")),
-        );
-        for hierarchy in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
-            for entry in std::fs::read_dir(hierarchy.path()).into_iter().flatten().flatten() {
-                if entry.file_name().to_string_lossy().contains(name) {
-                    out.push(format!("cgroup {}", entry.path().display()));
-                }
-            }
-        }
-        out.sort();
-        out
-    }
-}
 
 #[test]
 fn kaji_up_makes_a_working_cluster_and_down_leaves_nothing() {
@@ -169,17 +25,9 @@ fn kaji_up_makes_a_working_cluster_and_down_leaves_nothing() {
         .and_then(|p| p.parse().ok())
         .expect("registry port");
     let in_lab = lab.expose_host_port(port).expect("registry in the lab").to_string();
-    let home = tempfile::tempdir().expect("KAJI_HOME");
-    let kubeconfig = home.path().join("kubeconfig");
     let name = format!("t{}", std::process::id());
-    let mut host = Host {
-        name: name.clone(),
-        up: false,
-        kubeconfig,
-        home,
-        lab,
-    };
-    let before = host.footprint(&name);
+    let mut host = Host::new(lab, name.clone());
+    let before = host.footprint();
 
     let started = Instant::now();
     let up = host.kaji(&[
@@ -195,16 +43,7 @@ fn kaji_up_makes_a_working_cluster_and_down_leaves_nothing() {
     ]);
     let took = started.elapsed();
     host.up = true;
-    let cluster_logs = || {
-        let mut logs = String::new();
-        let dir = host.home.path().join("clusters").join(&name).join("logs");
-        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            let content = std::fs::read_to_string(entry.path()).unwrap_or_default();
-            let tail = &content[content.len().saturating_sub(2000)..];
-            logs.push_str(&format!("--- {} ---\n{tail}\n", entry.file_name().to_string_lossy()));
-        }
-        logs
-    };
+    let cluster_logs = || host.cluster_logs();
     assert!(up.status.success(), "kaji up: {}\n{}", text(&up), cluster_logs());
     eprintln!("kaji up --nodes 2 took {took:?}");
     let listed = host.kaji(&["list"]);
@@ -252,7 +91,7 @@ fn kaji_up_makes_a_working_cluster_and_down_leaves_nothing() {
     let node_port = host.ok(&["get", "svc", "web", "-o", "jsonpath={.spec.ports[0].nodePort}"]);
     for node in ["10", "11"] {
         let url = format!("http://10.250.0.{node}:{node_port}/");
-        host.wait_for_answer(&url, &cluster_logs);
+        host.wait_for_answer(&url);
     }
     let pod = host.ok(&[
         "get",
@@ -346,10 +185,7 @@ fn kaji_up_makes_a_working_cluster_and_down_leaves_nothing() {
         "-o",
         "jsonpath={.items[*].metadata.uid}",
     ]);
-    let record: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(host.home.path().join("clusters").join(&name).join("cluster.json")).expect("cluster.json"),
-    )
-    .expect("cluster.json parses");
+    let record = host.record();
     for process in record["processes"].as_array().expect("processes") {
         let victim = process["component"] == "kube-controller-manager"
             || (process["component"] == "kubelet" && process["node"] == format!("{name}-node0").as_str());
@@ -384,7 +220,7 @@ fn kaji_up_makes_a_working_cluster_and_down_leaves_nothing() {
         pods_before,
         "the same pods"
     );
-    host.wait_for_answer(&format!("http://10.250.0.10:{node_port}/"), &cluster_logs);
+    host.wait_for_answer(&format!("http://10.250.0.10:{node_port}/"));
 
     // Every component's log, tagged, merged; filtered by tag.
     let logs = host.kaji_ok(&["logs", "--name", &name, "--tail", "5"]);
@@ -417,7 +253,7 @@ fn kaji_up_makes_a_working_cluster_and_down_leaves_nothing() {
     assert!(text(&host.kaji(&["status", "--name", &name])).contains("partitioned"));
     assert!(!host.fetch(&node1_url).status.success(), "a partitioned node answered");
     host.kaji_ok(&["node", "--name", &name, "heal", "node1"]);
-    host.wait_for_answer(&node1_url, &cluster_logs);
+    host.wait_for_answer(&node1_url);
 
     // A stopped (frozen) node stops renewing its lease and turns NotReady; started again, it
     // is Ready. `kaji down` copes with a stopped node too.
@@ -430,41 +266,15 @@ fn kaji_up_makes_a_working_cluster_and_down_leaves_nothing() {
     host.wait_node_status(&node1, "Ready", Duration::from_secs(60));
     host.kaji_ok(&["node", "--name", &name, "stop", "1"]);
 
-    let down = host.kaji(&["down", "--name", &name]);
-    host.up = false;
-    assert!(down.status.success(), "kaji down: {}", text(&down));
-    assert_eq!(host.footprint(&name), before, "kaji down leaves the host as it was");
-    assert!(!host.home.path().join("clusters").join(&name).exists());
-}
-
-/// The PIDs of the recorded processes whose component is `component`.
-fn recorded_pids(host: &Host, name: &str, component: &str) -> Vec<String> {
-    let path = host.home.path().join("clusters").join(name).join("cluster.json");
-    let record: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(path).expect("cluster.json")).expect("cluster.json parses");
-    record["processes"]
-        .as_array()
-        .expect("processes")
-        .iter()
-        .filter(|p| p["component"] == component)
-        .map(|p| p["pid"].to_string())
-        .collect()
+    host.down(&before);
 }
 
 #[test]
 fn kaji_up_with_three_etcd_members_and_two_apiservers_survives_losing_one_of_each() {
     let lab = NetLab::create(0).expect("lab");
-    let home = tempfile::tempdir().expect("KAJI_HOME");
-    let kubeconfig = home.path().join("kubeconfig");
     let name = format!("h{}", std::process::id());
-    let mut host = Host {
-        name: name.clone(),
-        up: false,
-        kubeconfig,
-        home,
-        lab,
-    };
-    let before = host.footprint(&name);
+    let mut host = Host::new(lab, name.clone());
+    let before = host.footprint();
     let refused = host.kaji(&["up", "--name", &name, "--apiservers", "2"]);
     assert!(
         !refused.status.success() && text(&refused).contains("--apiservers 2 needs --etcd"),
@@ -485,14 +295,14 @@ fn kaji_up_with_three_etcd_members_and_two_apiservers_survives_losing_one_of_eac
     ]);
     host.up = true;
     assert!(up.status.success(), "kaji up: {}", text(&up));
-    assert_eq!(recorded_pids(&host, &name, "kube-apiserver").len(), 2);
+    assert_eq!(host.recorded_pids("kube-apiserver").len(), 2);
     host.ok(&["create", "configmap", "before", "--from-literal", "k=v"]);
 
     // One apiserver and one etcd member (the first, which the apiservers use until it fails)
     // go; the cluster still reads and writes through the same kubeconfig.
     let victims = [
-        recorded_pids(&host, &name, "kube-apiserver")[0].clone(),
-        recorded_pids(&host, &name, "etcd0")[0].clone(),
+        host.recorded_pids("kube-apiserver")[0].clone(),
+        host.recorded_pids("etcd0")[0].clone(),
     ];
     for pid in &victims {
         // Processes this test's `kaji up` started (recorded in the cluster's state).
@@ -520,8 +330,5 @@ fn kaji_up_with_three_etcd_members_and_two_apiservers_survives_losing_one_of_eac
     );
     host.wait_node_status(&format!("{name}-node0"), "Ready", Duration::from_secs(30));
 
-    let down = host.kaji(&["down", "--name", &name]);
-    host.up = false;
-    assert!(down.status.success(), "kaji down: {}", text(&down));
-    assert_eq!(host.footprint(&name), before, "kaji down leaves the host as it was");
+    host.down(&before);
 }

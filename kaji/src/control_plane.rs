@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+use crate::config::Plan;
 use crate::state::{self, Cluster, Process};
 use crate::units::{APISERVER, CONTROLLER_MANAGER, SCHEDULER};
-use crate::{UpArgs, host, up};
+use crate::{host, up};
 
 /// The port clients use: the apiserver's, or the front end's with several apiservers.
 pub const API_PORT: u16 = 6443;
@@ -26,43 +27,40 @@ pub fn admin_kubeconfig(cluster: &Cluster) -> Result<PathBuf> {
     Ok(state::cluster_dir(&cluster.name)?.join("admin.kubeconfig"))
 }
 
-/// Checks the control-plane flags before anything is made.
-pub fn validate(args: &UpArgs) -> Result<()> {
-    let members = args.etcd_members.unwrap_or(1);
-    let apiservers = args.apiservers.unwrap_or(1);
+/// Checks the control-plane settings before anything is made.
+pub fn validate(plan: &Plan) -> Result<()> {
+    let members = plan.etcd_members.unwrap_or(1);
+    let apiservers = plan.apiservers;
     if !(1..=7).contains(&members) {
         bail!("--etcd-members must be between 1 and 7");
     }
     if !(1..=5).contains(&apiservers) {
         bail!("--apiservers must be between 1 and 5");
     }
-    if apiservers > 1 && !uses_etcd(args) {
+    if apiservers > 1 && plan.etcd_members.is_none() {
         bail!("--apiservers {apiservers} needs --etcd: the embedded store belongs to one apiserver");
     }
-    if uses_etcd(args) && !Path::new(ETCD_BINARY).exists() {
+    if plan.etcd_members.is_some() && !Path::new(ETCD_BINARY).exists() {
         bail!("--etcd needs {ETCD_BINARY}: install the Debian package etcd-server");
     }
     Ok(())
 }
 
-fn uses_etcd(args: &UpArgs) -> bool {
-    args.etcd || args.etcd_members.is_some()
-}
-
 /// Starts the store, the apiservers (and their front end), the scheduler and the
 /// controller-manager; returns when the admin kubeconfig is written.
-pub fn start(cluster: &mut Cluster, args: &UpArgs, gateway: &str, started: Instant) -> Result<PathBuf> {
+pub fn start(cluster: &mut Cluster, plan: &Plan, gateway: &str, started: Instant) -> Result<PathBuf> {
     let dir = state::cluster_dir(&cluster.name)?;
     let logs = dir.join("logs");
-    let mut store_flags = String::new();
-    if uses_etcd(args) {
-        let members = args.etcd_members.unwrap_or(1);
+    let mut apiserver_flags = Vec::new();
+    if let Some(members) = plan.etcd_members {
         up::step(started, &format!("etcd: {members} member(s)"));
         let endpoints = start_etcd(cluster, members, gateway, &dir, &logs)?;
-        store_flags = format!("--etcd-servers {}", endpoints.join(","));
+        apiserver_flags.push(format!("--etcd-servers {}", endpoints.join(",")));
     }
+    apiserver_flags.push(plan.extra(&APISERVER));
+    let apiserver_flags = apiserver_flags.join(" ");
 
-    let apiservers = args.apiservers.unwrap_or(1);
+    let apiservers = plan.apiservers;
     up::step(
         started,
         &format!("control plane: {apiservers} kube-apiserver(s), kube-scheduler, kube-controller-manager"),
@@ -99,17 +97,20 @@ pub fn start(cluster: &mut Cluster, args: &UpArgs, gateway: &str, started: Insta
                 ("BIND_ADDRESS", gateway),
                 ("ADVERTISE_ADDRESS", gateway),
                 ("SECURE_PORT", &port.to_string()),
-                ("EXTRA_ARGS", &store_flags),
+                ("EXTRA_ARGS", &apiserver_flags),
             ],
             &log,
             None,
         )?;
-        cluster.processes.push(process);
+        cluster.processes.push(process.clone());
         cluster.save()?;
         let kubeconfig = data_dir.join("admin.kubeconfig");
         up::wait_for(Duration::from_secs(60), "the apiserver's kubeconfig", || {
-            kubeconfig.exists()
+            kubeconfig.exists() || !host::is_running(&process)
         })?;
+        if !kubeconfig.exists() {
+            bail!("{}", up::log_tail(&process));
+        }
         backends.push(format!("{gateway}:{port}"));
     }
     if apiservers > 1 {
@@ -143,7 +144,11 @@ pub fn start(cluster: &mut Cluster, args: &UpArgs, gateway: &str, started: Insta
     for unit in [&SCHEDULER, &CONTROLLER_MANAGER] {
         let process = up::start_unit(
             unit,
-            &[("KUBECONFIG", &admin_path), ("CLUSTER_CIDR", &cluster.pod_cidr)],
+            &[
+                ("KUBECONFIG", &admin_path),
+                ("CLUSTER_CIDR", &cluster.pod_cidr),
+                ("EXTRA_ARGS", &plan.extra(unit)),
+            ],
             &logs.join(format!("{}.log", unit.name)),
             None,
         )?;

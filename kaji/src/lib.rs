@@ -5,6 +5,7 @@
 //! cgroup it made. What a cluster is made of is recorded under `$KAJI_HOME` (default
 //! `~/.kaji`)`/clusters/NAME/cluster.json`, so `down` needs nothing else.
 
+pub mod config;
 pub mod control_plane;
 pub mod down;
 pub mod host;
@@ -13,6 +14,7 @@ pub mod lb;
 pub mod load;
 pub mod logs;
 pub mod node;
+pub mod registry;
 pub mod state;
 pub mod units;
 pub mod up;
@@ -58,17 +60,26 @@ enum Command {
     /// The front end of several apiservers (started by `kaji up --apiservers N`).
     #[command(hide = true)]
     ApiserverLb(lb::LbArgs),
+    /// Passes the bridge address's connections to a registry on the host's loopback (started
+    /// by `kaji up --insecure-registry 127.0.0.1:PORT`).
+    #[command(hide = true)]
+    RegistryRelay(lb::LbArgs),
 }
 
 /// `kaji up` flags.
 #[derive(Debug, clap::Args)]
 pub struct UpArgs {
-    /// The cluster's name (its context is `kaji-NAME`).
-    #[arg(long, default_value = "kaji")]
-    pub name: String,
-    /// How many nodes (default 1; an existing cluster keeps its own).
+    /// The cluster's name (its context is `kaji-NAME`; default `kaji`, or the config's).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// How many nodes (default 1, or as many as the config lists; an existing cluster keeps
+    /// its own).
     #[arg(long)]
     pub nodes: Option<u8>,
+    /// A cluster file (`apiVersion: kaji.dev/v1alpha1`, `kind: Cluster`): nodes with labels
+    /// and taints, registries, store, apiservers, extra flags per component. Flags win over it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// The kubeconfig to write or merge the admin context into (default `~/.kube/config`).
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
@@ -99,7 +110,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Load(args) => load::load(&args),
-        Command::ApiserverLb(args) => lb::run(&args),
+        Command::ApiserverLb(args) | Command::RegistryRelay(args) => lb::run(&args),
         Command::Logs(args) => logs::logs(&args),
         Command::Node(args) => node::node(&args),
         Command::Status { name } => {

@@ -8,28 +8,27 @@ use anyhow::{Context, Result, bail};
 use k8s_openapi::api::core::v1::Node as NodeObject;
 use kube::Api;
 
+use crate::config::Plan;
 use crate::state::{self, Cluster, Node, Process};
 use crate::units::{APISERVER, CONTROLLER_MANAGER, KUBELET, PROXY, SCHEDULER, Unit};
 use crate::{UpArgs, host};
 
 pub fn up(args: &UpArgs) -> Result<()> {
-    state::validate_name(&args.name)?;
-    crate::control_plane::validate(args)?;
-    if args.nodes.is_some_and(|n| !(1..=50).contains(&n)) {
-        bail!("--nodes must be between 1 and 50");
-    }
+    let plan = Plan::from_args(args)?;
+    state::validate_name(&plan.name)?;
+    crate::control_plane::validate(&plan)?;
     let started = Instant::now();
-    if state::cluster_dir(&args.name)?.join("cluster.json").exists() {
-        let adopted = readopt(args, started);
+    if state::cluster_dir(&plan.name)?.join("cluster.json").exists() {
+        let adopted = readopt(&plan, started);
         end_steps();
         return adopted;
     }
     let index = Cluster::free_index()?;
     let subnet = format!("10.250.{index}");
-    let dir = state::cluster_dir(&args.name)?;
+    let dir = state::cluster_dir(&plan.name)?;
     std::fs::create_dir_all(dir.join("logs"))?;
     let mut cluster = Cluster {
-        name: args.name.clone(),
+        name: plan.name.clone(),
         index,
         bridge: format!("kaji{index}"),
         subnet: subnet.clone(),
@@ -38,14 +37,14 @@ pub fn up(args: &UpArgs) -> Result<()> {
         processes: Vec::new(),
     };
     cluster.save()?;
-    let built = build(&mut cluster, args, started);
+    let built = build(&mut cluster, &plan, started);
     end_steps();
     match built {
         Ok(()) => Ok(()),
         Err(error) => {
             let _ = cluster.save();
             eprintln!("kaji up failed: {error:#}\nremoving what was made");
-            if let Err(cleanup) = crate::down::down(&args.name) {
+            if let Err(cleanup) = crate::down::down(&plan.name) {
                 eprintln!("cleaning up: {cleanup:#}");
             }
             Err(error)
@@ -92,7 +91,7 @@ fn spinner() -> Option<&'static indicatif::ProgressBar> {
         .as_ref()
 }
 
-fn build(cluster: &mut Cluster, args: &UpArgs, started: Instant) -> Result<()> {
+fn build(cluster: &mut Cluster, plan: &Plan, started: Instant) -> Result<()> {
     let dir = state::cluster_dir(&cluster.name)?;
     let logs = dir.join("logs");
     let gateway = format!("{}.1", cluster.subnet);
@@ -106,10 +105,11 @@ fn build(cluster: &mut Cluster, args: &UpArgs, started: Instant) -> Result<()> {
     host::ip(&["addr", "add", &format!("{gateway}/24"), "dev", &cluster.bridge])?;
     host::ip(&["link", "set", &cluster.bridge, "up"])?;
 
-    let admin = crate::control_plane::start(cluster, args, &gateway, started)?;
+    let registries = start_registry_relays(cluster, plan, &gateway, started)?;
+    let admin = crate::control_plane::start(cluster, plan, &gateway, started)?;
     let admin_path = admin.display().to_string();
 
-    for i in 0..args.nodes.unwrap_or(1) {
+    for (i, node_plan) in (0u8..).zip(&plan.nodes) {
         let name = format!("{}-node{i}", cluster.name);
         let netns = format!("kaji-{}-{i}", cluster.name);
         let ip = format!("{}.{}", cluster.subnet, 10 + u16::from(i));
@@ -135,11 +135,16 @@ fn build(cluster: &mut Cluster, args: &UpArgs, started: Instant) -> Result<()> {
         host::ip(&["-n", &netns, "link", "set", "eth0", "up"])?;
         host::ip(&["-n", &netns, "route", "add", "default", "via", &gateway])?;
         std::fs::create_dir_all(&node.root_dir)?;
-        let registries: Vec<String> = args
-            .insecure_registries
-            .iter()
-            .map(|registry| format!("--insecure-registry {registry}"))
-            .collect();
+        let mut kubelet_extra = registries.clone();
+        if !node_plan.labels.is_empty() {
+            kubelet_extra.push(format!("--node-labels {}", node_plan.labels));
+        }
+        if !node_plan.taints.is_empty() {
+            kubelet_extra.push(format!("--register-with-taints {}", node_plan.taints));
+        }
+        kubelet_extra.push(plan.extra(&KUBELET));
+        let kubelet_extra = kubelet_extra.join(" ");
+        let proxy_extra = plan.extra(&PROXY);
         let root_dir = node.root_dir.display().to_string();
         let values = [
             ("KUBECONFIG", admin_path.as_str()),
@@ -149,12 +154,13 @@ fn build(cluster: &mut Cluster, args: &UpArgs, started: Instant) -> Result<()> {
             ("CGROUP_ROOT", &node.cgroup_root),
             ("CLUSTER_CIDR", &cluster.pod_cidr),
         ];
-        let kubelet_extra = registries.join(" ");
         let mut kubelet_values = values.to_vec();
         kubelet_values.push(("EXTRA_ARGS", &kubelet_extra));
-        for (unit, values) in [(&KUBELET, kubelet_values.as_slice()), (&PROXY, values.as_slice())] {
+        let mut proxy_values = values.to_vec();
+        proxy_values.push(("EXTRA_ARGS", &proxy_extra));
+        for (unit, values) in [(&KUBELET, kubelet_values), (&PROXY, proxy_values)] {
             let log = logs.join(format!("{}-{name}.log", unit.name));
-            let process = start_unit(unit, values, &log, Some(&netns))?;
+            let process = start_unit(unit, &values, &log, Some(&netns))?;
             cluster.processes.push(Process {
                 node: Some(name.clone()),
                 ..process
@@ -169,7 +175,7 @@ fn build(cluster: &mut Cluster, args: &UpArgs, started: Instant) -> Result<()> {
     step(started, "waiting for every node to be Ready");
     wait_ready(&admin, cluster.nodes.len(), cluster, started)?;
 
-    let target = publish(cluster, args, &admin, started)?;
+    let target = publish(cluster, plan, &admin, started)?;
     end_steps();
     println!(
         "\nUse it with:\n  kubectl --kubeconfig {} --context kaji-{} get nodes\nRemove it with:\n  kaji down --name {}",
@@ -180,26 +186,55 @@ fn build(cluster: &mut Cluster, args: &UpArgs, started: Instant) -> Result<()> {
     Ok(())
 }
 
+/// Starts a relay on the bridge address for each registry on the host's loopback
+/// (`registry.rs`); returns the kubelets' registry flags.
+fn start_registry_relays(cluster: &mut Cluster, plan: &Plan, gateway: &str, started: Instant) -> Result<Vec<String>> {
+    let api = crate::control_plane::API_PORT;
+    let reserved: Vec<u16> = (api..=api + 5).chain(2379..=2392).collect();
+    let registries = crate::registry::plan_registries(plan, gateway, &reserved)?;
+    let logs = state::cluster_dir(&cluster.name)?.join("logs");
+    let kaji = std::env::current_exe().context("locating the kaji executable")?;
+    for port in &registries.relayed_ports {
+        let (listen, backend) = crate::registry::relay_addresses(gateway, *port)?;
+        step(
+            started,
+            &format!("registry 127.0.0.1:{port} relayed to the nodes at {listen}"),
+        );
+        let args = [
+            "registry-relay".to_string(),
+            "--listen".into(),
+            listen.to_string(),
+            "--backend".into(),
+            backend.to_string(),
+        ];
+        let log = logs.join(format!("kaji-registry-relay-{port}.log"));
+        let process = host::spawn("kaji-registry-relay", &kaji, &args, &log, None)?;
+        cluster.processes.push(process);
+        cluster.save()?;
+    }
+    Ok(registries.kubelet_words)
+}
+
 /// `kaji up` on an existing cluster: its namespaces and links must still be there (a host
 /// reboot loses them: then `kaji down` and up again); every recorded component that no longer
 /// runs is started again as it was, and the kubelets adopt the containers that kept running.
-fn readopt(args: &UpArgs, started: Instant) -> Result<()> {
-    let mut cluster = Cluster::load(&args.name)?;
-    if args.nodes.is_some_and(|n| usize::from(n) != cluster.nodes.len()) {
+fn readopt(plan: &Plan, started: Instant) -> Result<()> {
+    let mut cluster = Cluster::load(&plan.name)?;
+    if plan.nodes_given && plan.nodes.len() != cluster.nodes.len() {
         bail!(
             "cluster {:?} exists with {} nodes: `kaji down --name {}` removes it",
-            args.name,
+            plan.name,
             cluster.nodes.len(),
-            args.name
+            plan.name
         );
     }
     // `ip`, not /sys/class/net: sysfs shows the namespace it was mounted in.
     if host::ip(&["link", "show", "dev", &cluster.bridge]).is_err() {
         bail!(
             "cluster {:?} is recorded but its bridge {} is gone (the host restarted?): `kaji down --name {}` and `kaji up` again",
-            args.name,
+            plan.name,
             cluster.bridge,
-            args.name
+            plan.name
         );
     }
     for node in &cluster.nodes {
@@ -207,9 +242,9 @@ fn readopt(args: &UpArgs, started: Instant) -> Result<()> {
             bail!(
                 "node {} of cluster {:?} lost its namespace {}: `kaji down --name {}` and `kaji up` again",
                 node.name,
-                args.name,
+                plan.name,
                 node.netns,
-                args.name
+                plan.name
             );
         }
     }
@@ -236,7 +271,7 @@ fn readopt(args: &UpArgs, started: Instant) -> Result<()> {
             bail!(
                 "{} is not running and was recorded by an older kaji: `kaji down --name {}` and `kaji up` again",
                 process.component,
-                args.name
+                plan.name
             );
         }
         let label = match &process.node {
@@ -250,14 +285,14 @@ fn readopt(args: &UpArgs, started: Instant) -> Result<()> {
     let admin = crate::control_plane::admin_kubeconfig(&cluster)?;
     step(started, "waiting for every node to be Ready");
     wait_ready(&admin, cluster.nodes.len(), &cluster, started)?;
-    publish(&cluster, args, &admin, started)?;
+    publish(&cluster, plan, &admin, started)?;
     Ok(())
 }
 
 /// Merges the admin context into the kubeconfig (remembering where, for `down`); returns the
 /// kubeconfig's path.
-fn publish(cluster: &Cluster, args: &UpArgs, admin: &std::path::Path, started: Instant) -> Result<std::path::PathBuf> {
-    let target = match &args.kubeconfig {
+fn publish(cluster: &Cluster, plan: &Plan, admin: &std::path::Path, started: Instant) -> Result<std::path::PathBuf> {
+    let target = match &plan.kubeconfig {
         Some(path) => path.clone(),
         None => crate::kubeconfig::default_path()?,
     };
@@ -304,15 +339,7 @@ fn wait_ready(admin: &std::path::Path, count: usize, cluster: &Cluster, started:
             let mut reported = 0;
             loop {
                 if let Some(dead) = cluster.processes.iter().find(|p| !host::is_running(p)) {
-                    // The logs go with the cluster when a failed `up` cleans up: show the end.
-                    let log = std::fs::read_to_string(&dead.log).unwrap_or_default();
-                    let lines: Vec<&str> = log.lines().collect();
-                    bail!(
-                        "{} (pid {}) exited; the end of its log:\n{}",
-                        dead.component,
-                        dead.pid,
-                        lines[lines.len().saturating_sub(15)..].join("\n")
-                    );
+                    bail!("{}", log_tail(dead));
                 }
                 let ready = nodes
                     .list(&Default::default())
@@ -333,6 +360,19 @@ fn wait_ready(admin: &std::path::Path, count: usize, cluster: &Cluster, started:
             }
         })
         .context("waiting for the nodes")
+}
+
+/// A process that exited and the end of its log (the logs go with the cluster when a failed
+/// `up` cleans up, so this is what the user sees).
+pub(crate) fn log_tail(dead: &Process) -> String {
+    let log = std::fs::read_to_string(&dead.log).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().collect();
+    format!(
+        "{} (pid {}) exited; the end of its log:\n{}",
+        dead.component,
+        dead.pid,
+        lines[lines.len().saturating_sub(15)..].join("\n")
+    )
 }
 
 fn is_ready(node: &NodeObject) -> bool {

@@ -144,7 +144,14 @@ impl NetLab {
     /// Makes the host's `127.0.0.1:port` reachable from the lab at `10.100.0.1:port` (a local
     /// registry for the nodes, say).
     pub fn expose_host_port(&mut self, port: u16) -> Result<SocketAddr> {
-        let address = SocketAddr::from((LAB_GATEWAY, port));
+        self.expose_host_port_at(SocketAddr::from((LAB_GATEWAY, port)))
+    }
+
+    /// Makes the host's `127.0.0.1:port` reachable at `address` inside the lab namespace
+    /// (`127.0.0.1:port` there: the lab then has the host's registry on its own loopback, as
+    /// the host it stands in for would).
+    pub fn expose_host_port_at(&mut self, address: SocketAddr) -> Result<SocketAddr> {
+        let port = address.port();
         let listener = self.lab.run_in(move || TcpListener::bind(address))??;
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = stop.clone();

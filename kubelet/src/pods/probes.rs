@@ -126,7 +126,13 @@ impl Prober {
                     continue;
                 }
                 let timeout = seconds(probe.timeout_seconds, 1).max(Duration::from_secs(1));
-                let result = run_probe(probe, id, timeout, target.clone()).await;
+                let result = run_probe(
+                    &with_port_numbers(probe.clone(), container),
+                    id,
+                    timeout,
+                    target.clone(),
+                )
+                .await;
                 let state = self.states.get_mut(&key).expect("inserted above");
                 state.next = now + seconds(probe.period_seconds, 10).max(Duration::from_secs(1));
                 match result {
@@ -252,6 +258,7 @@ pub(crate) async fn run_probe(
 /// Runs a lifecycle hook (postStart / preStop) handler, bounded by `timeout`.
 pub async fn run_hook(
     handler: &k8s_openapi::api::core::v1::LifecycleHandler,
+    container: &Container,
     container_id: &str,
     timeout: Duration,
     target: std::sync::Arc<dyn ProbeTarget>,
@@ -260,22 +267,50 @@ pub async fn run_hook(
         tokio::time::sleep(Duration::from_secs(sleep.seconds.max(0) as u64).min(timeout)).await;
         return Ok(());
     }
-    let as_probe = Probe {
-        exec: handler.exec.clone(),
-        http_get: handler.http_get.clone(),
-        tcp_socket: handler.tcp_socket.clone(),
-        ..Default::default()
-    };
+    let as_probe = with_port_numbers(
+        Probe {
+            exec: handler.exec.clone(),
+            http_get: handler.http_get.clone(),
+            tcp_socket: handler.tcp_socket.clone(),
+            ..Default::default()
+        },
+        container,
+    );
     match tokio::time::timeout(timeout, run_probe(&as_probe, container_id, timeout, target)).await {
         Ok(result) => result,
         Err(_) => Err(format!("the hook did not finish within {}s", timeout.as_secs())),
     }
 }
 
+/// `probe` with its named ports (`port: http`) replaced by the container's port of that name,
+/// as upstream's prober resolves them; a name the container doesn't declare stays, and fails
+/// the probe.
+fn with_port_numbers(mut probe: Probe, container: &Container) -> Probe {
+    let resolve = |port: &mut IntOrString| {
+        if let IntOrString::String(name) = port
+            && let Some(declared) = container
+                .ports
+                .iter()
+                .flatten()
+                .find(|p| p.name.as_deref() == Some(name.as_str()))
+        {
+            *port = IntOrString::Int(declared.container_port);
+        }
+    };
+    if let Some(http) = probe.http_get.as_mut() {
+        resolve(&mut http.port);
+    }
+    if let Some(tcp) = probe.tcp_socket.as_mut() {
+        resolve(&mut tcp.port);
+    }
+    probe
+}
+
 fn port_number(port: &IntOrString) -> Result<u16, String> {
     match port {
         IntOrString::Int(p) => u16::try_from(*p).map_err(|_| format!("invalid port {p}")),
-        IntOrString::String(s) => s.parse().map_err(|_| format!("named port {s:?} is not resolved")),
+        // Upstream's last resort: a number written as a string.
+        IntOrString::String(s) => s.parse().map_err(|_| format!("port {s} not found")),
     }
 }
 
@@ -521,6 +556,49 @@ mod tests {
             )
             .await;
         assert_eq!(ready.get("c"), Some(&true));
+    }
+
+    #[tokio::test]
+    async fn named_ports_are_the_containers_ports_of_that_name() {
+        use k8s_openapi::api::core::v1::ContainerPort;
+        let ok_port = serve(200);
+        let named = |name: &str| Probe {
+            tcp_socket: Some(TCPSocketAction {
+                port: IntOrString::String(name.into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let mut c = container(named("web"), Kind::Readiness);
+        c.ports = Some(vec![ContainerPort {
+            name: Some("web".into()),
+            container_port: i32::from(ok_port),
+            ..Default::default()
+        }]);
+        let mut prober = Prober::default();
+        let (mut ready, mut started) = (BTreeMap::new(), BTreeMap::new());
+        let target: std::sync::Arc<dyn ProbeTarget> = std::sync::Arc::new(Host);
+        prober
+            .run(
+                &[(&c, 0, "id".into(), Instant::now())],
+                target.clone(),
+                &mut ready,
+                &mut started,
+            )
+            .await;
+        assert_eq!(ready.get("c"), Some(&true), "tcpSocket port: web");
+
+        c.readiness_probe = Some(named("admin"));
+        let mut prober = Prober::default();
+        let outcome = prober
+            .run(
+                &[(&c, 0, "id".into(), Instant::now())],
+                target,
+                &mut ready,
+                &mut started,
+            )
+            .await;
+        assert_eq!(outcome.unhealthy[0].1, "Readiness probe failed: port admin not found");
     }
 
     #[tokio::test]

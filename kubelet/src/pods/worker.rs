@@ -421,7 +421,8 @@ impl Worker {
                 );
                 if let Some(handler) = container.lifecycle.as_ref().and_then(|l| l.post_start.as_ref())
                     && let Some(target) = self.probe_target(pod)
-                    && let Err(message) = probes::run_hook(handler, &id, Duration::from_secs(30), target).await
+                    && let Err(message) =
+                        probes::run_hook(handler, container, &id, Duration::from_secs(30), target).await
                 {
                     self.ctx.event(
                         pod,
@@ -550,8 +551,9 @@ impl Worker {
                 .chain(spec.init_containers.iter().flatten())
                 .find(|c| c.name == name)
         });
-        if let (Some(pod), Some(handler)) = (
+        if let (Some(pod), Some(container), Some(handler)) = (
             pod,
+            container,
             container
                 .and_then(|c| c.lifecycle.as_ref())
                 .and_then(|l| l.pre_stop.as_ref()),
@@ -559,7 +561,9 @@ impl Worker {
             && let Some(target) = self.probe_target(pod)
         {
             let started = Instant::now();
-            if let Err(message) = probes::run_hook(handler, id, Duration::from_secs(grace as u64), target).await {
+            if let Err(message) =
+                probes::run_hook(handler, container, id, Duration::from_secs(grace as u64), target).await
+            {
                 let spec = pod.spec.clone().unwrap_or_default();
                 self.ctx.event(
                     pod,
