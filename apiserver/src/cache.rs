@@ -22,8 +22,10 @@ use crate::error::ApiError;
 const HISTORY_CAPACITY: usize = 20_000;
 /// Page size of the initial list, to stay under gRPC message limits.
 const LIST_PAGE: i64 = 500;
-/// Broadcast buffer per resource; a watcher that falls further behind is closed and resumes.
-const BROADCAST_CAPACITY: usize = 16_384;
+/// Broadcast buffer per resource; a watcher that falls further behind is closed and resumes
+/// from `history`. tokio allocates every slot up front, per resource (16 384 slots cost 20 MB
+/// across the served resources of an idle apiserver).
+const BROADCAST_CAPACITY: usize = 2_048;
 
 /// One object as served: its JSON with `metadata.resourceVersion` set, and what selectors need.
 #[derive(Debug)]

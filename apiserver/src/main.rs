@@ -7,10 +7,21 @@ use clap::Parser;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    component_base::init_logging();
-    let options = apiserver::Options::parse();
-    let cancel = component_base::shutdown_token();
-    apiserver::run(options, cancel).await
+fn main() -> anyhow::Result<()> {
+    // mimalloc advises its arena for transparent huge pages, so every 2 MiB it touches becomes
+    // resident at once: an idle apiserver held 64 MiB of huge pages for ~40 MiB of data. Opting
+    // the process out of THP before the runtime and the heap grow keeps it at what it uses.
+    // SAFETY: prctl with integer arguments only; failure just leaves THP as it was.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(async {
+            component_base::init_logging();
+            let options = apiserver::Options::parse();
+            let cancel = component_base::shutdown_token();
+            apiserver::run(options, cancel).await
+        })
 }

@@ -130,6 +130,10 @@ fn main() -> Result<()> {
     std::thread::sleep(Duration::from_secs(15));
     let control_plane =
         bench.rss_kib(|p| p["node"].is_null() && !p["component"].as_str().is_some_and(|c| c.starts_with("kaji-")))?;
+    for component in ["kube-apiserver", "kube-scheduler", "kube-controller-manager"] {
+        let rss = bench.rss_kib(|p| p["component"].as_str() == Some(component))?;
+        println!("idle RSS of {component}: {:.1} MB", rss as f64 / 1024.0);
+    }
     let node0 = format!("{}-node0", bench.name);
     let node = bench.rss_kib(|p| p["node"].as_str() == Some(node0.as_str()))?;
 

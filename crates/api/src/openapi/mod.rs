@@ -42,9 +42,8 @@ const INFO_VERSION: &str = "v1.37.0";
 pub struct GroupVersionDoc {
     pub group: &'static str,
     pub version: &'static str,
-    /// The document.
-    pub document: Value,
-    /// The document serialized as JSON: what the hash covers and what to serve.
+    /// The document serialized as JSON: what the hash covers and what to serve. Only this is
+    /// kept: the documents as `Value` trees took several times the memory of their JSON.
     pub json: Vec<u8>,
     /// Upper-case hex SHA-512 of `json`.
     pub hash: String,
@@ -56,6 +55,11 @@ impl GroupVersionDoc {
         paths::prefix(self.group, self.version)
             .trim_start_matches('/')
             .to_string()
+    }
+
+    /// The document, parsed again from its JSON.
+    pub fn value(&self) -> Value {
+        serde_json::from_slice(&self.json).unwrap_or_default()
     }
 }
 
@@ -75,10 +79,10 @@ fn generate() -> Documents {
     let mut all = Map::new();
     for (group, versions) in registry::group_versions() {
         for version in versions {
-            let doc = generate_one(group, version);
-            if let Some(Value::Object(schemas)) = doc.document.pointer("/components/schemas") {
-                for (name, schema) in schemas {
-                    all.entry(name.clone()).or_insert_with(|| schema.clone());
+            let (doc, mut value) = generate_one(group, version);
+            if let Some(Value::Object(schemas)) = value.pointer_mut("/components/schemas") {
+                for (name, schema) in std::mem::take(schemas) {
+                    all.entry(name).or_insert(schema);
                 }
             }
             docs.push(doc);
@@ -90,7 +94,7 @@ fn generate() -> Documents {
     }
 }
 
-fn generate_one(group: &'static str, version: &'static str) -> GroupVersionDoc {
+fn generate_one(group: &'static str, version: &'static str) -> (GroupVersionDoc, Value) {
     let defs: Vec<&ResourceDef> = registry::RESOURCES
         .iter()
         .filter(|d| d.group == group && d.version == version)
@@ -139,13 +143,15 @@ fn generate_one(group: &'static str, version: &'static str) -> GroupVersionDoc {
     });
     let json = serde_json::to_vec(&document).unwrap_or_default();
     let hash = hex_upper(&Sha512::digest(&json));
-    GroupVersionDoc {
-        group,
-        version,
+    (
+        GroupVersionDoc {
+            group,
+            version,
+            json,
+            hash,
+        },
         document,
-        json,
-        hash,
-    }
+    )
 }
 
 fn hex_upper(bytes: &[u8]) -> String {
@@ -173,7 +179,7 @@ pub fn index() -> Value {
 
 /// The document of one group-version (`""` for core) and its hash, `None` when not served.
 pub fn group_version(group: &str, version: &str) -> Option<(Value, String)> {
-    document(group, version).map(|doc| (doc.document.clone(), doc.hash.clone()))
+    document(group, version).map(|doc| (doc.value(), doc.hash.clone()))
 }
 
 /// The cached document of one group-version, with its serialized bytes: cheaper to serve than

@@ -9,10 +9,10 @@ use serde_json::{Map, Value, json};
 use super::*;
 use crate::patch::PatchMeta;
 
-fn doc(group: &str, version: &str) -> &'static Value {
-    &document(group, version)
+fn doc(group: &str, version: &str) -> Value {
+    document(group, version)
         .unwrap_or_else(|| panic!("no document for {group}/{version}"))
-        .document
+        .value()
 }
 
 fn components(doc: &Value) -> &Map<String, Value> {
@@ -83,7 +83,7 @@ fn every_kind_has_a_patch_operation_with_field_validation() {
             assert_eq!(op["x-kubernetes-action"], "patch");
         }
         // kubectl then finds the kind's schema by its GVK (an array on the schema).
-        let found = components(doc).values().any(|schema| {
+        let found = components(&doc).values().any(|schema| {
             schema["x-kubernetes-group-version-kind"]
                 .as_array()
                 .is_some_and(|gvks| gvks.contains(&gvk))
@@ -157,8 +157,9 @@ fn documents_are_self_contained() {
     }
     for doc in &documents().docs {
         let mut all = Vec::new();
-        refs(&doc.document, &mut all);
-        let schemas = components(&doc.document);
+        let value = doc.value();
+        refs(&value, &mut all);
+        let schemas = components(&value);
         for r in all {
             let name = r.strip_prefix("#/components/schemas/").expect("component ref");
             assert!(
@@ -168,7 +169,7 @@ fn documents_are_self_contained() {
                 doc.version
             );
         }
-        assert_eq!(doc.document["openapi"], "3.0.0");
+        assert_eq!(value["openapi"], "3.0.0");
     }
 }
 
@@ -176,7 +177,7 @@ fn documents_are_self_contained() {
 #[test]
 fn pod_and_deployment_schemas_carry_patch_metadata() {
     let core = doc("", "v1");
-    let pod = PatchMeta::new(Arc::new(components(core).clone()), "io.k8s.api.core.v1.Pod");
+    let pod = PatchMeta::new(Arc::new(components(&core).clone()), "io.k8s.api.core.v1.Pod");
     let containers = pod.lookup(&["spec", "containers"]);
     assert_eq!(containers.merge_key, Some("name"));
     assert_eq!(containers.patch_strategy, Some("merge"));
@@ -190,13 +191,13 @@ fn pod_and_deployment_schemas_carry_patch_metadata() {
     assert_eq!(pod.lookup(&["metadata", "ownerReferences"]).merge_key, Some("uid"));
     assert_eq!(pod.lookup(&["status", "conditions"]).merge_key, Some("type"));
 
-    let pod_spec = &components(core)["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"];
+    let pod_spec = &components(&core)["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"];
     assert_eq!(pod_spec["x-kubernetes-patch-merge-key"], "name");
     assert_eq!(
         pod_spec["items"]["$ref"],
         "#/components/schemas/io.k8s.api.core.v1.Container"
     );
-    let pod_schema = &components(core)["io.k8s.api.core.v1.Pod"];
+    let pod_schema = &components(&core)["io.k8s.api.core.v1.Pod"];
     assert_eq!(
         pod_schema["x-kubernetes-group-version-kind"],
         json!([{"group": "", "version": "v1", "kind": "Pod"}])
@@ -211,17 +212,17 @@ fn pod_and_deployment_schemas_carry_patch_metadata() {
     );
 
     let apps = doc("apps", "v1");
-    let strategy = &components(apps)["io.k8s.api.apps.v1.DeploymentSpec"]["properties"]["strategy"];
+    let strategy = &components(&apps)["io.k8s.api.apps.v1.DeploymentSpec"]["properties"]["strategy"];
     assert_eq!(strategy["x-kubernetes-patch-strategy"], "retainKeys");
     assert_eq!(
         strategy["allOf"][0]["$ref"],
         "#/components/schemas/io.k8s.api.apps.v1.DeploymentStrategy"
     );
     assert_eq!(
-        components(apps)["io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector"]["x-kubernetes-map-type"],
+        components(&apps)["io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector"]["x-kubernetes-map-type"],
         "atomic"
     );
-    let list = &components(apps)["io.k8s.api.apps.v1.DeploymentList"];
+    let list = &components(&apps)["io.k8s.api.apps.v1.DeploymentList"];
     assert_eq!(
         list["properties"]["items"]["items"]["$ref"],
         "#/components/schemas/io.k8s.api.apps.v1.Deployment"
@@ -268,7 +269,7 @@ fn documents_are_cached_and_stable() {
     let a = document("apps", "v1").expect("apps/v1");
     let b = document("apps", "v1").expect("apps/v1");
     assert!(std::ptr::eq(a, b));
-    let again = generate_one("apps", "v1");
+    let (again, _) = generate_one("apps", "v1");
     assert_eq!(again.hash, a.hash, "generation is deterministic");
     assert_eq!(
         schema_name("apps", "v1", "Deployment").as_deref(),

@@ -51,7 +51,7 @@ pub(crate) fn document() -> Value {
     let docs = documents();
     let mut paths = Map::new();
     for doc in &docs.docs {
-        if let Some(Value::Object(v3_paths)) = doc.document.get("paths") {
+        if let Some(Value::Object(v3_paths)) = doc.value().get("paths") {
             for (path, item) in v3_paths {
                 paths.insert(path.clone(), path_item(item));
             }
