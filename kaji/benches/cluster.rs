@@ -68,6 +68,11 @@ impl Bench {
 
     /// Resident memory (KiB) of the recorded processes `select` picks.
     fn rss_kib(&self, select: impl Fn(&serde_json::Value) -> bool) -> Result<u64> {
+        self.status_kib(select, "VmRSS:")
+    }
+
+    /// The sum of a `/proc/PID/status` figure (KiB) over the recorded processes `select` picks.
+    fn status_kib(&self, select: impl Fn(&serde_json::Value) -> bool, field: &str) -> Result<u64> {
         let path = self.home.path().join("clusters").join(&self.name).join("cluster.json");
         let record: serde_json::Value = serde_json::from_slice(&std::fs::read(path)?)?;
         let mut total = 0;
@@ -78,9 +83,9 @@ impl Bench {
             let status = std::fs::read_to_string(format!("/proc/{}/status", process["pid"]))?;
             total += status
                 .lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .find_map(|l| l.strip_prefix(field))
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-                .context("VmRSS")?;
+                .context("no such figure in /proc/PID/status")?;
         }
         Ok(total)
     }
@@ -130,9 +135,14 @@ fn main() -> Result<()> {
     std::thread::sleep(Duration::from_secs(15));
     let control_plane =
         bench.rss_kib(|p| p["node"].is_null() && !p["component"].as_str().is_some_and(|c| c.starts_with("kaji-")))?;
-    for component in ["kube-apiserver", "kube-scheduler", "kube-controller-manager"] {
+    for component in ["kube-apiserver", "kube-scheduler", "kube-controller-manager", "kubelet", "kube-proxy"] {
         let rss = bench.rss_kib(|p| p["component"].as_str() == Some(component))?;
-        println!("idle RSS of {component}: {:.1} MB", rss as f64 / 1024.0);
+        let anon = bench.status_kib(|p| p["component"].as_str() == Some(component), "RssAnon:")?;
+        println!(
+            "idle RSS of {component} (all nodes for node components): {:.1} MB, of which anonymous {:.1} MB (the rest: pages of its executable)",
+            rss as f64 / 1024.0,
+            anon as f64 / 1024.0
+        );
     }
     let node0 = format!("{}-node0", bench.name);
     let node = bench.rss_kib(|p| p["node"].as_str() == Some(node0.as_str()))?;
