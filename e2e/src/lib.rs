@@ -192,20 +192,45 @@ impl Host {
             .collect()
     }
 
-    /// Runs `kaji down` and asserts it succeeded and left the host as `before` was.
+    /// Runs `kaji down` and asserts it succeeded, ended every process the cluster recorded and
+    /// left the host as `before` was.
     pub fn down(&mut self, before: &[String]) {
+        let processes: Vec<(String, String)> = self.record()["processes"]
+            .as_array()
+            .expect("processes")
+            .iter()
+            .map(|p| (p["pid"].to_string(), p["binary"].as_str().unwrap_or("").to_string()))
+            .collect();
         let down = self.kaji(&["down", "--name", &self.name.clone()]);
         self.up = false;
         assert!(down.status.success(), "kaji down: {}", text(&down));
         assert_eq!(self.footprint(), before, "kaji down leaves the host as it was");
         assert!(!self.home.path().join("clusters").join(&self.name).exists());
+        for (pid, binary) in processes {
+            let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+            assert_ne!(
+                exe.display().to_string(),
+                binary,
+                "pid {pid} still runs after kaji down"
+            );
+        }
     }
 
-    /// What `kaji down` must restore: the lab's links, the named namespaces, mounts and cgroups
-    /// that mention the cluster.
+    /// What `kaji down` must restore: the lab's links and iptables rules, the named namespaces,
+    /// mounts and cgroups that mention the cluster.
     pub fn footprint(&self) -> Vec<String> {
         let name = &self.name;
         let mut out = Vec::new();
+        for save in ["iptables-save", "ip6tables-save"] {
+            let rules = self.lab.lab.command(save).output().expect(save);
+            out.extend(
+                String::from_utf8_lossy(&rules.stdout)
+                    .lines()
+                    .filter(|l| !l.starts_with('#'))
+                    // Chain policies carry packet counters: `:INPUT ACCEPT [12:840]`.
+                    .map(|l| format!("{save} {}", l.split(" [").next().unwrap_or(l))),
+            );
+        }
         let links = self
             .lab
             .lab

@@ -3,7 +3,7 @@
 //! become Ready, a Deployment behind a NodePort answers on every node and by DNS name, and
 //! `kaji up` again starts what died and adopts what runs, `kaji load` puts an image archive on every node, `kaji logs` merges every component's log, `kaji node partition|heal|stop|start` inject faults
 //! (an unreachable node, a frozen one that turns NotReady), and `kaji down` leaves links,
-//! namespaces, mounts and cgroups as they were.
+//! iptables rules, namespaces, mounts and cgroups as they were, with no process left.
 //!
 //! Needs every workspace binary built first (`cargo test --workspace` does that) and root.
 

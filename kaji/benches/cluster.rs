@@ -135,7 +135,13 @@ fn main() -> Result<()> {
     std::thread::sleep(Duration::from_secs(15));
     let control_plane =
         bench.rss_kib(|p| p["node"].is_null() && !p["component"].as_str().is_some_and(|c| c.starts_with("kaji-")))?;
-    for component in ["kube-apiserver", "kube-scheduler", "kube-controller-manager", "kubelet", "kube-proxy"] {
+    for component in [
+        "kube-apiserver",
+        "kube-scheduler",
+        "kube-controller-manager",
+        "kubelet",
+        "kube-proxy",
+    ] {
         let rss = bench.rss_kib(|p| p["component"].as_str() == Some(component))?;
         let anon = bench.status_kib(|p| p["component"].as_str() == Some(component), "RssAnon:")?;
         println!(
