@@ -11,7 +11,6 @@ use k8s_openapi::api::core::v1::{
     ConfigMap, Endpoints, Namespace, Node, PersistentVolumeClaim, Pod, ResourceQuota, Secret, Service, ServiceAccount,
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource};
 use tokio_util::sync::CancellationToken;
@@ -70,13 +69,8 @@ impl Context {
     /// An event recorder reporting as `controller`.
     pub fn recorder(&self, controller: &str) -> EventRecorder {
         EventRecorder {
-            recorder: Recorder::new(
-                self.client.clone(),
-                Reporter {
-                    controller: controller.to_string(),
-                    instance: None,
-                },
-            ),
+            // core/v1 Events with source and counts, as upstream's controllers write them.
+            recorder: component_base::events::EventRecorder::new(self.client.clone(), controller, None),
         }
     }
 }
@@ -84,20 +78,13 @@ impl Context {
 /// Publishes Events about objects; failures are logged, never fatal.
 #[derive(Clone)]
 pub struct EventRecorder {
-    recorder: Recorder,
+    recorder: component_base::events::EventRecorder,
 }
 
 impl EventRecorder {
     /// Records an event of `type_` about `obj`.
     pub async fn publish<K: Resource<DynamicType = ()>>(&self, obj: &K, warning: bool, reason: &str, note: String) {
-        let event = Event {
-            type_: if warning { EventType::Warning } else { EventType::Normal },
-            reason: reason.to_string(),
-            note: Some(note),
-            action: reason.to_string(),
-            secondary: None,
-        };
-        if let Err(error) = self.recorder.publish(&event, &obj.object_ref(&())).await {
+        if let Err(error) = self.recorder.record(&obj.object_ref(&()), warning, reason, &note).await {
             tracing::debug!(%error, reason, "cannot record event");
         }
     }

@@ -146,13 +146,11 @@ impl Host {
     /// Pods, recent events and the end of every component's log, for failure messages.
     pub fn state(&self) -> String {
         let pods = self.kubectl(&["get", "pods", "-A", "-o", "wide"]);
-        // Not `--sort-by .lastTimestamp`: kaji's components record events.k8s.io Events, which
-        // have no lastTimestamp, and upstream kubectl refuses to sort when none has one.
-        let events = self.kubectl(&["get", "events", "-A"]);
+        let events = self.kubectl(&["get", "events", "-A", "--sort-by", ".lastTimestamp"]);
         let events = text(&events);
         let recent: Vec<&str> = events.lines().rev().take(40).collect();
         format!(
-            "--- pods ---\n{}--- events (last 40 lines, bottom first) ---\n{}\n{}",
+            "--- pods ---\n{}--- events (newest first) ---\n{}\n{}",
             text(&pods),
             recent.join("\n"),
             self.cluster_logs()

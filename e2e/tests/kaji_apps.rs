@@ -148,6 +148,18 @@ extraArgs:
 
     // The web Deployment answers on every node's NodePort, then through a port-forward.
     host.ok(&["rollout", "status", "deployment/web", "--timeout", "180s"]);
+    // The cheat sheet's way to read what happened: the kubelets' and controllers' events carry
+    // lastTimestamp, as upstream's do.
+    let events = host.ok(&["get", "events", "--sort-by", ".lastTimestamp"]);
+    for reason in [
+        "Scheduled",
+        "Pulled",
+        "Started",
+        "ScalingReplicaSet",
+        "SuccessfulCreate",
+    ] {
+        assert!(events.contains(reason), "no {reason} event in:\n{events}");
+    }
     for node in 10..13 {
         host.wait_for_answer(&format!("http://10.250.0.{node}:30080/"));
     }

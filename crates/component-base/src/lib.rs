@@ -4,6 +4,7 @@
 use tokio_util::sync::CancellationToken;
 
 pub mod duration;
+pub mod events;
 pub mod leader_election;
 pub mod tls;
 

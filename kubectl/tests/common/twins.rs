@@ -120,14 +120,17 @@ impl Twins {
     }
 }
 
-/// Ages and version-skew warnings (the harness's normalisation), then the twin's name, uids,
-/// resourceVersions, timestamps and generated names.
-pub(crate) fn mask(output: Output, namespace: &str, wanted: &str) -> Output {
+/// The twin's name first (a namespace like `golden-run-dry-0521393d` also reads as an age),
+/// then ages and version-skew warnings (the harness's normalisation), uids, resourceVersions,
+/// timestamps and generated names.
+pub(crate) fn mask(mut output: Output, namespace: &str, wanted: &str) -> Output {
+    for text in [&mut output.stdout, &mut output.stderr] {
+        *text = text.replace(namespace, wanted);
+    }
     let mut output = normalise(output);
     let volatile = regex::Regex::new(r#"("?(uid|resourceVersion|creationTimestamp|time|generation)"?: )"?[^",\n]*"?"#)
         .expect("valid regex");
     for text in [&mut output.stdout, &mut output.stderr] {
-        *text = text.replace(namespace, wanted);
         *text = volatile.replace_all(text, "$1<x>").into_owned();
     }
     output

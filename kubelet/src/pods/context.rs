@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use component_base::events::EventRecorder;
 use k8s_openapi::api::core::v1::{ObjectReference, Pod};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
 use super::files::DnsConfig;
 
@@ -28,7 +28,7 @@ pub struct Context {
     pub sources: super::sources::SourceCache,
     /// `--streaming-connection-idle-timeout` (`None`: never).
     pub streaming_idle_timeout: Option<std::time::Duration>,
-    recorder: Recorder,
+    recorder: EventRecorder,
 }
 
 impl Context {
@@ -44,13 +44,8 @@ impl Context {
         allocatable_milli_cpu: i128,
         allocatable_memory: i128,
     ) -> Context {
-        let recorder = Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: "kubelet".to_string(),
-                instance: Some(node_name.clone()),
-            },
-        );
+        // core/v1 Events with source and counts, as upstream's kubelet writes them.
+        let recorder = EventRecorder::new(client.clone(), "kubelet", Some(node_name.clone()));
         let network = Arc::new(crate::network::PodNetworking::new(false, String::new(), &root_dir));
         Context {
             client: client.clone(),
@@ -91,16 +86,10 @@ impl Context {
             resource_version: pod.metadata.resource_version.clone(),
             field_path,
         };
-        let event = Event {
-            type_: if warning { EventType::Warning } else { EventType::Normal },
-            reason: reason.to_string(),
-            note: Some(note),
-            action: reason.to_string(),
-            secondary: None,
-        };
         let recorder = self.recorder.clone();
+        let reason = reason.to_string();
         tokio::spawn(async move {
-            if let Err(error) = recorder.publish(&event, &reference).await {
+            if let Err(error) = recorder.record(&reference, warning, &reason, &note).await {
                 tracing::debug!(%error, "publishing an event");
             }
         });
