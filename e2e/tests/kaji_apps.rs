@@ -85,12 +85,7 @@ fn the_example_apps_run_on_three_nodes_and_survive_a_node_stopping() {
         ..Default::default()
     };
     push_busybox_image(registry.host(), "library/busybox:1.37", &second).expect("push 1.37");
-    let port: u16 = registry
-        .host()
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("registry port");
+    let port = registry.port();
     // The registry on the stand-in host's loopback, as a user's `docker-registry` would be.
     let on_loopback = lab
         .expose_host_port_at(std::net::SocketAddr::from(([127, 0, 0, 1], port)))

@@ -18,12 +18,7 @@ fn kaji_up_makes_a_working_cluster_and_down_leaves_nothing() {
     let mut lab = NetLab::create(0).expect("lab");
     let registry = Registry::start().expect("registry");
     push_busybox_image(registry.host(), "busybox:1", &ImageOptions::default()).expect("push busybox");
-    let port: u16 = registry
-        .host()
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("registry port");
+    let port = registry.port();
     let in_lab = lab.expose_host_port(port).expect("registry in the lab").to_string();
     let name = format!("t{}", std::process::id());
     let mut host = Host::new(lab, name.clone());

@@ -62,12 +62,7 @@ impl Cluster {
 
         let registry = Registry::start().expect("registry");
         push_busybox_image(registry.host(), "busybox:1", &ImageOptions::default()).expect("push busybox");
-        let registry_port: u16 = registry
-            .host()
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .expect("registry port");
+        let registry_port = registry.port();
         let in_lab = lab.expose_host_port(registry_port).expect("registry in the lab");
         let image = format!("{in_lab}/busybox:1");
 

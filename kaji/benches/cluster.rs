@@ -95,7 +95,7 @@ fn main() -> Result<()> {
     let mut lab = NetLab::create(0)?;
     let registry = Registry::start()?;
     push_busybox_image(registry.host(), "busybox:1", &ImageOptions::default())?;
-    let port: u16 = registry.host().rsplit(':').next().context("port")?.parse()?;
+    let port = registry.port();
     let in_lab = lab.expose_host_port(port)?.to_string();
     let mut bench = Bench {
         lab,

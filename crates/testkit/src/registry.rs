@@ -102,6 +102,15 @@ impl Registry {
         &self.host
     }
 
+    /// The port it listens on (at 127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.host
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_default()
+    }
+
     /// The user and password of a basic-auth registry.
     pub fn credentials(&self) -> Option<(&str, &str)> {
         self.credentials

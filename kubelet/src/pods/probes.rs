@@ -519,6 +519,29 @@ mod tests {
         port
     }
 
+    /// A prober with its readiness and started maps, probing on the host.
+    #[derive(Default)]
+    struct Probing {
+        prober: Prober,
+        ready: BTreeMap<String, bool>,
+        started: BTreeMap<String, bool>,
+    }
+
+    impl Probing {
+        /// One round of `c`'s due probes.
+        async fn once(&mut self, c: &Container) -> Outcome {
+            let target: std::sync::Arc<dyn ProbeTarget> = std::sync::Arc::new(Host);
+            self.prober
+                .run(
+                    &[(c, 0, "id".into(), Instant::now())],
+                    target,
+                    &mut self.ready,
+                    &mut self.started,
+                )
+                .await
+        }
+    }
+
     fn container(probe: Probe, kind: Kind) -> Container {
         let mut c = Container {
             name: "c".into(),
@@ -544,18 +567,9 @@ mod tests {
             ..Default::default()
         };
         let c = container(probe, Kind::Readiness);
-        let mut prober = Prober::default();
-        let (mut ready, mut started) = (BTreeMap::new(), BTreeMap::new());
-        let target: std::sync::Arc<dyn ProbeTarget> = std::sync::Arc::new(Host);
-        prober
-            .run(
-                &[(&c, 0, "id".into(), Instant::now())],
-                target,
-                &mut ready,
-                &mut started,
-            )
-            .await;
-        assert_eq!(ready.get("c"), Some(&true));
+        let mut probing = Probing::default();
+        probing.once(&c).await;
+        assert_eq!(probing.ready.get("c"), Some(&true));
     }
 
     #[tokio::test]
@@ -575,29 +589,12 @@ mod tests {
             container_port: i32::from(ok_port),
             ..Default::default()
         }]);
-        let mut prober = Prober::default();
-        let (mut ready, mut started) = (BTreeMap::new(), BTreeMap::new());
-        let target: std::sync::Arc<dyn ProbeTarget> = std::sync::Arc::new(Host);
-        prober
-            .run(
-                &[(&c, 0, "id".into(), Instant::now())],
-                target.clone(),
-                &mut ready,
-                &mut started,
-            )
-            .await;
-        assert_eq!(ready.get("c"), Some(&true), "tcpSocket port: web");
+        let mut probing = Probing::default();
+        probing.once(&c).await;
+        assert_eq!(probing.ready.get("c"), Some(&true), "tcpSocket port: web");
 
         c.readiness_probe = Some(named("admin"));
-        let mut prober = Prober::default();
-        let outcome = prober
-            .run(
-                &[(&c, 0, "id".into(), Instant::now())],
-                target,
-                &mut ready,
-                &mut started,
-            )
-            .await;
+        let outcome = Probing::default().once(&c).await;
         assert_eq!(outcome.unhealthy[0].1, "Readiness probe failed: port admin not found");
     }
 
@@ -614,34 +611,18 @@ mod tests {
             ..Default::default()
         };
         let c = container(probe, Kind::Liveness);
-        let mut prober = Prober::default();
-        let (mut ready, mut started) = (BTreeMap::new(), BTreeMap::new());
-        let target: std::sync::Arc<dyn ProbeTarget> = std::sync::Arc::new(Host);
-        let first = prober
-            .run(
-                &[(&c, 0, "id".into(), Instant::now())],
-                target.clone(),
-                &mut ready,
-                &mut started,
-            )
-            .await;
+        let mut probing = Probing::default();
+        let first = probing.once(&c).await;
         assert!(first.kill.is_empty());
         assert_eq!(
             first.unhealthy[0].1,
             "Liveness probe failed: HTTP probe failed with statuscode: 500"
         );
         // Due again after the period.
-        for state in prober.states.values_mut() {
+        for state in probing.prober.states.values_mut() {
             state.next = Instant::now();
         }
-        let second = prober
-            .run(
-                &[(&c, 0, "id".into(), Instant::now())],
-                target,
-                &mut ready,
-                &mut started,
-            )
-            .await;
+        let second = probing.once(&c).await;
         assert_eq!(second.kill[0].1, "Container c failed liveness probe, will be restarted");
     }
 
