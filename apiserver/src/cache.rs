@@ -7,7 +7,7 @@
 //! catches up through the storage watch's progress notifications.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -23,8 +23,9 @@ const HISTORY_CAPACITY: usize = 20_000;
 /// Page size of the initial list, to stay under gRPC message limits.
 const LIST_PAGE: i64 = 500;
 /// Broadcast buffer per resource; a watcher that falls further behind is closed and resumes
-/// from `history`. tokio allocates every slot up front, per resource (16 384 slots cost 20 MB
-/// across the served resources of an idle apiserver).
+/// from `history`. tokio allocates every slot up front (16 384 slots cost 20 MB across the
+/// served resources of an idle apiserver), so the channel is made only when a resource gets
+/// its first watcher: most of the ~60 served resources never have one.
 const BROADCAST_CAPACITY: usize = 2_048;
 
 /// One object as served: its JSON with `metadata.resourceVersion` set, and what selectors need.
@@ -159,7 +160,9 @@ pub struct WatchCache {
     /// Progress notifications from storage may be trusted (see `Storage::progress_is_reliable`).
     progress_reliable: bool,
     inner: RwLock<Inner>,
-    tx: broadcast::Sender<Broadcast>,
+    /// Made by the first `watch` (under the read lock); sent to only under the write lock, so
+    /// a subscriber never misses an event between its snapshot and its subscription.
+    tx: OnceLock<broadcast::Sender<Broadcast>>,
     revision: watch::Sender<Revision>,
     progress: mpsc::Sender<()>,
 }
@@ -167,7 +170,6 @@ pub struct WatchCache {
 impl WatchCache {
     /// Creates the cache for keys under `prefix` and starts the task that fills it.
     pub fn start(storage: Arc<dyn Storage>, prefix: String, cancel: CancellationToken) -> Arc<Self> {
-        let (tx, _) = broadcast::channel(BROADCAST_CAPACITY);
         let (revision, _) = watch::channel(0);
         let (progress, progress_rx) = mpsc::channel(1);
         let cache = Arc::new(Self {
@@ -181,12 +183,20 @@ impl WatchCache {
                 oldest: 0,
                 ready: false,
             }),
-            tx,
+            tx: OnceLock::new(),
             revision,
             progress,
         });
         tokio::spawn(reflect(cache.clone(), storage, progress_rx, cancel));
         cache
+    }
+
+    /// Sends to the watchers, if any ever subscribed; callers hold the write lock.
+    fn broadcast(&self, item: Broadcast) {
+        if let Some(tx) = self.tx.get() {
+            // No receiver left is fine: the next watcher subscribes afresh.
+            let _ = tx.send(item);
+        }
     }
 
     pub fn prefix(&self) -> &str {
@@ -269,7 +279,10 @@ impl WatchCache {
         let inner = self.read();
         // Subscribing under the read lock: writers broadcast under the write lock, so nothing
         // falls between the snapshot and the subscription.
-        let rx = self.tx.subscribe();
+        let rx = self
+            .tx
+            .get_or_init(|| broadcast::channel(BROADCAST_CAPACITY).0)
+            .subscribe();
         let start = match after {
             None => WatchStart::State {
                 objects: inner
@@ -316,7 +329,7 @@ impl WatchCache {
         inner.oldest = revision;
         inner.ready = true;
         if was_ready {
-            let _ = self.tx.send(Broadcast::Reset);
+            self.broadcast(Broadcast::Reset);
         }
         drop(inner);
         self.revision.send_replace(revision);
@@ -373,7 +386,7 @@ impl WatchCache {
                 inner.oldest = dropped.revision;
             }
         }
-        let _ = self.tx.send(Broadcast::Event(cached));
+        self.broadcast(Broadcast::Event(cached));
         let current = inner.revision;
         drop(inner);
         self.revision.send_replace(current);
@@ -408,7 +421,7 @@ impl WatchCache {
             return;
         }
         inner.revision = revision;
-        let _ = self.tx.send(Broadcast::Progress(revision));
+        self.broadcast(Broadcast::Progress(revision));
         drop(inner);
         self.revision.send_replace(revision);
     }

@@ -23,8 +23,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
 
-/// How many changes a slow subscriber may fall behind before it is told to resync.
-const CHANNEL_CAPACITY: usize = 8192;
+/// How many changes a slow subscriber may fall behind before it is told to resync. tokio
+/// allocates every slot up front, per informer: 8 192 slots held 6.5 MB across the ~20
+/// informers of an idle controller-manager, 1 024 hold 0.8 MB, and a resync only re-queues.
+const CHANNEL_CAPACITY: usize = 1024;
 
 /// One observed change.
 #[derive(Debug)]
