@@ -73,9 +73,7 @@ impl DnsServer {
                 addr: *addr,
                 source,
             };
-            let udp = UdpSocket::bind(addr).await.map_err(|e| bind_err("udp", e))?;
-            let local = udp.local_addr().map_err(|e| bind_err("udp", e))?;
-            let tcp = TcpListener::bind(local).await.map_err(|e| bind_err("tcp", e))?;
+            let (udp, tcp, local) = bind_pair(*addr).await.map_err(|(protocol, e)| bind_err(protocol, e))?;
             server.register_socket(udp);
             server.register_listener(tcp, Duration::from_secs(5), 32);
             local_addrs.push(local);
@@ -100,6 +98,23 @@ impl DnsServer {
             .shutdown_gracefully()
             .await
             .map_err(|e| Error::Server(e.to_string()))
+    }
+}
+
+/// Binds UDP and TCP on the same address. With port 0 the kernel picks the UDP port, and
+/// another process may already hold that port for TCP: then another UDP port is tried.
+async fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, TcpListener, SocketAddr), (&'static str, std::io::Error)> {
+    const ATTEMPTS: usize = 16;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let udp = UdpSocket::bind(addr).await.map_err(|e| ("udp", e))?;
+        let local = udp.local_addr().map_err(|e| ("udp", e))?;
+        match TcpListener::bind(local).await {
+            Ok(tcp) => return Ok((udp, tcp, local)),
+            Err(e) if addr.port() == 0 && e.kind() == std::io::ErrorKind::AddrInUse && attempt < ATTEMPTS => {}
+            Err(e) => return Err(("tcp", e)),
+        }
     }
 }
 
