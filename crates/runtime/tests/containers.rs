@@ -436,7 +436,9 @@ fn shims_are_forked_by_a_launcher_that_is_replaced_when_it_dies() {
         f.runtime.container_state(&first.id).expect("state"),
         ContainerState::Running { .. }
     ));
-    let third = f.container(&sandbox, &["true"]);
+    // A long-lived container: a shim whose container has exited may be gone before its
+    // parent is read.
+    let third = f.container(&sandbox, &["sleep", "30"]);
     f.runtime.start_container(&third).expect("start");
     let (replacement, cmdline) = parent_of(shim_pid(&f, &third.id));
     assert_ne!(replacement, launcher);
