@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Event, Node, Pod};
 use kube::api::{Api, PostParams};
 use testkit::apiserver::ApiServer;
 use testkit::kubelet::Kubelet;
@@ -115,6 +115,18 @@ impl Node1 {
             "timed out waiting for {what}\n--- kubelet log ---\n{}",
             self.kubelet.log_tail()
         );
+    }
+
+    /// Waits until some core/v1 Event in `namespace` satisfies `matches`.
+    pub async fn wait_event(&self, namespace: &str, what: &str, timeout: Duration, matches: impl Fn(&Event) -> bool) {
+        let events: Api<Event> = Api::namespaced(self.client.clone(), namespace);
+        self.wait(what, timeout, || async {
+            events
+                .list(&Default::default())
+                .await
+                .is_ok_and(|list| list.items.iter().any(&matches))
+        })
+        .await;
     }
 
     pub fn pods(&self, namespace: &str) -> Api<Pod> {

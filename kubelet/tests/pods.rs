@@ -450,22 +450,18 @@ async fn probes_gate_readiness_and_restart_unhealthy_containers() {
     // The repeated probe failure is one core/v1 Event counted twice, from the kubelet on its
     // node, as upstream's kubelet records it (so `kubectl get events --sort-by=.lastTimestamp`
     // has something to sort by).
-    let events: kube::Api<k8s_openapi::api::core::v1::Event> = kube::Api::namespaced(node.client.clone(), "default");
-    node.wait(
+    node.wait_event(
+        "default",
         "the liveness failure event counted twice",
         std::time::Duration::from_secs(10),
-        || async {
-            events.list(&Default::default()).await.is_ok_and(|list| {
-                list.items.iter().any(|e| {
-                    e.reason.as_deref() == Some("Unhealthy")
-                        && e.involved_object.field_path.as_deref() == Some("spec.containers{flaky}")
-                        && e.count >= Some(2)
-                        && e.first_timestamp.is_some()
-                        && e.last_timestamp >= e.first_timestamp
-                        && e.source.as_ref().and_then(|s| s.component.as_deref()) == Some("kubelet")
-                        && e.source.as_ref().and_then(|s| s.host.as_deref()) == Some(node.kubelet.node_name.as_str())
-                })
-            })
+        |e| {
+            e.reason.as_deref() == Some("Unhealthy")
+                && e.involved_object.field_path.as_deref() == Some("spec.containers{flaky}")
+                && e.count >= Some(2)
+                && e.first_timestamp.is_some()
+                && e.last_timestamp >= e.first_timestamp
+                && e.source.as_ref().and_then(|s| s.component.as_deref()) == Some("kubelet")
+                && e.source.as_ref().and_then(|s| s.host.as_deref()) == Some(node.kubelet.node_name.as_str())
         },
     )
     .await;
@@ -507,19 +503,15 @@ async fn grpc_readiness_probes_follow_the_health_service() {
         c.state.and_then(|s| s.running).is_some() && !c.ready
     })
     .await;
-    let events: kube::Api<k8s_openapi::api::core::v1::Event> = kube::Api::namespaced(node.client.clone(), "default");
-    node.wait(
+    node.wait_event(
+        "default",
         "an Unhealthy event naming the gRPC status",
         std::time::Duration::from_secs(30),
-        || async {
-            events.list(&Default::default()).await.is_ok_and(|list| {
-                list.items.iter().any(|e| {
-                    e.reason.as_deref() == Some("Unhealthy")
-                        && e.involved_object.name.as_deref() == Some("grpc-probed")
-                        && e.message.as_deref()
-                            == Some(r#"Readiness probe failed: service unhealthy (responded with "NOT_SERVING")"#)
-                })
-            })
+        |e| {
+            e.reason.as_deref() == Some("Unhealthy")
+                && e.involved_object.name.as_deref() == Some("grpc-probed")
+                && e.message.as_deref()
+                    == Some(r#"Readiness probe failed: service unhealthy (responded with "NOT_SERVING")"#)
         },
     )
     .await;

@@ -9,11 +9,41 @@ pub mod netlab;
 pub mod registry;
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.
+///
+/// It is picked at random below the kernel's ephemeral range (`ip_local_port_range`), where
+/// neither `bind(:0)` nor an outgoing connection's source port can take it between this check
+/// and the component's own bind; a port from `bind(:0)` could be handed to any client socket
+/// on the machine meanwhile (a CI flake). Falls back to `bind(:0)` when that range is small.
 pub fn free_port() -> u16 {
+    const LOWEST: u16 = 20_000;
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| text.split_whitespace().next().and_then(|low| low.parse::<u16>().ok()))
+        .unwrap_or(32_768);
+    if ephemeral_start > LOWEST + 1_000 {
+        let span = u64::from(ephemeral_start - LOWEST);
+        for _ in 0..200 {
+            let offset = u16::try_from(random() % span).unwrap_or(0);
+            let port = LOWEST + offset;
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
+    }
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .map(|addr| addr.port())
         .expect("binding an ephemeral port on 127.0.0.1")
+}
+
+/// A random number from std's per-process random hash keys (no RNG crate needed for ports).
+fn random() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    hasher.write_u32(std::process::id());
+    hasher.finish()
 }
 
 /// The path of a binary of this workspace (`kube-apiserver`, `kubelet`, ...) in the target

@@ -14,7 +14,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::proxier::SyncKind;
+use crate::proxier::{SyncKind, drop_later};
 use table::{Ruleset, Transaction};
 
 /// Why applying an nftables transaction failed.
@@ -126,7 +126,7 @@ impl<B: NftBackend> NftProxier<B> {
         };
         let (transaction, kind) = match change {
             diff::Change::Equal => {
-                drop_later(Some(desired));
+                drop_later(desired);
                 return Ok(SyncKind::Unchanged);
             }
             diff::Change::Incremental(transaction) => {
@@ -156,18 +156,6 @@ impl<B: NftBackend> NftProxier<B> {
                 Err(error)
             }
         }
-    }
-}
-
-/// Frees a replaced ruleset (~90 000 objects at 10 000 services, several milliseconds) on a
-/// blocking thread when there is a runtime, so that a sync returns once the kernel has the
-/// change.
-fn drop_later(ruleset: Option<Ruleset>) {
-    match (ruleset, tokio::runtime::Handle::try_current()) {
-        (Some(ruleset), Ok(runtime)) => {
-            runtime.spawn_blocking(move || drop(ruleset));
-        }
-        (ruleset, _) => drop(ruleset),
     }
 }
 

@@ -369,14 +369,13 @@ impl Writer {
         }
         let started = Instant::now();
         let sizes = || -> rusqlite::Result<(i64, i64)> {
-            let pages: i64 = self.conn.query_row("PRAGMA page_count", [], |row| row.get(0))?;
-            let page_size: i64 = self.conn.query_row("PRAGMA page_size", [], |row| row.get(0))?;
+            let file = self.file_bytes()?;
             let packed: i64 = self.conn.query_row(
                 "SELECT COALESCE(SUM(2 * length(name) + length(value)), 0) + COUNT(*) * ?1 FROM kv",
                 [ROW_OVERHEAD],
                 |row| row.get(0),
             )?;
-            Ok((pages * page_size, packed))
+            Ok((file, packed))
         };
         let (file, packed) = match sizes() {
             Ok(sizes) => sizes,
@@ -398,19 +397,19 @@ impl Writer {
         let took = rewrite.elapsed();
         match result {
             Ok(()) => {
-                let after = self
-                    .conn
-                    .query_row("PRAGMA page_count", [], |row| row.get::<_, i64>(0))
-                    .unwrap_or_default()
-                    * self
-                        .conn
-                        .query_row("PRAGMA page_size", [], |row| row.get::<_, i64>(0))
-                        .unwrap_or_default();
+                let after = self.file_bytes().unwrap_or_default();
                 tracing::info!(before = file, after, ?took, "embedded store: repacked the database");
             }
             Err(error) => tracing::warn!(%error, "embedded store: repacking the database failed"),
         }
         self.repack_at = Some(Instant::now() + started.elapsed() * REPACK_SPACING);
+    }
+
+    /// The database file's size in bytes: its pages times the page size.
+    fn file_bytes(&self) -> rusqlite::Result<i64> {
+        let pages: i64 = self.conn.query_row("PRAGMA page_count", [], |row| row.get(0))?;
+        let page_size: i64 = self.conn.query_row("PRAGMA page_size", [], |row| row.get(0))?;
+        Ok(pages * page_size)
     }
 }
 
