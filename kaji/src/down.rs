@@ -19,8 +19,12 @@ pub fn down(name: &str) -> Result<()> {
     for process in cluster.processes.iter().rev() {
         host::stop(process, Duration::from_secs(5));
     }
-    for node in &cluster.nodes {
+    for (index, node) in cluster.nodes.iter().enumerate() {
         runtime::reclaim::reclaim_node(&node.root_dir, &node.cgroup_root);
+        // The host end of the node's veth pair goes now, with its peer: a deleted namespace
+        // only takes its links along once the kernel's deferred clean-up of it has run, after
+        // the last reference to it is gone, which can be after `kaji down` returned.
+        let _ = host::ip(&["link", "delete", &cluster.node_link(index)]);
         let _ = host::ip(&["netns", "delete", &node.netns]);
     }
     let node0 = cluster.nodes.first().map(|n| n.ip.clone()).unwrap_or_default();

@@ -1,6 +1,8 @@
 //! Full and partial sync timings of both proxy modes against the real kernel, inside network
 //! namespaces it creates: `cargo bench -p proxy --bench sync` (needs root). Prints one table in
-//! milliseconds, iptables and nftables side by side.
+//! milliseconds, iptables and nftables side by side. "1-svc" applies a precomputed one-service
+//! change; "1-svc+comp" is the same change as kube-proxy's loop makes it (the whole rule set
+//! computed from the objects, then applied).
 //! `KPROXY_BENCH_SIZES=1000,5000` picks the sizes; `KPROXY_BENCH_DEBUG=1` also prints each
 //! one-service-change sample and splits it into diff rendering and the restore itself.
 
@@ -137,7 +139,7 @@ async fn main() {
         .unwrap_or_else(|| vec![1000, 5000, 10000]);
     let reps = 3;
     println!(
-        "{:>7} | {:>7} {:>9} {:>11} {:>11} {:>12} {:>10} | {:>7} {:>9} {:>11} {:>12} {:>10}",
+        "{:>7} | {:>7} {:>9} {:>11} {:>11} {:>12} {:>10} {:>10} | {:>7} {:>9} {:>11} {:>12} {:>10} {:>10}",
         "svcs",
         "ipt-rules",
         "compute",
@@ -145,11 +147,13 @@ async fn main() {
         "full(empty)",
         "full(resync)",
         "1-svc",
+        "1-svc+comp",
         "nft-objs",
         "compute",
         "full(empty)",
         "full(resync)",
-        "1-svc"
+        "1-svc",
+        "1-svc+comp"
     );
     for n in sizes {
         let (services, slices) = cluster(n, false);
@@ -164,6 +168,7 @@ async fn main() {
         let mut full_empty = Vec::new();
         let mut full_resync = Vec::new();
         let mut partial = Vec::new();
+        let mut end_to_end = Vec::new();
         for _ in 0..reps {
             let netns = Netns::create("bare");
             let (result, elapsed) = timed(netns.backend().restore(text.clone(), RestoreMode::Flush)).await;
@@ -186,8 +191,22 @@ async fn main() {
                 assert!(matches!(kind, Ok(SyncKind::Partial { .. })), "{kind:?}");
                 partial.push(ms(elapsed));
             }
+            // The same change as kube-proxy's loop makes it: the whole rule set computed from
+            // the objects, then the sync.
+            for to in [&changed_slices, &slices] {
+                let (kind, elapsed) = timed(async { proxier.sync(compute(&services, to, &config)).await }).await;
+                assert!(matches!(kind, Ok(SyncKind::Partial { .. })), "{kind:?}");
+                end_to_end.push(ms(elapsed));
+            }
         }
         if std::env::var_os("KPROXY_BENCH_DEBUG").is_some() {
+            let start = Instant::now();
+            let ports = proxy::model::service_ports(&services, &slices, &config);
+            eprintln!(
+                "service_ports (the model, both modes' first step): {:.1} ms",
+                ms(start.elapsed())
+            );
+            drop(ports);
             eprintln!("partial samples: {partial:?}");
             let netns = Netns::create("dbg");
             let backend = netns.backend();
@@ -210,7 +229,7 @@ async fn main() {
         }
         let nft = nft_mode(n, &config, reps).await;
         println!(
-            "{:>7} | {:>7} {:>9.1} {:>11.1} {:>11.1} {:>12.1} {:>10.1} | {:>7} {:>9.1} {:>11.1} {:>12.1} {:>10.1}",
+            "{:>7} | {:>7} {:>9.1} {:>11.1} {:>11.1} {:>12.1} {:>10.1} {:>10.1} | {:>7} {:>9.1} {:>11.1} {:>12.1} {:>10.1} {:>10.1}",
             n,
             rules.rule_count(),
             compute_ms,
@@ -218,11 +237,13 @@ async fn main() {
             median(full_empty),
             median(full_resync),
             median(partial),
+            median(end_to_end),
             nft.objects,
             nft.compute_ms,
             median(nft.full_empty),
             median(nft.full_resync),
-            median(nft.partial)
+            median(nft.partial),
+            median(nft.end_to_end)
         );
     }
 }
@@ -234,6 +255,7 @@ struct NftTimings {
     full_empty: Vec<f64>,
     full_resync: Vec<f64>,
     partial: Vec<f64>,
+    end_to_end: Vec<f64>,
 }
 
 /// Full sync into an empty namespace, full resync over the populated table (the whole table
@@ -251,6 +273,7 @@ async fn nft_mode(n: usize, config: &Config, reps: usize) -> NftTimings {
         full_empty: Vec::new(),
         full_resync: Vec::new(),
         partial: Vec::new(),
+        end_to_end: Vec::new(),
     };
     for _ in 0..reps {
         let netns = Netns::create("nft");
@@ -266,6 +289,12 @@ async fn nft_mode(n: usize, config: &Config, reps: usize) -> NftTimings {
             let (kind, elapsed) = timed(proxier.sync(to.clone())).await;
             assert!(matches!(kind, Ok(SyncKind::Partial { .. })), "{kind:?}");
             timings.partial.push(ms(elapsed));
+        }
+        for to in [&changed_slices, &slices] {
+            let (kind, elapsed) =
+                timed(async { proxier.sync(proxy::nft::compute::compute(&services, to, config)).await }).await;
+            assert!(matches!(kind, Ok(SyncKind::Partial { .. })), "{kind:?}");
+            timings.end_to_end.push(ms(elapsed));
         }
     }
     if std::env::var_os("KPROXY_BENCH_DEBUG").is_some() {

@@ -4,6 +4,7 @@
 //!
 //! [`crate::rules`] turns it into iptables chains, [`crate::nft`] into an nftables table.
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
@@ -157,9 +158,16 @@ fn endpoints_for(slices: &[&EndpointSlice], port_name: &str, protocol: &str) -> 
 /// Every proxied service port of the cluster, sorted by service (namespace, name) and then in
 /// port order. Never fails: malformed objects, headless, ExternalName and IPv6 services are
 /// skipped.
-pub fn service_ports(services: &[Service], slices: &[EndpointSlice], config: &Config) -> Vec<ServicePort> {
+///
+/// Generic over how the objects are held, so the proxy can pass its informer caches' `Arc`s
+/// without cloning every object for each sync.
+pub fn service_ports<S: Borrow<Service>, E: Borrow<EndpointSlice>>(
+    services: &[S],
+    slices: &[E],
+    config: &Config,
+) -> Vec<ServicePort> {
     let mut slices_by_service: BTreeMap<(&str, &str), Vec<&EndpointSlice>> = BTreeMap::new();
-    for slice in slices {
+    for slice in slices.iter().map(Borrow::borrow) {
         let namespace = slice.metadata.namespace.as_deref().unwrap_or("");
         if let Some(name) = slice
             .metadata
@@ -173,7 +181,7 @@ pub fn service_ports(services: &[Service], slices: &[EndpointSlice], config: &Co
                 .push(slice);
         }
     }
-    let mut sorted: Vec<&Service> = services.iter().collect();
+    let mut sorted: Vec<&Service> = services.iter().map(Borrow::borrow).collect();
     sorted.sort_by(|a, b| {
         (a.metadata.namespace.as_deref(), a.metadata.name.as_deref())
             .cmp(&(b.metadata.namespace.as_deref(), b.metadata.name.as_deref()))

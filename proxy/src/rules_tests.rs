@@ -11,14 +11,17 @@ use super::*;
 
 /// Renders only the chains that differ from an empty cluster, so snapshots stay small.
 fn render_service_chains(services: &[Service], slices: &[EndpointSlice]) -> String {
-    let empty = compute(&[], &[], &config());
+    let empty = compute::<Service, EndpointSlice>(&[], &[], &config());
     let rules = compute(services, slices, &config());
     render_diff(&empty, &rules).unwrap_or_default()
 }
 
 #[test]
 fn empty_cluster_has_only_base_chains() {
-    check("empty", &render_full(&compute(&[], &[], &config())));
+    check(
+        "empty",
+        &render_full(&compute::<Service, EndpointSlice>(&[], &[], &config())),
+    );
 }
 
 #[test]
@@ -212,4 +215,78 @@ fn malformed_input_is_skipped() {
     let ipv6 = service("v6", "fd00::1", |_| {});
     let out = render_service_chains(&[broken, ipv6], &[slice("v6", &[("not-an-ip", true, true, false, "")])]);
     assert_eq!(out, "");
+}
+
+#[test]
+fn large_clusters_drop_the_endpoint_comments_as_upstream() {
+    // One service with `count` ready endpoints (10.244.X.Y).
+    let rules_with = |count: usize| {
+        let ips: Vec<String> = (0..count)
+            .map(|i| format!("10.244.{}.{}", i / 250, i % 250 + 1))
+            .collect();
+        let endpoints: Vec<crate::testutil::Ep<'_>> = ips
+            .iter()
+            .map(|ip| (ip.as_str(), true, true, false, "node-b"))
+            .collect();
+        compute(
+            &[service("web", "10.96.0.10", |_| {})],
+            &[slice("web", &endpoints)],
+            &config(),
+        )
+    };
+    let sep_rules = |rules: &RuleSet| -> Vec<String> {
+        rules
+            .nat
+            .iter()
+            .filter(|(chain, _)| chain.starts_with("KUBE-SEP-") || chain.starts_with("KUBE-SVC-"))
+            .flat_map(|(_, r)| r.iter().cloned())
+            .collect()
+    };
+    let small = rules_with(LARGE_CLUSTER_ENDPOINTS);
+    let sep = sep_rules(&small);
+    assert!(
+        sep.iter()
+            .filter(|r| r.contains("-j KUBE-SEP-") || r.contains("DNAT"))
+            .all(|r| r.starts_with("-m comment")),
+        "at the threshold every rule keeps its comment"
+    );
+
+    let large = rules_with(LARGE_CLUSTER_ENDPOINTS + 1);
+    let sep = sep_rules(&large);
+    let jumps: Vec<&String> = sep.iter().filter(|r| r.contains("-j KUBE-SEP-")).collect();
+    let dnats: Vec<&String> = sep.iter().filter(|r| r.contains("-j DNAT")).collect();
+    assert_eq!(jumps.len(), LARGE_CLUSTER_ENDPOINTS + 1);
+    assert_eq!(dnats.len(), LARGE_CLUSTER_ENDPOINTS + 1);
+    assert!(
+        jumps.iter().chain(&dnats).all(|r| !r.contains("--comment")),
+        "{:?}",
+        jumps.first()
+    );
+    assert!(
+        jumps[0].starts_with("-m statistic --mode random --probability "),
+        "{}",
+        jumps[0]
+    );
+    assert!(
+        dnats
+            .iter()
+            .any(|r| *r == "-p tcp -m tcp -j DNAT --to-destination 10.244.0.1:8080")
+    );
+    // The cluster IP's dispatch and masquerade rules keep theirs, as upstream's do.
+    let dispatch: Vec<&String> = large
+        .nat
+        .iter()
+        .filter(|(chain, _)| chain.starts_with("KUBE-SVCS-"))
+        .flat_map(|(_, r)| r)
+        .collect();
+    assert_eq!(dispatch.len(), 1);
+    assert!(
+        dispatch[0].starts_with("-m comment --comment \"ns/web:http cluster IP\""),
+        "{}",
+        dispatch[0]
+    );
+    assert!(
+        sep.iter()
+            .any(|r| r.contains("cluster IP\"") && r.contains("-j KUBE-MARK-MASQ"))
+    );
 }

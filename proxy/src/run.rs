@@ -1,5 +1,6 @@
 //! The kube-proxy process: client, watchers, and the sync loop beside them.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -23,8 +24,8 @@ use crate::{Options, ProxyError};
 trait ModeSync: Send {
     fn sync(
         &mut self,
-        services: &[Service],
-        slices: &[EndpointSlice],
+        services: &[Arc<Service>],
+        slices: &[Arc<EndpointSlice>],
         config: &Config,
     ) -> impl std::future::Future<Output = Result<SyncKind, ProxyError>> + Send;
 }
@@ -32,8 +33,8 @@ trait ModeSync: Send {
 impl<B: Backend> ModeSync for Proxier<B> {
     async fn sync(
         &mut self,
-        services: &[Service],
-        slices: &[EndpointSlice],
+        services: &[Arc<Service>],
+        slices: &[Arc<EndpointSlice>],
         config: &Config,
     ) -> Result<SyncKind, ProxyError> {
         Ok(Proxier::sync(self, crate::rules::compute(services, slices, config)).await?)
@@ -43,8 +44,8 @@ impl<B: Backend> ModeSync for Proxier<B> {
 impl<B: NftBackend> ModeSync for NftProxier<B> {
     async fn sync(
         &mut self,
-        services: &[Service],
-        slices: &[EndpointSlice],
+        services: &[Arc<Service>],
+        slices: &[Arc<EndpointSlice>],
         config: &Config,
     ) -> Result<SyncKind, ProxyError> {
         Ok(NftProxier::sync(self, crate::nft::compute::compute(services, slices, config)).await?)
@@ -162,7 +163,7 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> Result<(), Pr
         cluster_cidr: options.cluster_cidr.clone(),
     };
 
-    let changed = std::sync::Arc::new(Notify::new());
+    let changed = Arc::new(Notify::new());
     let services = spawn_reflector(
         &mut tasks,
         Api::<Service>::all(client.clone()),
@@ -218,7 +219,7 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> Result<(), Pr
 fn spawn_reflector<K>(
     tasks: &mut JoinSet<Result<(), ProxyError>>,
     api: Api<K>,
-    changed: std::sync::Arc<Notify>,
+    changed: Arc<Notify>,
     shutdown: &CancellationToken,
 ) -> Store<K>
 where
@@ -263,7 +264,7 @@ async fn sync_loop<M: ModeSync>(
     config: Config,
     services: Store<Service>,
     slices: Store<EndpointSlice>,
-    changed: std::sync::Arc<Notify>,
+    changed: Arc<Notify>,
     settings: LoopSettings,
     shutdown: CancellationToken,
 ) -> Result<(), ProxyError> {
@@ -276,8 +277,9 @@ async fn sync_loop<M: ModeSync>(
     let mut retry_delay = settings.min_sync_period.max(Duration::from_millis(100));
     loop {
         let started = tokio::time::Instant::now();
-        let service_list: Vec<Service> = services.state().iter().map(|s| (**s).clone()).collect();
-        let slice_list: Vec<EndpointSlice> = slices.state().iter().map(|s| (**s).clone()).collect();
+        // The caches' own objects, shared: no copy of every object per sync.
+        let service_list: Vec<Arc<Service>> = services.state();
+        let slice_list: Vec<Arc<EndpointSlice>> = slices.state();
         let next_wait = match proxier.sync(&service_list, &slice_list, &config).await {
             Ok(kind) => {
                 if kind != SyncKind::Unchanged {

@@ -34,6 +34,7 @@
 //! one priority step later (`nat-prerouting-nodeports`/`nat-output-nodeports`, -99), after
 //! every shard's `service-ips` lookup (-100).
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::Ipv4Addr;
@@ -323,12 +324,17 @@ impl Builder {
 }
 
 /// Computes our tables for the whole cluster state. Never fails: malformed objects are skipped.
-pub fn compute(services: &[Service], slices: &[EndpointSlice], config: &Config) -> Ruleset {
+pub fn compute<S: Borrow<Service>, E: Borrow<EndpointSlice>>(services: &[S], slices: &[E], config: &Config) -> Ruleset {
     compute_sharded(services, slices, config, SHARDS)
 }
 
 /// [`compute`] over `shards` shard tables (at least one).
-pub fn compute_sharded(services: &[Service], slices: &[EndpointSlice], config: &Config, shards: usize) -> Ruleset {
+pub fn compute_sharded<S: Borrow<Service>, E: Borrow<EndpointSlice>>(
+    services: &[S],
+    slices: &[E],
+    config: &Config,
+    shards: usize,
+) -> Ruleset {
     let shards = shards.max(1);
     let cluster_cidr = config.cluster_cidr.as_deref().and_then(parse_cidr);
     let mut builder = Builder::new(shards, cluster_cidr);

@@ -18,7 +18,7 @@ use crate::testutil::{READY_A, READY_B, check, config, service, slice};
 
 /// The operations that add this cluster's service objects to an empty cluster's table.
 fn service_ops(services: &[Service], slices: &[EndpointSlice]) -> String {
-    let empty = compute(&[], &[], &config());
+    let empty = compute::<Service, EndpointSlice>(&[], &[], &config());
     let table = compute(services, slices, &config());
     diff(&empty, &table).map(|t| t.to_nft_script()).unwrap_or_default()
 }
@@ -40,8 +40,11 @@ fn node_port(name: &str) -> Service {
 #[test]
 fn empty_cluster_has_only_base_chains_and_maps() {
     // Two shards keep the snapshot readable; every shard has the same base.
-    check("nft_empty", &render(&compute_sharded(&[], &[], &config(), 2)));
-    let all = compute(&[], &[], &config());
+    check(
+        "nft_empty",
+        &render(&compute_sharded::<Service, EndpointSlice>(&[], &[], &config(), 2)),
+    );
+    let all = compute::<Service, EndpointSlice>(&[], &[], &config());
     assert_eq!(all.tables.len(), SHARDS + 1);
     let shards: Vec<_> = all.tables.iter().filter(|(name, _)| name.as_str() != TABLE).collect();
     assert!(
