@@ -284,7 +284,12 @@ fn main() {
             let strip = |r: &Ruleset| {
                 let mut r = r.clone();
                 r.digests.clear();
-                if let Some(map) = r.tables.get_mut(&shard).and_then(|t| t.sets.get_mut(SERVICE_IPS)) {
+                if let Some(map) = r
+                    .tables
+                    .get_mut(&shard)
+                    .map(std::sync::Arc::make_mut)
+                    .and_then(|t| t.sets.get_mut(SERVICE_IPS))
+                {
                     let key = Key::Service(std::net::Ipv4Addr::new(10, 96, 0, 0), Proto::Tcp, 80);
                     map.elements.retain(|k, _| *k == key);
                 }

@@ -1,8 +1,8 @@
 //! Full and partial sync timings of both proxy modes against the real kernel, inside network
 //! namespaces it creates: `cargo bench -p proxy --bench sync` (needs root). Prints one table in
 //! milliseconds, iptables and nftables side by side. "1-svc" applies a precomputed one-service
-//! change; "1-svc+comp" is the same change as kube-proxy's loop makes it (the whole rule set
-//! computed from the objects, then applied).
+//! change; "1-svc+comp" is the same change as kube-proxy's loop makes it (the rules computed
+//! from the objects, in the nftables mode reusing the applied shards, then applied).
 //! `KPROXY_BENCH_SIZES=1000,5000` picks the sizes; `KPROXY_BENCH_DEBUG=1` also prints each
 //! one-service-change sample and splits it into diff rendering and the restore itself.
 
@@ -291,8 +291,11 @@ async fn nft_mode(n: usize, config: &Config, reps: usize) -> NftTimings {
             timings.partial.push(ms(elapsed));
         }
         for to in [&changed_slices, &slices] {
-            let (kind, elapsed) =
-                timed(async { proxier.sync(proxy::nft::compute::compute(&services, to, config)).await }).await;
+            let (kind, elapsed) = timed(async {
+                let desired = proxy::nft::compute::compute_reusing(&services, to, config, proxier.applied());
+                proxier.sync(desired).await
+            })
+            .await;
             assert!(matches!(kind, Ok(SyncKind::Partial { .. })), "{kind:?}");
             timings.end_to_end.push(ms(elapsed));
         }

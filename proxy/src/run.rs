@@ -48,7 +48,9 @@ impl<B: NftBackend> ModeSync for NftProxier<B> {
         slices: &[Arc<EndpointSlice>],
         config: &Config,
     ) -> Result<SyncKind, ProxyError> {
-        Ok(NftProxier::sync(self, crate::nft::compute::compute(services, slices, config)).await?)
+        // Shards whose services did not change are the applied tables, not built again.
+        let desired = crate::nft::compute::compute_reusing(services, slices, config, self.applied());
+        Ok(NftProxier::sync(self, desired).await?)
     }
 }
 

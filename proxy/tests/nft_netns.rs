@@ -17,7 +17,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use proxy::model::Config;
 use proxy::nft::NftProxier;
-use proxy::nft::compute::{compute, shard_of};
+use proxy::nft::compute::{compute, compute_reusing, shard_of};
 use proxy::nft::netlink::{NetlinkBackend, delete_tables_blocking};
 use proxy::nft::table::{SHARDS, render};
 use proxy::proxier::SyncKind;
@@ -266,9 +266,11 @@ async fn services_in_several_shards_answer_follow_endpoint_removal_and_cleanup()
         }
     }
 
-    // Endpoint removal: one incremental transaction, after which only "a" answers.
+    // Endpoint removal: one incremental transaction, after which only "a" answers. Computed
+    // as kube-proxy's loop does, the other shards being the applied tables themselves.
     slices[0] = slice(&first, &["10.244.0.2"], Some("n1"));
-    let synced = proxier.sync(compute(&services, &slices, &config())).await;
+    let desired = compute_reusing(&services, &slices, &config(), proxier.applied());
+    let synced = proxier.sync(desired).await;
     assert!(matches!(synced, Ok(SyncKind::Partial { .. })), "{synced:?}");
     for to in [cluster_ip, node_port_addr] {
         let answers: Vec<String> = (0..12).map(|_| ask(&node, to)).collect();
@@ -278,7 +280,8 @@ async fn services_in_several_shards_answer_follow_endpoint_removal_and_cleanup()
     // No endpoints left: the ClusterIP and the node port are rejected (connection refused),
     // not left hanging or handed to the node's own listener; the other shards still answer.
     slices[0] = slice(&first, &[], Some("n1"));
-    assert!(proxier.sync(compute(&services, &slices, &config())).await.is_ok());
+    let desired = compute_reusing(&services, &slices, &config(), proxier.applied());
+    assert!(proxier.sync(desired).await.is_ok());
     for to in [cluster_ip, node_port_addr] {
         let refused = ask(&node, to);
         assert!(

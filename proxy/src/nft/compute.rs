@@ -38,6 +38,7 @@ use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -255,12 +256,15 @@ pub fn shard_of(namespace: &str, service: &str, shards: usize) -> usize {
     usize::try_from(u64::from_be_bytes(first) % shards).unwrap_or(0)
 }
 
-/// The ruleset being built: the main table, the shards, which shard holds each key of the
-/// sharded maps (a key claimed again moves to the new claimant, as in one map), and a running
-/// digest of what each table is computed from (see [`Ruleset::digests`]).
+/// The ruleset being built, in two passes over the service ports. The first ([`plan_port`])
+/// fills the main table, decides which shard holds each key of the sharded maps (a key claimed
+/// again moves to the new claimant, as in one map) and keeps a running digest of what each
+/// table is computed from (see [`Ruleset::digests`]). The second ([`shard_port`]) builds only
+/// the shards whose digest differs from the previous ruleset's; the others are that ruleset's
+/// tables, shared (`None` here until [`Builder::into_ruleset`]).
 struct Builder {
     main: Table,
-    shards: Vec<Table>,
+    shards: Vec<Option<Table>>,
     owners: BTreeMap<(&'static str, Key), usize>,
     main_digest: DefaultHasher,
     shard_digests: Vec<DefaultHasher>,
@@ -272,7 +276,7 @@ impl Builder {
         cluster_cidr.hash(&mut seed);
         Builder {
             main: main_table(),
-            shards: vec![shard_base_table(); shards],
+            shards: vec![None; shards],
             owners: BTreeMap::new(),
             main_digest: seed.clone(),
             shard_digests: vec![seed; shards],
@@ -294,30 +298,40 @@ impl Builder {
         element(&mut self.main, set, key, verdict);
     }
 
-    /// Puts `key → verdict` in `map` of `shard`, removing it from the shard that had it.
-    fn dispatch(&mut self, shard: usize, map: &'static str, key: Key, verdict: Verdict) {
+    /// First pass: `shard` claims `key` in its `map`, taking it from the shard that had it.
+    fn claim(&mut self, shard: usize, map: &'static str, key: Key) {
         if let Some(previous) = self.owners.insert((map, key.clone()), shard)
             && previous != shard
-            && let Some(set) = self.shards.get_mut(previous).and_then(|t| t.sets.get_mut(map))
-        {
-            set.elements.remove(&key);
             // The previous shard's content now depends on a later service too.
-            if let Some(digest) = self.shard_digests.get_mut(previous) {
-                (map, &key, shard).hash(digest);
-            }
+            && let Some(digest) = self.shard_digests.get_mut(previous)
+        {
+            (map, &key, shard).hash(digest);
         }
-        if let Some(table) = self.shards.get_mut(shard) {
+    }
+
+    /// Second pass: puts `key → verdict` in `map` of `shard` if the shard kept the key to the
+    /// end of the first pass. Claims within one shard come in port order, so the last one's
+    /// verdict stays, as in one map.
+    fn dispatch(&mut self, shard: usize, map: &'static str, key: Key, verdict: Verdict) {
+        if self.owners.get(&(map, key.clone())) != Some(&shard) {
+            return;
+        }
+        if let Some(Some(table)) = self.shards.get_mut(shard) {
             element(table, map, key, Some(verdict));
         }
     }
 
-    fn into_ruleset(self) -> Ruleset {
+    fn into_ruleset(self, digests: &[u64], mut reused: Vec<Option<Arc<Table>>>) -> Ruleset {
         let mut ruleset = Ruleset::default();
-        ruleset.tables.insert(TABLE.to_string(), self.main);
+        ruleset.tables.insert(TABLE.to_string(), Arc::new(self.main));
         ruleset.digests.insert(TABLE.to_string(), self.main_digest.finish());
-        for (index, (shard, digest)) in self.shards.into_iter().zip(self.shard_digests).enumerate() {
-            ruleset.tables.insert(shard_table(index), shard);
-            ruleset.digests.insert(shard_table(index), digest.finish());
+        for (index, (built, digest)) in self.shards.into_iter().zip(digests).enumerate() {
+            let table = match built {
+                Some(table) => Arc::new(table),
+                None => reused.get_mut(index).and_then(Option::take).unwrap_or_default(),
+            };
+            ruleset.tables.insert(shard_table(index), table);
+            ruleset.digests.insert(shard_table(index), *digest);
         }
         ruleset
     }
@@ -325,7 +339,19 @@ impl Builder {
 
 /// Computes our tables for the whole cluster state. Never fails: malformed objects are skipped.
 pub fn compute<S: Borrow<Service>, E: Borrow<EndpointSlice>>(services: &[S], slices: &[E], config: &Config) -> Ruleset {
-    compute_sharded(services, slices, config, SHARDS)
+    compute_sharded_reusing(services, slices, config, SHARDS, None)
+}
+
+/// [`compute`], taking from `previous` (what the proxier last applied) every shard table whose
+/// inputs did not change instead of building it again: a one-service change builds one shard.
+/// The result equals [`compute`]'s.
+pub fn compute_reusing<S: Borrow<Service>, E: Borrow<EndpointSlice>>(
+    services: &[S],
+    slices: &[E],
+    config: &Config,
+    previous: Option<&Ruleset>,
+) -> Ruleset {
+    compute_sharded_reusing(services, slices, config, SHARDS, previous)
 }
 
 /// [`compute`] over `shards` shard tables (at least one).
@@ -335,15 +361,47 @@ pub fn compute_sharded<S: Borrow<Service>, E: Borrow<EndpointSlice>>(
     config: &Config,
     shards: usize,
 ) -> Ruleset {
+    compute_sharded_reusing(services, slices, config, shards, None)
+}
+
+fn compute_sharded_reusing<S: Borrow<Service>, E: Borrow<EndpointSlice>>(
+    services: &[S],
+    slices: &[E],
+    config: &Config,
+    shards: usize,
+    previous: Option<&Ruleset>,
+) -> Ruleset {
     let shards = shards.max(1);
     let cluster_cidr = config.cluster_cidr.as_deref().and_then(parse_cidr);
     let mut builder = Builder::new(shards, cluster_cidr);
-    for port in service_ports(services, slices, config) {
-        let shard = shard_of(&port.namespace, &port.service, shards);
-        builder.digest(shard, &port);
-        service_port(&mut builder, shard, &port, cluster_cidr);
+    let ports = service_ports(services, slices, config);
+    let port_shards: Vec<usize> = ports
+        .iter()
+        .map(|port| shard_of(&port.namespace, &port.service, shards))
+        .collect();
+    for (port, &shard) in ports.iter().zip(&port_shards) {
+        builder.digest(shard, port);
+        plan_port(&mut builder, shard, port);
     }
-    builder.into_ruleset()
+    let digests: Vec<u64> = builder.shard_digests.iter().map(Hasher::finish).collect();
+    let reused: Vec<Option<Arc<Table>>> = digests
+        .iter()
+        .enumerate()
+        .map(|(index, digest)| {
+            let previous = previous?;
+            let name = shard_table(index);
+            (previous.digests.get(&name) == Some(digest))
+                .then(|| previous.tables.get(&name).cloned())
+                .flatten()
+        })
+        .collect();
+    builder.shards = reused.iter().map(|r| r.is_none().then(shard_base_table)).collect();
+    for (port, &shard) in ports.iter().zip(&port_shards) {
+        if builder.shards.get(shard).is_some_and(Option::is_some) {
+            shard_port(&mut builder, shard, port, cluster_cidr);
+        }
+    }
+    builder.into_ruleset(&digests, reused)
 }
 
 fn element(table: &mut Table, set: &str, key: Key, verdict: Option<Verdict>) {
@@ -358,25 +416,91 @@ fn endpoint_names(base: &str, endpoint: &Endpoint) -> (String, String) {
     (format!("endpoint-{hashed}"), format!("affinity-{hashed}"))
 }
 
-/// Adds one service port: its elements in the main table's maps and set, its chains, map
-/// elements and affinity sets in `shard`.
-fn service_port(builder: &mut Builder, shard: usize, sp: &ServicePort, cluster_cidr: Option<(Ipv4Addr, u8)>) {
+/// How one service port is served, from its endpoints and traffic policies.
+struct Shape {
+    proto: Proto,
+    port: u16,
+    has_endpoints: bool,
+    uses_cluster: bool,
+    uses_local: bool,
+    has_internal: bool,
+    has_external: bool,
+    uses_external_chain: bool,
+}
+
+fn shape(sp: &ServicePort) -> Option<Shape> {
     let (Some(proto), Ok(port)) = (Proto::parse(&sp.protocol), u16::try_from(sp.port)) else {
-        return;
+        return None;
     };
+    let has_endpoints = !sp.cluster.is_empty();
+    Some(Shape {
+        proto,
+        port,
+        has_endpoints,
+        uses_cluster: has_endpoints && (!sp.internal_local || sp.has_external()),
+        uses_local: !sp.local.is_empty() && sp.uses_local_endpoints(),
+        has_internal: has_endpoints && (!sp.internal_local || !sp.local.is_empty()),
+        has_external: has_endpoints && (!sp.external_local || !sp.local.is_empty()),
+        uses_external_chain: has_endpoints && sp.has_external(),
+    })
+}
+
+/// First pass over one service port: its elements in the main table's maps and set, and its
+/// claims on keys of its shard's maps.
+fn plan_port(builder: &mut Builder, shard: usize, sp: &ServicePort) {
+    let Some(shape) = shape(sp) else { return };
+    let (proto, port) = (shape.proto, shape.port);
+    builder.main_element(CLUSTER_IPS, Key::Ip(sp.cluster_ip), None);
+    let no_endpoints = if shape.has_endpoints {
+        Verdict::Drop
+    } else {
+        Verdict::Goto(REJECT_CHAIN.into())
+    };
+    let cluster_key = Key::Service(sp.cluster_ip, proto, port);
+    if shape.has_internal {
+        builder.claim(shard, SERVICE_IPS, cluster_key);
+    } else {
+        builder.main_element(NO_ENDPOINT_SERVICES, cluster_key, Some(no_endpoints.clone()));
+    }
+    for ip in &sp.external_ips {
+        let key = Key::Service(*ip, proto, port);
+        if shape.has_endpoints {
+            builder.claim(shard, SERVICE_IPS, key.clone());
+        }
+        if !shape.has_external {
+            builder.main_element(NO_ENDPOINT_SERVICES, key, Some(no_endpoints.clone()));
+        }
+    }
+    if let Some(node_port) = sp.node_port.and_then(|p| u16::try_from(p).ok()) {
+        let key = Key::Port(proto, node_port);
+        if shape.has_endpoints {
+            builder.claim(shard, SERVICE_NODEPORTS, key.clone());
+        }
+        if !shape.has_external {
+            builder.main_element(NO_ENDPOINT_NODEPORTS, key, Some(no_endpoints));
+        }
+    }
+}
+
+/// Second pass over one service port of a shard being built: its map elements (the keys it
+/// kept), its chains and its affinity sets.
+fn shard_port(builder: &mut Builder, shard: usize, sp: &ServicePort, cluster_cidr: Option<(Ipv4Addr, u8)>) {
+    let Some(shape) = shape(sp) else { return };
+    let Shape {
+        proto,
+        port,
+        has_endpoints,
+        uses_cluster,
+        uses_local,
+        has_internal,
+        has_external,
+        uses_external_chain,
+    } = shape;
     let base = format!("{}/{}/{}/{}", sp.namespace, sp.service, sp.protocol, sp.port_name);
     let hashed_base = hashed(&base);
     let cluster_chain = format!("service-{hashed_base}");
     let local_chain = format!("local-{hashed_base}");
     let external_chain = format!("external-{hashed_base}");
-    builder.main_element(CLUSTER_IPS, Key::Ip(sp.cluster_ip), None);
-
-    let has_endpoints = !sp.cluster.is_empty();
-    let uses_cluster = has_endpoints && (!sp.internal_local || sp.has_external());
-    let uses_local = !sp.local.is_empty() && sp.uses_local_endpoints();
-    let has_internal = has_endpoints && (!sp.internal_local || !sp.local.is_empty());
-    let has_external = has_endpoints && (!sp.external_local || !sp.local.is_empty());
-    let uses_external_chain = has_endpoints && sp.has_external();
     let internal_chain = if sp.internal_local {
         &local_chain
     } else {
@@ -387,45 +511,25 @@ fn service_port(builder: &mut Builder, shard: usize, sp: &ServicePort, cluster_c
     } else {
         &cluster_chain
     };
-    let (internal_verdict, external_verdict) = if has_endpoints {
-        (Verdict::Drop, Verdict::Drop)
-    } else {
-        (Verdict::Goto(REJECT_CHAIN.into()), Verdict::Goto(REJECT_CHAIN.into()))
-    };
 
     // Dispatch: the ClusterIP, external IPs and node port.
-    let cluster_key = Key::Service(sp.cluster_ip, proto, port);
     if has_internal {
-        builder.dispatch(shard, SERVICE_IPS, cluster_key, Verdict::Goto(internal_chain.clone()));
-    } else {
-        builder.main_element(NO_ENDPOINT_SERVICES, cluster_key, Some(internal_verdict));
+        let key = Key::Service(sp.cluster_ip, proto, port);
+        builder.dispatch(shard, SERVICE_IPS, key, Verdict::Goto(internal_chain.clone()));
     }
-    for ip in &sp.external_ips {
-        let key = Key::Service(*ip, proto, port);
-        if has_endpoints {
-            builder.dispatch(shard, SERVICE_IPS, key.clone(), Verdict::Goto(external_chain.clone()));
+    if has_endpoints {
+        for ip in &sp.external_ips {
+            let key = Key::Service(*ip, proto, port);
+            builder.dispatch(shard, SERVICE_IPS, key, Verdict::Goto(external_chain.clone()));
         }
-        if !has_external {
-            builder.main_element(NO_ENDPOINT_SERVICES, key, Some(external_verdict.clone()));
-        }
-    }
-    if let Some(node_port) = sp.node_port.and_then(|p| u16::try_from(p).ok()) {
-        let key = Key::Port(proto, node_port);
-        if has_endpoints {
-            builder.dispatch(
-                shard,
-                SERVICE_NODEPORTS,
-                key.clone(),
-                Verdict::Goto(external_chain.clone()),
-            );
-        }
-        if !has_external {
-            builder.main_element(NO_ENDPOINT_NODEPORTS, key, Some(external_verdict));
+        if let Some(node_port) = sp.node_port.and_then(|p| u16::try_from(p).ok()) {
+            let key = Key::Port(proto, node_port);
+            builder.dispatch(shard, SERVICE_NODEPORTS, key, Verdict::Goto(external_chain.clone()));
         }
     }
 
     // Everything else lives in the service's shard.
-    let Some(table) = builder.shards.get_mut(shard) else {
+    let Some(Some(table)) = builder.shards.get_mut(shard) else {
         return;
     };
 

@@ -117,6 +117,12 @@ impl<B: NftBackend> NftProxier<B> {
         self.applied = None;
     }
 
+    /// What the last successful sync applied: the tables the next compute may reuse
+    /// ([`compute::compute_reusing`]).
+    pub fn applied(&self) -> Option<&Ruleset> {
+        self.applied.as_ref()
+    }
+
     /// Brings the kernel's tables to `desired`. On failure the next sync is a full one.
     pub async fn sync(&mut self, desired: Ruleset) -> Result<SyncKind, NftError> {
         let due = self.last_full.is_none_or(|at| at.elapsed() >= self.full_sync_period);

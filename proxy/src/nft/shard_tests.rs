@@ -9,7 +9,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{ClientIPConfig, Service, ServicePort, SessionAffinityConfig};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
-use super::compute::{SERVICE_IPS, compute, compute_sharded, shard_of};
+use super::compute::{SERVICE_IPS, compute, compute_reusing, compute_sharded, shard_of};
 use super::diff::{diff, full};
 use super::table::{Chain, Key, Op, Ruleset, SHARDS, Stmt, TABLE, Table, Verdict, is_our_table, shard_table};
 use super::{FakeNftBackend, NftProxier};
@@ -203,7 +203,7 @@ fn sharding_only_moves_objects() {
             assert!(many.tables[&table].chains.contains_key(&chain), "{key} → {chain}");
         }
     }
-    let objects = |r: &Ruleset| r.object_count() - r.tables.values().map(base_objects).sum::<usize>();
+    let objects = |r: &Ruleset| r.object_count() - r.tables.values().map(|t| base_objects(t)).sum::<usize>();
     assert_eq!(objects(&one), objects(&many));
 }
 
@@ -337,12 +337,88 @@ fn a_key_given_back_to_an_unchanged_shard_is_part_of_the_diff() {
 }
 
 #[test]
+fn reusing_the_previous_ruleset_gives_what_a_fresh_compute_gives() {
+    // Two services of different shards that claim the same external IP, for the hand-over.
+    let mut names: Vec<String> = Vec::new();
+    for i in 0.. {
+        let name = format!("x{i}");
+        if names
+            .iter()
+            .all(|n| shard_of("ns", n, SHARDS) != shard_of("ns", &name, SHARDS))
+        {
+            names.push(name);
+        }
+        if names.len() == 2 {
+            break;
+        }
+    }
+    let with_ip = |name: &str, ip: &str, external: bool| {
+        service(name, ip, |spec| {
+            if external {
+                spec.external_ips = Some(vec!["198.51.100.1".into()]);
+            }
+        })
+    };
+    let (services, slices) = varied();
+    let mut states = vec![(services.clone(), slices.clone())];
+    let mut next = |change: &dyn Fn(&mut Vec<Service>, &mut Vec<EndpointSlice>)| {
+        let (mut services, mut slices) = states.last().cloned().expect("a state");
+        change(&mut services, &mut slices);
+        states.push((services, slices));
+    };
+    next(&|_, slices| slices[3] = slice("s3", &[READY_A]));
+    next(&|_, slices| slices[3] = slice("s3", &[]));
+    next(&|services, _| {
+        services.remove(5);
+    });
+    next(&|services, slices| {
+        services.push(service("new", "10.96.9.9", |_| {}));
+        slices.push(slice("new", &[READY_B]));
+    });
+    let (x, y) = (names[0].clone(), names[1].clone());
+    next(&|services, slices| {
+        services.push(with_ip(&x, "10.96.8.1", true));
+        services.push(with_ip(&y, "10.96.8.2", true));
+        slices.push(slice(&x, &[READY_A]));
+        slices.push(slice(&y, &[READY_B]));
+    });
+    next(&|services, _| {
+        if let Some(last) = services.last_mut() {
+            *last = with_ip(&y, "10.96.8.2", false);
+        }
+    });
+    next(&|services, _| {
+        if let Some(last) = services.last_mut() {
+            *last = with_ip(&y, "10.96.8.2", true);
+        }
+    });
+
+    let mut previous = compute(&states[0].0, &states[0].1, &config());
+    for (step, (services, slices)) in states.iter().enumerate().skip(1) {
+        let reused = compute_reusing(services, slices, &config(), Some(&previous));
+        assert_eq!(reused, compute(services, slices, &config()), "step {step}");
+        for (name, table) in &reused.tables {
+            let same_inputs = previous.digests.get(name) == reused.digests.get(name);
+            if name != TABLE {
+                // An unchanged shard is the previous table itself; a changed one is new.
+                assert_eq!(
+                    std::sync::Arc::ptr_eq(table, &previous.tables[name]),
+                    same_inputs,
+                    "step {step}: {name}"
+                );
+            }
+        }
+        previous = reused;
+    }
+}
+
+#[test]
 fn tables_without_digests_are_compared() {
     let (services, slices) = varied();
     let computed = compute(&services, &slices, &config());
     let mut edited = computed.clone();
     let shard = shard_table(shard_of("ns", "s1", SHARDS));
-    if let Some(table) = edited.tables.get_mut(&shard) {
+    if let Some(table) = edited.tables.get_mut(&shard).map(std::sync::Arc::make_mut) {
         table.chains.remove("mark-for-masquerade");
     }
     // The digest still claims the computed content: a diff would trust it.
