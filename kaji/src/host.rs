@@ -94,8 +94,20 @@ pub fn respawn(process: &Process) -> Result<Process> {
 
 /// Whether the recorded process still runs (and is still ours: same executable).
 pub fn is_running(process: &Process) -> bool {
-    let exe = std::fs::read_link(format!("/proc/{}/exe", process.pid));
-    exe.is_ok_and(|exe| exe == process.binary)
+    std::fs::read_link(format!("/proc/{}/exe", process.pid)).is_ok_and(|exe| runs_binary(&exe, &process.binary))
+}
+
+/// Whether `exe` (a `/proc/PID/exe` link) is `binary`, also after the file was replaced under
+/// the running process (a rebuild or an upgrade while the cluster runs): the kernel then shows
+/// the old path with " (deleted)" appended. Without this, `kaji down` took such processes for
+/// gone and left them running in the node namespaces.
+pub fn runs_binary(exe: &Path, binary: &Path) -> bool {
+    if exe == binary {
+        return true;
+    }
+    let exe = exe.as_os_str().as_encoded_bytes();
+    exe.strip_suffix(b" (deleted)")
+        .is_some_and(|old| old == binary.as_os_str().as_encoded_bytes())
 }
 
 /// SIGTERM, up to `grace`, then SIGKILL; only if the PID is still our process.
@@ -142,4 +154,27 @@ pub fn binary(name: &str) -> Result<std::path::PathBuf> {
         );
     }
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::runs_binary;
+
+    #[test]
+    fn a_replaced_binary_still_counts_as_ours() {
+        let binary = Path::new("/opt/kaji/bin/kube-proxy");
+        assert!(runs_binary(Path::new("/opt/kaji/bin/kube-proxy"), binary));
+        assert!(runs_binary(Path::new("/opt/kaji/bin/kube-proxy (deleted)"), binary));
+        assert!(!runs_binary(Path::new("/usr/bin/sleep"), binary));
+        assert!(!runs_binary(
+            Path::new("/opt/kaji/bin/kube-proxy-old (deleted)"),
+            binary
+        ));
+        assert!(!runs_binary(
+            Path::new("/opt/kaji/bin/kube-proxy (deleted) (deleted)"),
+            binary
+        ));
+    }
 }
