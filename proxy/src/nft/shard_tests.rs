@@ -67,6 +67,16 @@ fn varied() -> (Vec<Service>, Vec<EndpointSlice>) {
     (services, slices)
 }
 
+/// Two service names (`x0`, `x1`, …) whose services land in different shards.
+fn two_services_in_two_shards() -> [String; 2] {
+    let first = "x0".to_string();
+    let second = (1..)
+        .map(|i| format!("x{i}"))
+        .find(|name| shard_of("ns", name, SHARDS) != shard_of("ns", &first, SHARDS))
+        .unwrap_or_default();
+    [first, second]
+}
+
 /// Whether a chain is one of a service port's (`service-HASH-ns/name/proto/port`, …): their
 /// names hold the service's `namespace/name`, the fixed chains' names do not.
 fn per_service(chain: &str) -> bool {
@@ -221,19 +231,7 @@ fn base_objects(table: &Table) -> usize {
 fn a_key_claimed_by_two_shards_belongs_to_the_last_claimant() {
     // Two services in different shards claim the same external IP and port; as in one map,
     // the service computed last wins, and the other shard does not keep a stale element.
-    let mut names: Vec<String> = Vec::new();
-    for i in 0.. {
-        let name = format!("x{i}");
-        if names
-            .iter()
-            .all(|n| shard_of("ns", n, SHARDS) != shard_of("ns", &name, SHARDS))
-        {
-            names.push(name);
-        }
-        if names.len() == 2 {
-            break;
-        }
-    }
+    let names = two_services_in_two_shards();
     let with_ip = |name: &str, ip: &str| {
         service(name, ip, |spec| {
             spec.external_ips = Some(vec!["198.51.100.1".into()]);
@@ -283,19 +281,7 @@ fn digests_follow_the_inputs_of_each_table() {
 fn a_key_given_back_to_an_unchanged_shard_is_part_of_the_diff() {
     // x claims the external IP first, y (another shard) takes it over; when y lets it go,
     // x's shard gets it back although nothing of x changed: its digest must change too.
-    let mut names: Vec<String> = Vec::new();
-    for i in 0.. {
-        let name = format!("x{i}");
-        if names
-            .iter()
-            .all(|n| shard_of("ns", n, SHARDS) != shard_of("ns", &name, SHARDS))
-        {
-            names.push(name);
-        }
-        if names.len() == 2 {
-            break;
-        }
-    }
+    let names = two_services_in_two_shards();
     let (x, y) = (&names[0], &names[1]);
     let with_ip = |name: &str, ip: &str, external: bool| {
         service(name, ip, |spec| {
@@ -339,19 +325,7 @@ fn a_key_given_back_to_an_unchanged_shard_is_part_of_the_diff() {
 #[test]
 fn reusing_the_previous_ruleset_gives_what_a_fresh_compute_gives() {
     // Two services of different shards that claim the same external IP, for the hand-over.
-    let mut names: Vec<String> = Vec::new();
-    for i in 0.. {
-        let name = format!("x{i}");
-        if names
-            .iter()
-            .all(|n| shard_of("ns", n, SHARDS) != shard_of("ns", &name, SHARDS))
-        {
-            names.push(name);
-        }
-        if names.len() == 2 {
-            break;
-        }
-    }
+    let names = two_services_in_two_shards();
     let with_ip = |name: &str, ip: &str, external: bool| {
         service(name, ip, |spec| {
             if external {
