@@ -4,6 +4,9 @@
 # installing what they need, plus formatting and lint checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Disk is what a fresh build of every test target runs short of first: say how much there is.
+trap 'echo "disk at exit: $(df -h . | tail -1)"; du -sh "${CARGO_TARGET_DIR:-target}" 2>/dev/null || true' EXIT
+echo "disk at start: $(df -h . | tail -1)"
 ./scripts/deps.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
