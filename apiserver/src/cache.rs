@@ -557,8 +557,8 @@ mod tests {
 
     #[async_trait::async_trait]
     impl Storage for UnreliableProgress {
-        async fn create(&self, key: &str, value: Bytes) -> storage::Result<KeyValue> {
-            self.0.create(key, value).await
+        async fn create_with_ttl(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> storage::Result<KeyValue> {
+            self.0.create_with_ttl(key, value, ttl).await
         }
         async fn get(&self, key: &str) -> storage::Result<Option<KeyValue>> {
             self.0.get(key).await
@@ -566,8 +566,14 @@ mod tests {
         async fn list(&self, request: ListRequest) -> storage::Result<storage::ListResponse> {
             self.0.list(request).await
         }
-        async fn update(&self, key: &str, expected: Revision, value: Bytes) -> storage::Result<KeyValue> {
-            self.0.update(key, expected, value).await
+        async fn update_with_ttl(
+            &self,
+            key: &str,
+            expected: Revision,
+            value: Bytes,
+            ttl: Option<Duration>,
+        ) -> storage::Result<KeyValue> {
+            self.0.update_with_ttl(key, expected, value, ttl).await
         }
         async fn delete(&self, key: &str, expected: Option<Revision>) -> storage::Result<(KeyValue, Revision)> {
             self.0.delete(key, expected).await

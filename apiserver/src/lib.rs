@@ -93,6 +93,10 @@ pub struct Options {
     /// revision younger than the interval. The embedded store compacts itself.
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     pub etcd_compaction_interval: Duration,
+    /// How long Events are kept after their last write (Go duration; 0 keeps them forever).
+    /// The store deletes them itself (an etcd lease, or the embedded store's expiry).
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub event_ttl: Duration,
     /// How often the Metrics API scrapes the kubelets' resource metrics (Go duration), as
     /// metrics-server's flag.
     #[arg(long, default_value = "15s", value_parser = parse_duration)]
@@ -289,7 +293,7 @@ pub async fn run(options: Options, cancel: CancellationToken) -> Result<()> {
     // Generating the OpenAPI documents takes a moment: do it before the first client asks.
     tokio::task::spawn_blocking(api::openapi::index);
     let allocators = Allocators::new(storage.clone(), cluster_ip_range, node_port_range);
-    let store = Arc::new(Store::new(storage, allocators, &cancel));
+    let store = Arc::new(Store::new(storage, allocators, options.event_ttl, &cancel));
     let state = Arc::new(AppState {
         store: store.clone(),
         metrics: metrics::Metrics::new(),

@@ -105,10 +105,17 @@ pub struct Store {
     caches: HashMap<&'static str, Arc<WatchCache>>,
     pub revisions: RevisionSource,
     pub allocators: Allocators,
+    /// How long Events are kept after their last write (`--event-ttl`); zero keeps them.
+    pub event_ttl: Duration,
 }
 
 impl Store {
-    pub fn new(storage: Arc<dyn Storage>, allocators: Allocators, cancel: &CancellationToken) -> Self {
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        allocators: Allocators,
+        event_ttl: Duration,
+        cancel: &CancellationToken,
+    ) -> Self {
         let mut caches = HashMap::new();
         for def in api::RESOURCES {
             caches
@@ -121,7 +128,14 @@ impl Store {
             caches,
             revisions,
             allocators,
+            event_ttl,
         }
+    }
+
+    /// The ttl writes of `def`'s objects carry: Events expire (core/v1 and events.k8s.io/v1
+    /// share their storage), as upstream's `--event-ttl` makes them.
+    pub fn ttl(&self, def: &ResourceDef) -> Option<Duration> {
+        (def.storage == "events" && !self.event_ttl.is_zero()).then_some(self.event_ttl)
     }
 
     pub fn cache(&self, def: &ResourceDef) -> &Arc<WatchCache> {

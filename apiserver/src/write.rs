@@ -319,7 +319,11 @@ impl Store {
             } else {
                 None
             };
-            match self.storage.create(&key, to_storage(def, admitted.clone())).await {
+            match self
+                .storage
+                .create_with_ttl(&key, to_storage(def, admitted.clone()), self.ttl(def))
+                .await
+            {
                 Ok(kv) => {
                     meta_mut(&mut admitted).insert("resourceVersion".into(), Value::from(kv.mod_revision.to_string()));
                     return Ok(admitted);
@@ -392,7 +396,7 @@ impl Store {
                     };
                     match self
                         .storage
-                        .update(&key, kv.mod_revision, to_storage(def, object.clone()))
+                        .update_with_ttl(&key, kv.mod_revision, to_storage(def, object.clone()), self.ttl(def))
                         .await
                     {
                         Ok(new_kv) => {

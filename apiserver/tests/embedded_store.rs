@@ -1,6 +1,7 @@
 //! The apiserver on its embedded store (no etcd anywhere): reads, writes, conflicts,
 //! pagination and watches from a resourceVersion through kube-rs and raw HTTP, and persistence of
-//! objects, resourceVersions and Service allocations across a clean restart and a SIGKILL.
+//! objects, resourceVersions and Service allocations across a clean restart and a SIGKILL; and
+//! Events expiring after `--event-ttl` on both stores.
 
 mod common;
 
@@ -299,6 +300,60 @@ async fn creates_per_second(server: &ApiServer, concurrency: usize, seconds: u64
         total += worker??;
     }
     Ok(total as f64 / started.elapsed().as_secs_f64())
+}
+
+/// `--event-ttl`: Events are deleted by the store once the ttl has passed since their last
+/// write (a watcher sees DELETED), on both stores; other objects stay.
+#[tokio::test]
+async fn events_expire_after_the_event_ttl_on_both_stores() -> Result<()> {
+    let etcd = testkit::etcd::EtcdServer::start()?;
+    let ttl = ["--event-ttl", "2s"];
+    let on_etcd = ApiServer::start(apiserver_binary(), &etcd.endpoint, &ttl)?;
+    let on_embedded = ApiServer::start_embedded(apiserver_binary(), &ttl)?;
+    for (store, apiserver) in [("etcd", &on_etcd), ("embedded", &on_embedded)] {
+        let http = Http::from_kubeconfig_file(&apiserver.kubeconfig()).await?;
+        let ns = namespace(&http, "ttl").await?;
+        let event = |name: &str| {
+            json!({
+                "apiVersion": "v1", "kind": "Event",
+                "metadata": {"name": name, "namespace": ns},
+                "involvedObject": {"kind": "ConfigMap", "name": "kept", "namespace": ns},
+                "reason": "Tested", "message": "expires", "type": "Normal", "count": 1,
+            })
+        };
+        let events = format!("/api/v1/namespaces/{ns}/events");
+        http.create(
+            &format!("/api/v1/namespaces/{ns}/configmaps"),
+            &configmap("kept", json!({}), json!({})),
+        )
+        .await?;
+        let first = http.create(&events, &event("first")).await?;
+        http.create(&events, &event("second")).await?;
+        // Half-way, a write restarts the second Event's clock (as a repeat's count patch does).
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let patch = json!({"count": 2});
+        let second = http
+            .patch(&format!("{events}/second"), "application/merge-patch+json", &patch)
+            .await?
+            .expect(200)?;
+        let rv = second["metadata"]["resourceVersion"]
+            .as_str()
+            .context("no resourceVersion")?;
+        let mut watch = http.watch(&format!("{events}?watch=1&resourceVersion={rv}")).await?;
+        let gone = watch.expect("DELETED", "first").await.context(store)?;
+        ensure!(gone["metadata"]["uid"] == first["metadata"]["uid"], "{store}: {gone}");
+        let gone = watch.expect("DELETED", "second").await.context(store)?;
+        ensure!(gone["count"] == 2, "{store}: the last state is reported: {gone}");
+        http.get(&format!("{events}/first"))
+            .await?
+            .expect_status(404, "NotFound")?;
+        let listed = http.fetch(&events).await?;
+        ensure!(names(&listed).is_empty(), "{store}: {listed}");
+        http.fetch(&format!("/api/v1/namespaces/{ns}/configmaps/kept"))
+            .await
+            .context(store)?;
+    }
+    Ok(())
 }
 
 /// Not a test: creates/s of ~1 KiB ConfigMaps through the apiserver on its embedded store and

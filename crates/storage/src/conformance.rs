@@ -12,9 +12,13 @@
 //! the same store; [`run_all`] runs them last. Every await on a watch is bounded by
 //! [`WATCH_TIMEOUT`] so a broken backend fails instead of hanging.
 
+mod expiry;
+
 use std::time::Duration;
 
 use bytes::Bytes;
+
+pub use expiry::keys_with_a_ttl_expire;
 
 use crate::{
     Event, KeyValue, ListRequest, ListResponse, Result, Revision, Storage, StorageError, WatchItem, WatchStream,
@@ -56,6 +60,7 @@ pub async fn run_all_except(storage: &dyn Storage, prefix: &str, skip: &[&str]) 
         concurrent_watchers,
         concurrent_compare_and_swap,
         prefix_changed,
+        keys_with_a_ttl_expire,
         list_compacted,
         watch_compacted,
     );

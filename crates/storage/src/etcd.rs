@@ -11,11 +11,13 @@
 //! (`etcd-client`'s own balanced channel fails every call once one endpoint is down:
 //! etcdv3/etcd-client#39.)
 
+mod leases;
+
 use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use etcd_client::{
@@ -42,6 +44,9 @@ pub struct EtcdStorage {
     members: Arc<Members>,
     /// Whether the server orders progress answers after the events they cover.
     progress_ordered: bool,
+    /// The lease keys written with a ttl are attached to. Held across a grant, so that
+    /// concurrent writes wait for one lease instead of granting one each.
+    leases: Arc<tokio::sync::Mutex<leases::Leases>>,
 }
 
 /// One client per member, and the one in use.
@@ -115,6 +120,7 @@ impl EtcdStorage {
                 current: AtomicUsize::new(0),
             }),
             progress_ordered: true,
+            leases: Arc::default(),
         };
         tokio::time::timeout(CONNECT_TIMEOUT, storage.current_revision())
             .await
@@ -142,6 +148,50 @@ impl EtcdStorage {
             .run(|client| async move { client.maintenance_client().status().await })
             .await?;
         Ok(status.version().to_owned())
+    }
+
+    /// The lease a write with `ttl` attaches to (granting one when none can be reused).
+    async fn lease(&self, ttl: Duration) -> Result<i64> {
+        let mut leases = self.leases.lock().await;
+        let seconds = match leases.plan(ttl, Instant::now()) {
+            leases::Plan::Reuse(id) => return Ok(id),
+            leases::Plan::Grant { seconds } => seconds,
+        };
+        let asked = Instant::now();
+        let granted = self
+            .run(|client| async move { client.lease_client().grant(seconds, None).await })
+            .await?;
+        leases.granted(granted.id(), granted.ttl(), asked);
+        Ok(granted.id())
+    }
+
+    /// Runs the transaction `build` makes from the options of its put: with a `ttl`, the put
+    /// is attached to a lease. A lease etcd no longer knows (revoked, or lost with a restored
+    /// cluster) is forgotten and the write tried once more with a new one.
+    async fn txn_with_ttl(&self, ttl: Option<Duration>, build: impl Fn(PutOptions) -> Txn) -> Result<TxnResponse> {
+        let Some(ttl) = ttl else {
+            return self.txn(build(PutOptions::new())).await;
+        };
+        let mut retried = false;
+        loop {
+            let lease = self.lease(ttl).await?;
+            let txn = build(PutOptions::new().with_lease(lease));
+            let call = self.call(|client| {
+                let txn = txn.clone();
+                async move { client.kv_client().txn(txn).await }
+            });
+            match call.await? {
+                Ok(response) => return Ok(response),
+                Err(etcd_client::Error::GRpcStatus(status))
+                    if !retried && status.message().contains("requested lease not found") =>
+                {
+                    tracing::warn!(lease, "etcd no longer knows the lease; granting a new one");
+                    self.leases.lock().await.forget(lease);
+                    retried = true;
+                }
+                Err(error) => return Err(map_error(error)),
+            }
+        }
     }
 
     async fn txn(&self, txn: Txn) -> Result<TxnResponse> {
@@ -237,11 +287,14 @@ impl Storage for EtcdStorage {
         }
     }
 
-    async fn create(&self, key: &str, value: Bytes) -> Result<KeyValue> {
-        let txn = Txn::new()
-            .when([Compare::create_revision(key, CompareOp::Equal, 0)])
-            .and_then([TxnOp::put(key, value.to_vec(), None)]);
-        let response = self.txn(txn).await?;
+    async fn create_with_ttl(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<KeyValue> {
+        let response = self
+            .txn_with_ttl(ttl, |put| {
+                Txn::new()
+                    .when([Compare::create_revision(key, CompareOp::Equal, 0)])
+                    .and_then([TxnOp::put(key, value.to_vec(), Some(put))])
+            })
+            .await?;
         if !response.succeeded() {
             return Err(StorageError::AlreadyExists(key.to_owned()));
         }
@@ -304,17 +357,26 @@ impl Storage for EtcdStorage {
         })
     }
 
-    async fn update(&self, key: &str, expected: Revision, value: Bytes) -> Result<KeyValue> {
+    async fn update_with_ttl(
+        &self,
+        key: &str,
+        expected: Revision,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> Result<KeyValue> {
         // etcd compares a missing key's revisions as 0: the version guard keeps `expected == 0`
-        // from silently creating the key.
-        let txn = Txn::new()
-            .when([
-                Compare::version(key, CompareOp::Greater, 0),
-                Compare::mod_revision(key, CompareOp::Equal, expected),
-            ])
-            .and_then([TxnOp::put(key, value.to_vec(), Some(PutOptions::new().with_prev_key()))])
-            .or_else([TxnOp::get(key, None)]);
-        let response = self.txn(txn).await?;
+        // from silently creating the key. A put without a lease detaches the key from one.
+        let response = self
+            .txn_with_ttl(ttl, |put| {
+                Txn::new()
+                    .when([
+                        Compare::version(key, CompareOp::Greater, 0),
+                        Compare::mod_revision(key, CompareOp::Equal, expected),
+                    ])
+                    .and_then([TxnOp::put(key, value.to_vec(), Some(put.with_prev_key()))])
+                    .or_else([TxnOp::get(key, None)])
+            })
+            .await?;
         if !response.succeeded() {
             return Err(StorageError::Conflict {
                 key: key.to_owned(),

@@ -10,6 +10,8 @@
 //! (SQLite in a local directory: one machine, nothing else to run) and [`memory::MemoryStorage`]
 //! (in-process; used by unit tests of the layers above). All must pass [`conformance`].
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use futures::stream::BoxStream;
 
@@ -137,14 +139,34 @@ pub trait WatchStream: Send {
 #[async_trait::async_trait]
 pub trait Storage: Send + Sync + 'static {
     /// Creates `key`; fails with [`StorageError::AlreadyExists`] if it exists.
-    async fn create(&self, key: &str, value: Bytes) -> Result<KeyValue>;
+    async fn create(&self, key: &str, value: Bytes) -> Result<KeyValue> {
+        self.create_with_ttl(key, value, None).await
+    }
+    /// [`Storage::create`]; with a `ttl`, the key expires: see [`Storage::update_with_ttl`].
+    async fn create_with_ttl(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<KeyValue>;
     /// The current value of `key`, if any.
     async fn get(&self, key: &str) -> Result<Option<KeyValue>>;
     /// A range read over a prefix, optionally paginated and at a past revision.
     async fn list(&self, request: ListRequest) -> Result<ListResponse>;
     /// Replaces `key` if its modification revision is `expected`; fails with
     /// [`StorageError::Conflict`] otherwise (also when the key is gone).
-    async fn update(&self, key: &str, expected: Revision, value: Bytes) -> Result<KeyValue>;
+    async fn update(&self, key: &str, expected: Revision, value: Bytes) -> Result<KeyValue> {
+        self.update_with_ttl(key, expected, value, None).await
+    }
+    /// [`Storage::update`]. With a `ttl`, the key is deleted once `ttl` has passed since this
+    /// write, by the store itself: watchers see a [`Event::Delete`] at a revision of its own.
+    /// Every write restarts the clock, and a write without a `ttl` keeps the key for good (an
+    /// etcd lease, which is what the apiserver's `--event-ttl` uses). A key may outlive its
+    /// `ttl` by a little: etcd backends share one lease among the writes of up to a minute (5 %
+    /// of the `ttl` at most), as upstream's apiserver does, and etcd rounds a `ttl` up to its
+    /// minimum lease TTL (about 2 s).
+    async fn update_with_ttl(
+        &self,
+        key: &str,
+        expected: Revision,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> Result<KeyValue>;
     /// Deletes `key`, if `expected` is given only when its modification revision matches.
     /// Returns the deleted value and the revision of the deletion. [`StorageError::NotFound`]
     /// if the key does not exist; [`StorageError::Conflict`] on a revision mismatch.

@@ -7,9 +7,13 @@
 //! Everything lives behind one `std::sync::Mutex` that is never held across an `.await`, so every
 //! operation is atomic and watchers are fed while the lock is held: a watcher registered under
 //! the lock after replaying history cannot miss or reorder a write.
+//!
+//! A write with a ttl spawns a timer task on the caller's tokio runtime that deletes the key when
+//! the ttl has passed, unless the key was written again (its modification revision moved).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -72,6 +76,20 @@ impl State {
         self.history.push(event);
     }
 
+    /// Deletes a key that exists, at a new revision, and publishes that.
+    fn remove(&mut self, key: &str) -> Result<(KeyValue, Revision)> {
+        let Some(prev) = self.keys.remove(key) else {
+            return Err(StorageError::NotFound(key.to_owned()));
+        };
+        self.revision += 1;
+        let revision = self.revision;
+        self.publish(Event::Delete {
+            prev: prev.clone(),
+            revision,
+        });
+        Ok((prev, revision))
+    }
+
     /// The keys under `prefix` as of `revision` (which must be in `[compacted, self.revision]`),
     /// rebuilt by undoing the history newer than `revision`.
     fn snapshot(&self, prefix: &str, revision: Revision) -> BTreeMap<String, KeyValue> {
@@ -125,15 +143,34 @@ impl MemoryStorage {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        // No code panics while holding the lock, and every mutation leaves the state consistent
-        // before the next fallible step, so a poisoned lock still guards valid data.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.state)
     }
+
+    /// Deletes `kv`'s key after `ttl`, unless it was written again by then.
+    fn expire_later(&self, kv: &KeyValue, ttl: Option<Duration>) {
+        let Some(ttl) = ttl else { return };
+        let state: Weak<Mutex<State>> = Arc::downgrade(&self.state);
+        let (key, written) = (kv.key.clone(), kv.mod_revision);
+        tokio::spawn(async move {
+            tokio::time::sleep(ttl).await;
+            let Some(state) = state.upgrade() else { return };
+            let mut state = lock(&state);
+            if state.keys.get(&key).is_some_and(|kv| kv.mod_revision == written) {
+                let _ = state.remove(&key);
+            }
+        });
+    }
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    // No code panics while holding the lock, and every mutation leaves the state consistent
+    // before the next fallible step, so a poisoned lock still guards valid data.
+    state.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[async_trait::async_trait]
 impl Storage for MemoryStorage {
-    async fn create(&self, key: &str, value: Bytes) -> Result<KeyValue> {
+    async fn create_with_ttl(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<KeyValue> {
         let mut state = self.lock();
         if state.keys.contains_key(key) {
             return Err(StorageError::AlreadyExists(key.to_owned()));
@@ -150,6 +187,8 @@ impl Storage for MemoryStorage {
             kv: kv.clone(),
             prev: None,
         });
+        drop(state);
+        self.expire_later(&kv, ttl);
         Ok(kv)
     }
 
@@ -187,7 +226,13 @@ impl Storage for MemoryStorage {
         })
     }
 
-    async fn update(&self, key: &str, expected: Revision, value: Bytes) -> Result<KeyValue> {
+    async fn update_with_ttl(
+        &self,
+        key: &str,
+        expected: Revision,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> Result<KeyValue> {
         let mut state = self.lock();
         let prev = match state.keys.get(key) {
             Some(current) if current.mod_revision == expected => current.clone(),
@@ -211,6 +256,8 @@ impl Storage for MemoryStorage {
             kv: kv.clone(),
             prev: Some(prev),
         });
+        drop(state);
+        self.expire_later(&kv, ttl);
         Ok(kv)
     }
 
@@ -228,17 +275,7 @@ impl Storage for MemoryStorage {
                 current: Some(current.clone()),
             });
         }
-        state.revision += 1;
-        let revision = state.revision;
-        let Some(prev) = state.keys.remove(key) else {
-            // Unreachable: the key was present under the same lock a moment ago.
-            return Err(StorageError::Internal(format!("key {key:?} vanished")));
-        };
-        state.publish(Event::Delete {
-            prev: prev.clone(),
-            revision,
-        });
-        Ok((prev, revision))
+        state.remove(key)
     }
 
     /// Fails with [`StorageError::Compacted`] (`requested` = `after + 1`) if history needed for

@@ -111,6 +111,7 @@ behaviours!(
     concurrent_watchers,
     concurrent_compare_and_swap,
     prefix_changed,
+    keys_with_a_ttl_expire,
     list_compacted,
     watch_compacted,
 );

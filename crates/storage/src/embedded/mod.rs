@@ -12,7 +12,8 @@
 //! - [`writer`]: one thread owns the write connection. Writes are queued to it; it drains the
 //!   queue, applies every queued operation with its compare-and-swap check in one transaction,
 //!   commits once (one fsync: group commit), publishes the events to watchers, then answers
-//!   every caller. It also runs automatic compaction and gives space back.
+//!   every caller. It also runs automatic compaction, gives space back, and deletes keys whose
+//!   ttl has passed (etcd's leases, as far as the apiserver uses them: `--event-ttl`).
 //! - [`reads`]: reads on a small pool of read-only connections, each in its own snapshot.
 //! - [`watch`]: watchers replay history from the database, then receive live events from the
 //!   writer; a watcher registered at published revision `R` replays `(after, R]` and receives
@@ -268,11 +269,12 @@ fn unexpected(done: Done) -> StorageError {
 
 #[async_trait::async_trait]
 impl Storage for EmbeddedStorage {
-    async fn create(&self, key: &str, value: Bytes) -> Result<KeyValue> {
+    async fn create_with_ttl(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<KeyValue> {
         match self
             .submit(Op::Create {
                 key: key.to_owned(),
                 value,
+                ttl,
             })
             .await?
         {
@@ -293,11 +295,18 @@ impl Storage for EmbeddedStorage {
             .await
     }
 
-    async fn update(&self, key: &str, expected: Revision, value: Bytes) -> Result<KeyValue> {
+    async fn update_with_ttl(
+        &self,
+        key: &str,
+        expected: Revision,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> Result<KeyValue> {
         let op = Op::Update {
             key: key.to_owned(),
             expected,
             value,
+            ttl,
         };
         match self.submit(op).await? {
             Done::Put(kv) => Ok(kv),

@@ -17,10 +17,15 @@ pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Keys are UTF-8, which never contains the byte 0xFF: an upper bound above every key.
 const ABOVE_ALL_KEYS: &[u8] = &[0xFF];
 
-/// One row per revision (kine's schema without leases and old values): `id` is the revision
+/// One row per revision (kine's schema without old values, and expiry instead of leases): `id` is the revision
 /// of the write; `prev_revision` the revision of the value a modification or deletion replaced
 /// (0 for a creation); a deletion is a row with `deleted = 1` and an empty value. Names are
 /// BLOBs so that SQLite compares them bytewise, like etcd and like Rust's `str` ordering.
+///
+/// `expiry` holds a row per key last written with a ttl: the revision of that write and when it
+/// expires (Unix milliseconds). Rows are only ever removed by the expiry pass, which deletes the
+/// key only if it still is at that revision: a later write without a ttl, or a deletion, needs
+/// no bookkeeping of its own (the stale row is dropped when its time comes).
 const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS kv (
         id INTEGER PRIMARY KEY,
@@ -33,6 +38,12 @@ const SCHEMA: &str = "
     );
     CREATE INDEX IF NOT EXISTS kv_name_id ON kv (name, id, deleted);
     CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS expiry (
+        name BLOB PRIMARY KEY,
+        revision INTEGER NOT NULL,
+        at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS expiry_at ON expiry (at);
     INSERT OR IGNORE INTO meta (key, value) VALUES
         ('schema_version', 1), ('compact_revision', 0), ('compact_cursor', 0);
 ";

@@ -327,3 +327,37 @@ async fn thinned_pages_are_repacked() {
     let next = storage.create("/new", Bytes::from_static(b"x")).await.expect("create");
     assert!(next.mod_revision > current, "revisions go on from where they were");
 }
+
+/// A ttl outlives the process: a key written with one before a restart expires after it, on
+/// time, and its expiry row goes with it.
+#[tokio::test]
+async fn expiry_survives_reopening() {
+    let dir = temp();
+    let storage = open(dir.path());
+    let ttl = Some(Duration::from_millis(1500));
+    let kv = storage
+        .create_with_ttl("/e", Bytes::from_static(b"1"), ttl)
+        .await
+        .expect("create with a ttl");
+    drop(storage);
+
+    let storage = open(dir.path());
+    assert_eq!(storage.get("/e").await, Ok(Some(kv.clone())), "not expired yet");
+    let mut watch = storage.watch("/", kv.mod_revision).await.expect("watch");
+    let started = std::time::Instant::now();
+    let item = tokio::time::timeout(Duration::from_secs(10), watch.next()).await;
+    let Ok(Some(Ok(WatchItem::Event(Event::Delete { prev, revision })))) = item else {
+        panic!("expected the expiry, got {item:?}");
+    };
+    assert_eq!((prev, revision), (kv.clone(), kv.mod_revision + 1));
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "expired late: {:?}",
+        started.elapsed()
+    );
+    let conn = Connection::open(storage.path()).expect("open the database");
+    let left: i64 = conn
+        .query_row("SELECT COUNT(*) FROM expiry", [], |row| row.get(0))
+        .expect("count expiry rows");
+    assert_eq!(left, 0, "the expiry row is gone with the key");
+}

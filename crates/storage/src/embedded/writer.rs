@@ -7,12 +7,16 @@
 //! WAL mode). Only after the commit are the events published to watchers and the callers
 //! answered, so an acknowledged write is durable and every watcher has it queued. If the
 //! commit fails, nothing of the batch happened and every caller gets the error.
+//!
+//! Keys written with a ttl get a row in the `expiry` table; when its time comes, the writer
+//! deletes the key (if it still is at the revision of that write) in a batch of its own, so
+//! watchers see the deletion like any other.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use rusqlite::{Connection, TransactionBehavior, params};
@@ -42,6 +46,8 @@ const REPACK_SPACING: u32 = 100;
 /// What a row costs beyond its name and value, packed: its integer columns, cell headers and
 /// its entry in the `(name, id, deleted)` index (which repeats the name).
 const ROW_OVERHEAD: i64 = 40;
+/// Expired keys deleted per transaction; more wait for the next pass, right after.
+const EXPIRE_CHUNK: i64 = 1000;
 
 /// A write (or maintenance request) for the writer.
 #[derive(Debug)]
@@ -49,11 +55,19 @@ pub(super) enum Op {
     Create {
         key: String,
         value: Bytes,
+        ttl: Option<Duration>,
     },
     Update {
         key: String,
         expected: Revision,
         value: Bytes,
+        ttl: Option<Duration>,
+    },
+    /// Deletes `key` if it still is at `revision`, the write whose ttl has passed, and drops
+    /// that write's expiry row.
+    Expire {
+        key: String,
+        revision: Revision,
     },
     Delete {
         key: String,
@@ -84,6 +98,7 @@ pub(super) struct State {
     pub(super) revision: Revision,
     pub(super) compacted: Revision,
     cursor: Revision,
+    next_expiry: Option<i64>,
 }
 
 impl State {
@@ -95,8 +110,27 @@ impl State {
             revision: revision.unwrap_or(1).max(1),
             compacted: meta(conn, "compact_revision")?,
             cursor: meta(conn, "compact_cursor")?,
+            next_expiry: next_expiry(conn)?,
         })
     }
+}
+
+/// When the next key expires (Unix milliseconds), if any does.
+fn next_expiry(conn: &Connection) -> rusqlite::Result<Option<i64>> {
+    conn.query_row("SELECT MIN(at) FROM expiry", [], |row| row.get(0))
+}
+
+/// The wall clock in Unix milliseconds: expiry times outlive the process, so they cannot be
+/// `Instant`s (etcd's leases likewise survive a restart).
+fn unix_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| i64::try_from(since.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// A ttl in milliseconds, saturating.
+fn millis(ttl: Duration) -> i64 {
+    i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)
 }
 
 pub(super) struct Writer {
@@ -118,6 +152,8 @@ pub(super) struct Writer {
     retry_at: Option<Instant>,
     /// The next repack check waits until then.
     repack_at: Option<Instant>,
+    /// When the next key expires (Unix milliseconds), or an earlier time.
+    next_expiry: Option<i64>,
 }
 
 impl Writer {
@@ -135,6 +171,7 @@ impl Writer {
             settling: Vec::new(),
             retry_at: None,
             repack_at: None,
+            next_expiry: state.next_expiry,
         }
     }
 
@@ -145,7 +182,11 @@ impl Writer {
     /// How long to wait for requests before the next maintenance step is due.
     fn wait(&self) -> Duration {
         let now = Instant::now();
-        let tick = self.next_tick.map_or(IDLE, |tick| tick.saturating_duration_since(now));
+        let mut tick = self.next_tick.map_or(IDLE, |tick| tick.saturating_duration_since(now));
+        if let Some(at) = self.next_expiry {
+            let until = u64::try_from(at.saturating_sub(unix_millis())).unwrap_or(0);
+            tick = tick.min(Duration::from_millis(until));
+        }
         if !self.physical_work_pending() {
             return tick;
         }
@@ -183,10 +224,18 @@ impl Writer {
         let mut compacted = self.compacted;
         let mut outcomes = Vec::with_capacity(batch.len());
         let mut events = Vec::new();
+        let now = unix_millis();
         let committed = (|| -> rusqlite::Result<()> {
             let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             for request in &batch {
-                outcomes.push(apply(&tx, &request.op, &mut revision, &mut compacted, &mut events)?);
+                outcomes.push(apply(
+                    &tx,
+                    &request.op,
+                    now,
+                    &mut revision,
+                    &mut compacted,
+                    &mut events,
+                )?);
             }
             if compacted != self.compacted {
                 set_meta(&tx, "compact_revision", compacted)?;
@@ -206,6 +255,14 @@ impl Writer {
         }
         self.revision = revision;
         self.compacted = compacted;
+        for (request, outcome) in batch.iter().zip(&outcomes) {
+            if let (Op::Create { ttl: Some(ttl), .. } | Op::Update { ttl: Some(ttl), .. }, Ok(_)) =
+                (&request.op, outcome)
+            {
+                let at = now.saturating_add(millis(*ttl));
+                self.next_expiry = Some(self.next_expiry.map_or(at, |next| next.min(at)));
+            }
+        }
         {
             let mut hub = self.shared.hub();
             hub.publish(&events, revision);
@@ -223,8 +280,54 @@ impl Writer {
         }
     }
 
-    /// Automatic compaction when due, then one chunk of physical compaction if any is pending.
+    /// Deletes the keys whose ttl has passed, up to [`EXPIRE_CHUNK`] of them, in one batch.
+    fn expire(&mut self) {
+        let due = || -> rusqlite::Result<Vec<(Vec<u8>, Revision)>> {
+            let mut stmt = self
+                .conn
+                .prepare_cached("SELECT name, revision FROM expiry WHERE at <= ?1 ORDER BY at LIMIT ?2")?;
+            stmt.query_map(params![unix_millis(), EXPIRE_CHUNK], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })?
+            .collect()
+        };
+        let batch: Vec<Request> = match due() {
+            Ok(due) => due
+                .into_iter()
+                .map(|(name, revision)| Request {
+                    op: Op::Expire {
+                        // Names are written from `&str`s only.
+                        key: String::from_utf8_lossy(&name).into_owned(),
+                        revision,
+                    },
+                    reply: oneshot::channel().0,
+                })
+                .collect(),
+            Err(error) => {
+                tracing::warn!(%error, "embedded store: reading expired keys failed");
+                Vec::new()
+            }
+        };
+        if !batch.is_empty() {
+            tracing::debug!(keys = batch.len(), "embedded store: deleting expired keys");
+            self.commit_batch(batch);
+        }
+        self.next_expiry = match next_expiry(&self.conn) {
+            Ok(next) => next,
+            Err(error) => {
+                tracing::warn!(%error, "embedded store: reading the next expiry failed");
+                // Not spinning on a failing disk.
+                Some(unix_millis() + 1000)
+            }
+        };
+    }
+
+    /// Expired keys, automatic compaction when due, then one chunk of physical compaction if
+    /// any is pending.
     fn maintain(&mut self) {
+        if self.next_expiry.is_some_and(|at| at <= unix_millis()) {
+            self.expire();
+        }
         if let Some(tick) = self.next_tick
             && tick <= Instant::now()
         {
@@ -370,8 +473,10 @@ impl Writer {
         let started = Instant::now();
         let sizes = || -> rusqlite::Result<(i64, i64)> {
             let file = self.file_bytes()?;
+            // An expiry row holds its name twice too (the table and the `at` index).
             let packed: i64 = self.conn.query_row(
-                "SELECT COALESCE(SUM(2 * length(name) + length(value)), 0) + COUNT(*) * ?1 FROM kv",
+                "SELECT (SELECT COALESCE(SUM(2 * length(name) + length(value)), 0) + COUNT(*) * ?1 FROM kv) \
+                      + (SELECT COALESCE(SUM(2 * length(name)), 0) + COUNT(*) * ?1 FROM expiry)",
                 [ROW_OVERHEAD],
                 |row| row.get(0),
             )?;
@@ -424,17 +529,19 @@ fn set_meta(conn: &Connection, key: &str, value: i64) -> rusqlite::Result<()> {
 fn apply(
     tx: &Connection,
     op: &Op,
+    now: i64,
     revision: &mut Revision,
     compacted: &mut Revision,
     events: &mut Vec<Event>,
 ) -> rusqlite::Result<Result<Done>> {
     Ok(match op {
-        Op::Create { key, value } => {
+        Op::Create { key, value, ttl } => {
             if latest(tx, key)?.is_some() {
                 return Ok(Err(StorageError::AlreadyExists(key.clone())));
             }
             let next = *revision + 1;
             insert(tx, next, key, false, next, 0, value)?;
+            expire_at(tx, key, next, now, *ttl)?;
             *revision = next;
             let kv = KeyValue {
                 key: key.clone(),
@@ -448,7 +555,12 @@ fn apply(
             });
             Ok(Done::Put(kv))
         }
-        Op::Update { key, expected, value } => {
+        Op::Update {
+            key,
+            expected,
+            value,
+            ttl,
+        } => {
             let prev = match latest(tx, key)? {
                 Some(current) if current.mod_revision == *expected => current,
                 current => {
@@ -461,6 +573,7 @@ fn apply(
             };
             let next = *revision + 1;
             insert(tx, next, key, false, prev.create_revision, prev.mod_revision, value)?;
+            expire_at(tx, key, next, now, *ttl)?;
             *revision = next;
             let kv = KeyValue {
                 key: key.clone(),
@@ -487,22 +600,20 @@ fn apply(
                     current: Some(prev),
                 }));
             }
-            let next = *revision + 1;
-            insert(
-                tx,
-                next,
-                key,
-                true,
-                prev.create_revision,
-                prev.mod_revision,
-                &Bytes::new(),
-            )?;
-            *revision = next;
-            events.push(Event::Delete {
-                prev: prev.clone(),
-                revision: next,
-            });
+            let next = tombstone(tx, key, &prev, revision, events)?;
             Ok(Done::Deleted(prev, next))
+        }
+        Op::Expire { key, revision: written } => {
+            tx.prepare_cached("DELETE FROM expiry WHERE name = ?1 AND revision = ?2")?
+                .execute(params![key.as_bytes(), written])?;
+            match latest(tx, key)? {
+                Some(current) if current.mod_revision == *written => {
+                    let next = tombstone(tx, key, &current, revision, events)?;
+                    Ok(Done::Deleted(current, next))
+                }
+                // Written again, or deleted, since: the ttl no longer applies.
+                _ => Ok(Done::Maintained),
+            }
         }
         Op::Compact { revision: target } => {
             if *target <= *compacted {
@@ -522,6 +633,41 @@ fn apply(
         }
         Op::Settle => Ok(Done::Maintained),
     })
+}
+
+/// Deletes `key` (currently `prev`) at the next revision; returns that revision.
+fn tombstone(
+    tx: &Connection,
+    key: &str,
+    prev: &KeyValue,
+    revision: &mut Revision,
+    events: &mut Vec<Event>,
+) -> rusqlite::Result<Revision> {
+    let next = *revision + 1;
+    insert(
+        tx,
+        next,
+        key,
+        true,
+        prev.create_revision,
+        prev.mod_revision,
+        &Bytes::new(),
+    )?;
+    *revision = next;
+    events.push(Event::Delete {
+        prev: prev.clone(),
+        revision: next,
+    });
+    Ok(next)
+}
+
+/// Records that `key`, written at `written`, expires `ttl` after `now`. Without a ttl nothing
+/// is written: an earlier expiry row of the key names an older revision and is dropped unused.
+fn expire_at(tx: &Connection, key: &str, written: Revision, now: i64, ttl: Option<Duration>) -> rusqlite::Result<()> {
+    let Some(ttl) = ttl else { return Ok(()) };
+    tx.prepare_cached("INSERT OR REPLACE INTO expiry (name, revision, at) VALUES (?1, ?2, ?3)")?
+        .execute(params![key.as_bytes(), written, now.saturating_add(millis(ttl))])
+        .map(drop)
 }
 
 fn insert(
