@@ -117,7 +117,7 @@ fn median(mut v: Vec<f64>) -> (f64, f64, f64) {
 fn run_case(name: &str, ruleset: &Ruleset, cycle: &[Transaction], reps: usize, fresh_socket: bool) {
     let netns = Netns::create("case");
     let backend = NetlinkBackend::in_netns(&netns.0);
-    backend.apply_blocking(&full(ruleset, &[])).expect("load");
+    backend.apply_blocking(&full(ruleset, &[], &[])).expect("load");
     let mut samples = vec![Vec::new(); cycle.len()];
     for _ in 0..reps {
         for (i, transaction) in cycle.iter().enumerate() {

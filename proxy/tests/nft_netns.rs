@@ -1,8 +1,8 @@
 //! The nftables mode against the real kernel, only inside network namespaces each test
 //! creates: the netlink encoding reads back exactly as `nft -f` of the same text, ClusterIPs
 //! and NodePorts of services in different shard tables answer through the rules, follow
-//! endpoint removal (reject without endpoints), a full sync deletes stray shard tables, and
-//! `--cleanup` leaves nothing of ours behind.
+//! endpoint removal (reject without endpoints), a full sync deletes stray shard tables and
+//! keeps session affinity, and `--cleanup` leaves nothing of ours behind.
 
 mod common;
 
@@ -17,6 +17,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use proxy::model::Config;
 use proxy::nft::NftProxier;
+use proxy::nft::affinity::affinity_sets;
 use proxy::nft::compute::{compute, compute_reusing, shard_of};
 use proxy::nft::netlink::{NetlinkBackend, delete_tables_blocking};
 use proxy::nft::table::{SHARDS, render};
@@ -194,11 +195,11 @@ fn names_in_distinct_shards() -> [String; 3] {
     [names[0].clone(), names[1].clone(), names[2].clone()]
 }
 
-#[tokio::test]
-async fn services_in_several_shards_answer_follow_endpoint_removal_and_cleanup() {
-    let node = Netns::create("kproxy-nft", "traffic");
-    // The node's own address and two "pod" addresses, all local to the namespace, on a veth
-    // pair whose both ends stay inside it: no route leaves it.
+/// A node namespace: the node's own address 10.250.0.1 and two "pod" addresses serving "a"
+/// (10.244.0.2:8080) and "b" (10.244.0.3:8080), all local to the namespace, on a veth pair
+/// whose both ends stay inside it: no route leaves it.
+fn node_with_two_pods(test: &str) -> Netns {
+    let node = Netns::create("kproxy-nft", test);
     node.exec(&["ip", "link", "set", "lo", "up"], None);
     node.exec(
         &[
@@ -215,6 +216,12 @@ async fn services_in_several_shards_answer_follow_endpoint_removal_and_cleanup()
     node.exec(&["ip", "route", "add", "10.96.0.0/16", "dev", "kproxy0"], None);
     serve(&node, "10.244.0.2:8080", "a");
     serve(&node, "10.244.0.3:8080", "b");
+    node
+}
+
+#[tokio::test]
+async fn services_in_several_shards_answer_follow_endpoint_removal_and_cleanup() {
+    let node = node_with_two_pods("traffic");
     // Something of the node's own on the first node port: reached only if no rule takes the
     // connection (neither DNAT nor the no-endpoint reject).
     serve(&node, "10.250.0.1:30080", "node");
@@ -337,4 +344,56 @@ async fn full_sync_and_cleanup_remove_stray_shards_only() {
     let mut left = tables(&node);
     left.sort();
     assert_eq!(left, ["inet kube-proxy", "ip kube-proxy-extra", "ip other"]);
+}
+
+/// Session affinity holds across a full sync, which deletes and recreates the tables: the
+/// client's entry is read back from the kernel and written into the new set with what was left
+/// of its timeout, so the client keeps its endpoint.
+#[tokio::test]
+async fn session_affinity_survives_a_full_sync() {
+    let node = node_with_two_pods("affinity");
+    let services = vec![service("sticky", "10.96.0.20", |spec| {
+        spec.session_affinity = Some("ClientIP".into());
+        spec.session_affinity_config = Some(SessionAffinityConfig {
+            client_ip: Some(ClientIPConfig {
+                timeout_seconds: Some(600),
+            }),
+        });
+    })];
+    let slices = vec![slice("sticky", &["10.244.0.2", "10.244.0.3"], Some("n1"))];
+    let backend = node.backend();
+    let mut proxier = NftProxier::new(backend.clone(), Duration::from_secs(3600));
+    let desired = compute(&services, &slices, &config());
+    let sets = affinity_sets(&desired);
+    assert!(matches!(proxier.sync(desired).await, Ok(SyncKind::Full)));
+
+    let to: SocketAddr = "10.96.0.20:80".parse().expect("address");
+    let chosen = ask(&node, to);
+    assert!(chosen == "a" || chosen == "b", "{chosen}");
+    for _ in 0..6 {
+        assert_eq!(ask(&node, to), chosen, "affinity before the full sync");
+    }
+    let client: std::net::Ipv4Addr = "10.250.0.1".parse().expect("address");
+    let learnt = backend.affinity_blocking(&sets).expect("read the affinity sets");
+    assert!(
+        learnt.len() == 1 && learnt[0].client == client && learnt[0].remaining_ms <= 600_000,
+        "{learnt:?}"
+    );
+
+    proxier.request_full_sync();
+    let synced = proxier.sync(compute(&services, &slices, &config())).await;
+    assert!(matches!(synced, Ok(SyncKind::Full)), "{synced:?}");
+    let kept = backend.affinity_blocking(&sets).expect("read the affinity sets again");
+    assert!(
+        kept.len() == 1
+            && kept[0].set == learnt[0].set
+            && kept[0].client == client
+            && kept[0].remaining_ms <= learnt[0].remaining_ms
+            && kept[0].remaining_ms > 590_000,
+        "the entry is back with what was left of its timeout: {kept:?} (was {learnt:?})"
+    );
+    assert!(listing(&node).contains("10.250.0.1 timeout"), "{}", listing(&node));
+    for _ in 0..6 {
+        assert_eq!(ask(&node, to), chosen, "affinity after the full sync");
+    }
 }

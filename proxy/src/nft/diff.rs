@@ -3,7 +3,8 @@
 
 use std::collections::BTreeSet;
 
-use super::table::{Op, Ruleset, Set, SetKind, Table, Transaction};
+use super::affinity::Remembered;
+use super::table::{Key, Op, Ruleset, Set, SetKind, Table, Transaction};
 
 /// The transaction that fills empty tables with `ruleset`.
 pub fn create(ruleset: &Ruleset) -> Transaction {
@@ -42,8 +43,9 @@ pub fn create_table(table: &Table) -> Vec<Op> {
 /// Replaces whatever our tables hold with `ruleset` in one transaction (each table created if
 /// missing, deleted, created again), and deletes `strays` (tables of ours that exist but are
 /// not in `ruleset`, e.g. shards of a layout with more of them): repairs any drift without
-/// reading the tables' content.
-pub fn full(ruleset: &Ruleset, strays: &[String]) -> Transaction {
+/// reading the tables' content. The `remembered` session-affinity entries of sets `ruleset`
+/// still has are put back, with what was left of their timeouts (at most the set's timeout).
+pub fn full(ruleset: &Ruleset, strays: &[String], remembered: &[Remembered]) -> Transaction {
     let mut parts: Vec<(String, Vec<Op>)> = strays
         .iter()
         .filter(|name| !ruleset.tables.contains_key(*name))
@@ -52,6 +54,12 @@ pub fn full(ruleset: &Ruleset, strays: &[String]) -> Transaction {
     for (name, table) in &ruleset.tables {
         let mut ops = vec![Op::AddTable, Op::DeleteTable];
         ops.extend(create_table(table));
+        for entry in remembered.iter().filter(|entry| entry.table == *name) {
+            if let Some(SetKind::Affinity { timeout_seconds }) = table.sets.get(&entry.set).map(|set| set.kind) {
+                let remaining = entry.remaining_ms.clamp(1, u64::from(timeout_seconds) * 1000);
+                ops.push(Op::AddTimedElement(entry.set.clone(), Key::Ip(entry.client), remaining));
+            }
+        }
         parts.push((name.clone(), ops));
     }
     Transaction { parts }

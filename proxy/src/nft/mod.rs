@@ -3,8 +3,10 @@
 //! what was last applied ([`diff::diff`]: only changed chains and map elements) and applied
 //! over netlink in one transaction ([`netlink`]). A full sync (start, after a failure, every
 //! full-sync period) replaces every table in one transaction, which repairs any drift, and
-//! deletes tables of ours the ruleset no longer has.
+//! deletes tables of ours the ruleset no longer has, keeping what the data path learnt for
+//! session affinity ([`affinity`]).
 
+pub mod affinity;
 pub mod compute;
 pub mod diff;
 pub mod netlink;
@@ -15,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::proxier::{SyncKind, drop_later};
+use affinity::Remembered;
 use table::{Ruleset, Transaction};
 
 /// Why applying an nftables transaction failed.
@@ -30,11 +33,14 @@ pub enum NftError {
     Task(String),
 }
 
-/// The side effects of the nftables mode: applying one transaction, and listing the tables
-/// of ours that exist (before a full sync, to delete the ones it no longer wants).
+/// The side effects of the nftables mode: applying one transaction, and before a full sync,
+/// listing the tables of ours that exist (to delete the ones it no longer wants) and reading
+/// the session-affinity sets (to put their entries back).
 pub trait NftBackend: Send + Sync {
     fn apply(&self, transaction: Transaction) -> impl Future<Output = Result<(), NftError>> + Send;
     fn our_tables(&self) -> impl Future<Output = Result<Vec<String>, NftError>> + Send;
+    /// The entries of the given (table, set) affinity sets; missing sets have none.
+    fn affinity(&self, sets: Vec<(String, String)>) -> impl Future<Output = Result<Vec<Remembered>, NftError>> + Send;
 }
 
 impl NftBackend for netlink::NetlinkBackend {
@@ -51,15 +57,24 @@ impl NftBackend for netlink::NetlinkBackend {
             .await
             .map_err(|e| NftError::Task(e.to_string()))?
     }
+
+    async fn affinity(&self, sets: Vec<(String, String)>) -> Result<Vec<Remembered>, NftError> {
+        let backend = self.clone();
+        tokio::task::spawn_blocking(move || backend.affinity_blocking(&sets))
+            .await
+            .map_err(|e| NftError::Task(e.to_string()))?
+    }
 }
 
 /// A recording fake: keeps every transaction as `nft -f` text; `tables` is what
-/// [`NftBackend::our_tables`] answers.
+/// [`NftBackend::our_tables`] answers, `remembered` what [`NftBackend::affinity`] does (for
+/// the sets asked about).
 #[derive(Clone, Debug, Default)]
 pub struct FakeNftBackend {
     pub calls: Arc<Mutex<Vec<String>>>,
     pub fail_next: Arc<Mutex<bool>>,
     pub tables: Arc<Mutex<Vec<String>>>,
+    pub remembered: Arc<Mutex<Vec<Remembered>>>,
 }
 
 impl FakeNftBackend {
@@ -86,6 +101,14 @@ impl NftBackend for FakeNftBackend {
 
     async fn our_tables(&self) -> Result<Vec<String>, NftError> {
         Ok(self.tables.lock().map(|t| t.clone()).unwrap_or_default())
+    }
+
+    async fn affinity(&self, sets: Vec<(String, String)>) -> Result<Vec<Remembered>, NftError> {
+        let remembered = self.remembered.lock().map(|r| r.clone()).unwrap_or_default();
+        Ok(remembered
+            .into_iter()
+            .filter(|r| sets.iter().any(|(table, set)| *table == r.table && *set == r.set))
+            .collect())
     }
 }
 
@@ -141,7 +164,22 @@ impl<B: NftBackend> NftProxier<B> {
             }
             // No diff possible (or a full sync is due): rewrite everything.
             diff::Change::Full => match self.backend.our_tables().await {
-                Ok(existing) => (diff::full(&desired, &existing), SyncKind::Full),
+                Ok(existing) => {
+                    let sets: Vec<(String, String)> = affinity::affinity_sets(&desired)
+                        .into_iter()
+                        .filter(|(table, _)| existing.contains(table))
+                        .collect();
+                    let remembered = if sets.is_empty() {
+                        Vec::new()
+                    } else {
+                        // Losing them only rebalances clients: not a reason to fail the sync.
+                        self.backend.affinity(sets).await.unwrap_or_else(|error| {
+                            tracing::warn!(%error, "could not read the session affinity sets; clients may move");
+                            Vec::new()
+                        })
+                    };
+                    (diff::full(&desired, &existing, &remembered), SyncKind::Full)
+                }
                 Err(error) => {
                     self.applied = None;
                     return Err(error);

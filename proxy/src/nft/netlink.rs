@@ -24,17 +24,17 @@ use nix::sys::time::TimeVal;
 use super::NftError;
 use super::table::{Addr, Key, Op, Proto, SetKind, Stmt, Transaction, Verdict, is_our_table};
 
-const NFNL_SUBSYS_NFTABLES: u16 = 10;
+pub(super) const NFNL_SUBSYS_NFTABLES: u16 = 10;
 const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
 const NFNL_MSG_BATCH_END: u16 = 0x11;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
-const NLM_F_REQUEST: u16 = 0x1;
-const NLM_F_DUMP: u16 = 0x300;
+pub(super) const NLMSG_ERROR: u16 = 2;
+pub(super) const NLMSG_DONE: u16 = 3;
+pub(super) const NLM_F_REQUEST: u16 = 0x1;
+pub(super) const NLM_F_DUMP: u16 = 0x300;
 const NLM_F_CREATE: u16 = 0x400;
 const NLM_F_APPEND: u16 = 0x800;
 const NLA_F_NESTED: u16 = 0x8000;
-const NFPROTO_IPV4: u8 = 2;
+pub(super) const NFPROTO_IPV4: u8 = 2;
 
 const MSG_NEWTABLE: u16 = 0;
 const MSG_GETTABLE: u16 = 1;
@@ -371,17 +371,22 @@ impl Batch {
         self.buf.extend_from_slice(&w.buf);
     }
 
-    fn elements(&mut self, kind: u16, origin: Origin, table: &str, set: &str, elements: &[(&Key, Option<&Verdict>)]) {
+    /// Element operations on one set; an element's timeout (milliseconds) is its own
+    /// (`NFTA_SET_ELEM_TIMEOUT`) instead of the set's.
+    fn elements(&mut self, kind: u16, origin: Origin, table: &str, set: &str, elements: &[Element<'_>]) {
         let flags = if kind == MSG_NEWSETELEM { NLM_F_CREATE } else { 0 };
         self.message(kind, flags, NFPROTO_IPV4, origin, |w| {
             w.string(1, table);
             w.string(2, set);
             w.nest(3, |w| {
-                for (key, verdict) in elements {
+                for (key, verdict, timeout) in elements {
                     w.nest(1, |w| {
                         w.value(1, &key_bytes(key));
                         if let Some(verdict) = verdict {
                             w.verdict_data(2, verdict);
+                        }
+                        if let Some(timeout) = timeout {
+                            w.attr(4, &timeout.to_be_bytes());
                         }
                     });
                 }
@@ -414,6 +419,9 @@ fn set_message(w: &mut Writer, table: &str, name: &str, kind: SetKind, id: u32) 
         w.attr(11, &(u64::from(timeout_seconds) * 1000).to_be_bytes());
     }
 }
+
+/// One element in a message: its key, its verdict (maps) and its own timeout in ms.
+type Element<'a> = (&'a Key, Option<&'a Verdict>, Option<u64>);
 
 /// Encodes `transaction` as one batch.
 fn encode(transaction: &Transaction) -> Batch {
@@ -481,18 +489,19 @@ fn encode_part(batch: &mut Batch, part: usize, table_name: &str, ops: &[Op], set
                 table(w, 1);
                 w.string(2, name);
             }),
-            Op::AddElement(set, _, _) | Op::DeleteElement(set, _) => {
-                let adding = matches!(&ops[i], Op::AddElement(..));
-                let mut chunk: Vec<(&Key, Option<&Verdict>)> = Vec::new();
+            Op::AddElement(set, _, _) | Op::AddTimedElement(set, _, _) | Op::DeleteElement(set, _) => {
+                let adding = !matches!(&ops[i], Op::DeleteElement(..));
+                let mut chunk: Vec<Element<'_>> = Vec::new();
                 let mut bytes = 0;
                 while let Some(op) = ops.get(i) {
-                    let (key, verdict) = match op {
-                        Op::AddElement(s, key, verdict) if adding && s == set => (key, verdict.as_ref()),
-                        Op::DeleteElement(s, key) if !adding && s == set => (key, None),
+                    let (key, verdict, timeout) = match op {
+                        Op::AddElement(s, key, verdict) if adding && s == set => (key, verdict.as_ref(), None),
+                        Op::AddTimedElement(s, key, timeout) if adding && s == set => (key, None, Some(*timeout)),
+                        Op::DeleteElement(s, key) if !adding && s == set => (key, None, None),
                         _ => break,
                     };
                     bytes += 48 + verdict.map_or(0, |v| v.to_string().len());
-                    chunk.push((key, verdict));
+                    chunk.push((key, verdict, timeout));
                     i += 1;
                     if bytes > MAX_ELEMENTS_BYTES {
                         break;
@@ -565,9 +574,9 @@ impl NetlinkBackend {
         .map_err(|_| NftError::Socket("the namespace thread panicked".into()))?
     }
 
-    /// Sends `transaction` as one batch and returns the first error the kernel reported.
-    pub fn apply_blocking(&self, transaction: &Transaction) -> Result<(), NftError> {
-        let batch = encode(transaction);
+    /// Runs `f` on the kept socket (opening one if there is none). A socket that failed
+    /// (rather than the kernel refusing an operation) is not kept.
+    pub(super) fn with_socket<T>(&self, f: impl FnOnce(&OwnedFd) -> Result<T, NftError>) -> Result<T, NftError> {
         let mut socket = self
             .socket
             .lock()
@@ -576,29 +585,23 @@ impl NetlinkBackend {
             Some(fd) => fd,
             None => self.socket()?,
         };
-        let result = send_batch(&fd, &batch, transaction);
-        // A socket that failed (rather than the kernel refusing an operation) is not reused.
+        let result = f(&fd);
         if !matches!(result, Err(NftError::Socket(_))) {
             *socket = Some(fd);
         }
         result
     }
 
+    /// Sends `transaction` as one batch and returns the first error the kernel reported.
+    pub fn apply_blocking(&self, transaction: &Transaction) -> Result<(), NftError> {
+        let batch = encode(transaction);
+        self.with_socket(|fd| send_batch(fd, &batch, transaction))
+    }
+
     /// The `ip` tables of ours that exist ([`is_our_table`]), listed with a table dump.
     pub fn our_tables_blocking(&self) -> Result<Vec<String>, NftError> {
-        let mut socket = self
-            .socket
-            .lock()
-            .map_err(|_| NftError::Socket("the socket lock is poisoned".into()))?;
-        let fd = match socket.take() {
-            Some(fd) => fd,
-            None => self.socket()?,
-        };
-        let result = list_tables(&fd);
-        if !matches!(result, Err(NftError::Socket(_))) {
-            *socket = Some(fd);
-        }
-        Ok(result?.into_iter().filter(|name| is_our_table(name)).collect())
+        let names = self.with_socket(list_tables)?;
+        Ok(names.into_iter().filter(|name| is_our_table(name)).collect())
     }
 }
 

@@ -443,7 +443,7 @@ fn a_new_shard_count_needs_a_full_sync_that_deletes_stray_tables() {
     let three = compute_sharded(&services, &slices, &config(), 3);
     assert!(diff(&three, &two).is_none(), "another set of tables cannot be diffed");
     let strays = ["kube-proxy".to_string(), "kube-proxy-1".into(), "kube-proxy-2".into()];
-    let transaction = full(&two, &strays);
+    let transaction = full(&two, &strays, &[]);
     // Only kube-proxy-2 goes for good; the wanted tables are recreated (add, delete, add).
     assert_eq!(
         transaction.parts[0],

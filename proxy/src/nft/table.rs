@@ -394,6 +394,9 @@ pub enum Op {
     AddSet(String, SetKind),
     DeleteSet(String),
     AddElement(String, Key, Option<Verdict>),
+    /// An element of a set with timeouts (session affinity), expiring after its own timeout
+    /// in milliseconds: what a full sync puts back of the data path's entries.
+    AddTimedElement(String, Key, u64),
     DeleteElement(String, Key),
 }
 
@@ -422,6 +425,7 @@ impl Op {
             Op::DeleteSet(name) => format!("delete set {t} {name}"),
             Op::AddElement(set, key, None) => format!("add element {t} {set} {{ {key} }}"),
             Op::AddElement(set, key, Some(verdict)) => format!("add element {t} {set} {{ {key} : {verdict} }}"),
+            Op::AddTimedElement(set, key, ms) => format!("add element {t} {set} {{ {key} timeout {ms}ms }}"),
             Op::DeleteElement(set, key) => format!("delete element {t} {set} {{ {key} }}"),
         }
     }

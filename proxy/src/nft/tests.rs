@@ -9,6 +9,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
+use super::affinity::{Remembered, affinity_sets};
 use super::compute::{compute, compute_sharded, shard_of};
 use super::diff::{diff, full};
 use super::table::{SHARDS, TABLE, render, shard_table};
@@ -250,7 +251,7 @@ async fn proxier_syncs_full_then_partial_then_nothing() {
     let first = compute(&services, &slices, &config());
     assert_eq!(proxier.sync(first.clone()).await.ok(), Some(SyncKind::Full));
     let calls = fake.take_calls();
-    assert_eq!(calls, vec![full(&first, &[]).to_nft_script()]);
+    assert_eq!(calls, vec![full(&first, &[], &[]).to_nft_script()]);
     assert!(calls[0].starts_with("add table ip kube-proxy\ndelete table ip kube-proxy\nadd table"));
 
     slices[3] = slice("s3", &[("10.244.7.7", true, true, false, "node-a")]);
@@ -269,4 +270,51 @@ async fn proxier_syncs_full_then_partial_then_nothing() {
     }
     assert!(proxier.sync(first.clone()).await.is_err());
     assert_eq!(proxier.sync(first).await.ok(), Some(SyncKind::Full));
+}
+
+#[tokio::test]
+async fn a_full_sync_puts_the_session_affinity_entries_back() {
+    let services = [service("web", "10.96.0.10", |spec| {
+        spec.session_affinity = Some("ClientIP".into());
+        spec.session_affinity_config = Some(SessionAffinityConfig {
+            client_ip: Some(ClientIPConfig {
+                timeout_seconds: Some(600),
+            }),
+        });
+    })];
+    let desired = compute(&services, &[slice("web", &[READY_A, READY_B])], &config());
+    let sets = affinity_sets(&desired);
+    assert_eq!(sets.len(), 2, "one set per endpoint: {sets:?}");
+    let (table, set) = sets[0].clone();
+    let entry = |set: &str, client: [u8; 4], remaining_ms| Remembered {
+        table: table.clone(),
+        set: set.to_owned(),
+        client: client.into(),
+        remaining_ms,
+    };
+    let fake = FakeNftBackend::default();
+    *fake.tables.lock().expect("tables") = vec![TABLE.to_owned(), table.clone()];
+    *fake.remembered.lock().expect("remembered") = vec![
+        entry(&set, [10, 0, 0, 5], 90_000),
+        // Longer than the set's timeout now (it was lowered): clamped to it.
+        entry(&set, [10, 0, 0, 6], 7_200_000),
+        // A set the new tables no longer have.
+        entry("affinity-gone", [10, 0, 0, 7], 1_000),
+    ];
+    let mut proxier = NftProxier::new(fake.clone(), Duration::from_secs(3600));
+    assert_eq!(proxier.sync(desired).await.ok(), Some(SyncKind::Full));
+    let script = fake.take_calls().concat();
+    let delete = script
+        .find(&format!("delete table ip {table}\n"))
+        .expect("the table is replaced");
+    for element in [
+        format!("add element ip {table} {set} {{ 10.0.0.5 timeout 90000ms }}"),
+        format!("add element ip {table} {set} {{ 10.0.0.6 timeout 600000ms }}"),
+    ] {
+        let at = script
+            .find(&element)
+            .unwrap_or_else(|| panic!("{element} missing:\n{script}"));
+        assert!(at > delete, "{element} must come after the table is recreated");
+    }
+    assert!(!script.contains("10.0.0.7"), "{script}");
 }
