@@ -219,7 +219,8 @@ impl Writer {
         }
     }
 
-    fn commit_batch(&mut self, batch: Vec<Request>) {
+    /// Applies and commits `batch`, then answers its callers; false if the commit failed.
+    fn commit_batch(&mut self, batch: Vec<Request>) -> bool {
         let mut revision = self.revision;
         let mut compacted = self.compacted;
         let mut outcomes = Vec::with_capacity(batch.len());
@@ -248,7 +249,7 @@ impl Writer {
             for request in batch {
                 let _ = request.reply.send(Err(error.clone()));
             }
-            return;
+            return false;
         }
         if compacted != self.compacted {
             tracing::info!(revision = compacted, "compacted storage history");
@@ -278,6 +279,7 @@ impl Writer {
                 }
             }
         }
+        true
     }
 
     /// Deletes the keys whose ttl has passed, up to [`EXPIRE_CHUNK`] of them, in one batch.
@@ -310,13 +312,16 @@ impl Writer {
         };
         if !batch.is_empty() {
             tracing::debug!(keys = batch.len(), "embedded store: deleting expired keys");
-            self.commit_batch(batch);
+            if !self.commit_batch(batch) {
+                // Not spinning on a failing disk: the keys are still due, a second from now.
+                self.next_expiry = Some(unix_millis() + 1000);
+                return;
+            }
         }
         self.next_expiry = match next_expiry(&self.conn) {
             Ok(next) => next,
             Err(error) => {
                 tracing::warn!(%error, "embedded store: reading the next expiry failed");
-                // Not spinning on a failing disk.
                 Some(unix_millis() + 1000)
             }
         };
